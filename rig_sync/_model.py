@@ -1,0 +1,24 @@
+"""The shared shape of every model object: a cheap view of (client, model name)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ModelView:
+    """Base of the provider model classes. Holds the client and the model name; nothing else."""
+
+    provider: str
+    model: str
+
+    def __init__(self, client: Any, model: str) -> None:
+        if not isinstance(model, str) or not model.strip():
+            from .errors import InvalidRequestError
+
+            raise InvalidRequestError(f"{client.provider}: model name must be a non-empty string, not {model!r}")
+        self.client = client
+        self.provider = client.provider
+        self.model = model
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r})"

@@ -1,0 +1,89 @@
+"""Text to speech: request, builder, response, model protocol."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from .errors import InvalidRequestError
+
+__all__ = ["AudioGenerationRequest", "AudioGenerationResponse", "AudioGenerationModel",
+           "BaseAudioGenerationModel", "AudioGenerationRequestBuilder"]
+
+
+def _text(_: Any, __: Any, value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError("text to speak is empty")
+
+
+def _speed(_: Any, __: Any, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
+        raise InvalidRequestError(f"speed must be a positive number, not {value!r}")
+
+
+@attrs.frozen
+class AudioGenerationRequest:
+    text: str = attrs.field(validator=_text)
+    voice: str = "alloy"
+    speed: float = attrs.field(default=1.0, validator=_speed)
+    additional_params: dict[str, Any] | None = None
+
+
+@attrs.frozen
+class AudioGenerationResponse:
+    audio: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    raw_response: Any = attrs.field(default=None, eq=False, repr=False)
+    content_type: str | None = None
+
+
+@runtime_checkable
+class AudioGenerationModel(Protocol):
+    provider: str
+    model: str
+
+    def audio_generation(self, request: AudioGenerationRequest) -> AudioGenerationResponse: ...
+
+
+class BaseAudioGenerationModel:
+    provider: str
+    model: str
+
+    def audio_generation(self, request: AudioGenerationRequest) -> AudioGenerationResponse:
+        raise NotImplementedError
+
+    def audio_generation_request(self) -> AudioGenerationRequestBuilder:
+        return AudioGenerationRequestBuilder(self)
+
+
+class AudioGenerationRequestBuilder:
+    """`model.audio_generation_request().text("Hello").voice("alloy").send()`."""
+
+    def __init__(self, model: AudioGenerationModel) -> None:
+        self._model = model
+        self._fields: dict[str, Any] = {}
+
+    def text(self, text: str) -> AudioGenerationRequestBuilder:
+        self._fields["text"] = text
+        return self
+
+    def voice(self, voice: str) -> AudioGenerationRequestBuilder:
+        self._fields["voice"] = voice
+        return self
+
+    def speed(self, speed: float) -> AudioGenerationRequestBuilder:
+        self._fields["speed"] = speed
+        return self
+
+    def additional_params(self, params: dict[str, Any]) -> AudioGenerationRequestBuilder:
+        self._fields["additional_params"] = params
+        return self
+
+    def build(self) -> AudioGenerationRequest:
+        if "text" not in self._fields:
+            raise InvalidRequestError("no text: call .text(words) first")
+        return AudioGenerationRequest(**self._fields)
+
+    def send(self) -> AudioGenerationResponse:
+        return self._model.audio_generation(self.build())

@@ -1,0 +1,328 @@
+"""Provider clients: the base class, the capability mixins, one generic builder.
+
+A provider module defines `Client(ProviderClient, CompletionClient, …)` with its name, default
+base URL, environment variables and auth headers, and exposes `ClientBuilder = Client.Builder`.
+Everything else (key checks, base URL checks, transport construction, from_env, from_value,
+builder methods, pickling, repr without secrets) lives here once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import attrs
+
+from ..errors import MissingAPIKeyError
+from ..http import RetryPolicy, Timeout, Transport
+
+if TYPE_CHECKING:
+    import requests
+
+    from ..agent import AgentBuilder
+    from ..audio_generation import AudioGenerationModel
+    from ..completion import CompletionModel
+    from ..embeddings import EmbeddingModel
+    from ..extractor import ExtractorBuilder
+    from ..image_generation import ImageGenerationModel
+    from ..transcription import TranscriptionModel
+
+__all__ = [
+    "ProviderValue",
+    "ProviderClient",
+    "ClientBuilder",
+    "CompletionClient",
+    "EmbeddingsClient",
+    "TranscriptionClient",
+    "ImageGenerationClient",
+    "AudioGenerationClient",
+    "CAPABILITIES",
+]
+
+C = TypeVar("C", bound="ProviderClient")
+
+
+@attrs.frozen
+class ProviderValue:
+    """Settings to build a client from at run time: a key plus optional base URL and options.
+
+    `ProviderValue("sk-…")`, or `ProviderValue("key", options={"api_version": "2024-10-21"})`.
+    """
+
+    api_key: str | None = attrs.field(default=None, repr=lambda k: "***" if k else "None")
+    base_url: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @classmethod
+    def simple(cls, api_key: str) -> ProviderValue:
+        return cls(api_key)
+
+
+class CompletionClient:
+    """A client with chat completion models."""
+
+    def completion_model(self, model: str) -> CompletionModel:
+        raise NotImplementedError
+
+    def agent(self, model: str) -> AgentBuilder:
+        """An `AgentBuilder` on this client's `model`."""
+        from ..agent import AgentBuilder
+
+        return AgentBuilder(self.completion_model(model))
+
+    def extractor(self, cls: type[Any], model: str) -> ExtractorBuilder[Any]:
+        """An `ExtractorBuilder` that extracts instances of `cls` with `model`."""
+        from ..extractor import ExtractorBuilder
+
+        return ExtractorBuilder(cls, self.completion_model(model))
+
+
+class EmbeddingsClient:
+    """A client with embedding models."""
+
+    def embedding_model(self, model: str, ndims: int | None = None) -> EmbeddingModel:
+        raise NotImplementedError
+
+    def embedding_model_with_ndims(self, model: str, ndims: int) -> EmbeddingModel:
+        """A model whose vectors have `ndims` dimensions (asked for where the provider can)."""
+        return self.embedding_model(model, ndims)
+
+
+class TranscriptionClient:
+    """A client with speech-to-text models."""
+
+    def transcription_model(self, model: str) -> TranscriptionModel:
+        raise NotImplementedError
+
+
+class ImageGenerationClient:
+    """A client with text-to-image models."""
+
+    def image_generation_model(self, model: str) -> ImageGenerationModel:
+        raise NotImplementedError
+
+
+class AudioGenerationClient:
+    """A client with text-to-speech models."""
+
+    def audio_generation_model(self, model: str) -> AudioGenerationModel:
+        raise NotImplementedError
+
+
+CAPABILITIES: dict[str, type] = {
+    "completion": CompletionClient,
+    "embeddings": EmbeddingsClient,
+    "transcription": TranscriptionClient,
+    "image_generation": ImageGenerationClient,
+    "audio_generation": AudioGenerationClient,
+}
+
+
+class ProviderClient:
+    """Base of every provider client. Immutable and thread-safe once built; pickles without
+    its live connections (they are rebuilt on first use where it is unpickled)."""
+
+    provider: ClassVar[str]
+    default_base_url: ClassVar[str]
+    env_api_key: ClassVar[tuple[str, ...]] = ()
+    env_base_url: ClassVar[tuple[str, ...]] = ()
+    requires_api_key: ClassVar[bool] = True
+    streams_completions: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = True
+    Builder: ClassVar[type[ClientBuilder]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "provider" in cls.__dict__:
+            name = cls.provider.upper()
+            if "env_base_url" not in cls.__dict__:
+                cls.env_base_url = (f"{name}_BASE_URL",)
+            if "env_api_key" not in cls.__dict__:
+                cls.env_api_key = (f"{name}_API_KEY",)
+            cls.Builder = type(f"{cls.__name__}Builder", (ClientBuilder,), {"client_class": cls})
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        session: requests.Session | None = None,
+        timeout: Timeout | float | tuple[float, float] = Timeout(),
+        max_retries: int | None = None,
+        retry: RetryPolicy | None = None,
+        headers: Mapping[str, str] | None = None,
+        pool_size: int = 64,
+        verify: bool | str = True,
+        **options: Any,
+    ) -> None:
+        if api_key is not None and not isinstance(api_key, str):
+            raise TypeError(f"{self.provider}: api_key must be a string, not {type(api_key).__name__}")
+        if self.requires_api_key and not (api_key and api_key.strip()):
+            raise MissingAPIKeyError(
+                f"{self.provider}: no API key. Pass one, e.g. {self.provider}.Client('…'), "
+                f"or set {' or '.join(self.env_api_key)} and use Client.from_env()"
+            )
+        policy = retry or RetryPolicy()
+        if max_retries is not None:
+            policy = attrs.evolve(policy, max_retries=max_retries)
+        self._configure(options)
+        self.transport = Transport(
+            self.provider,
+            base_url or self.default_base_url,
+            auth_headers=self.auth_headers(api_key.strip()) if api_key else {},
+            headers={**self.extra_headers(), **(headers or {})},
+            timeout=timeout,
+            retry=policy,
+            pool_size=pool_size,
+            session=session,
+            verify=verify,
+        )
+
+    # --- what a provider overrides ------------------------------------------------------------
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """Headers that carry the key (default: `Authorization: Bearer <key>`)."""
+        return {"Authorization": f"Bearer {api_key}"}
+
+    def extra_headers(self) -> dict[str, str]:
+        """Fixed headers every request of this provider carries (e.g. an API version)."""
+        return {}
+
+    def _configure(self, options: Mapping[str, Any]) -> None:
+        """Take provider-specific options; the default accepts none."""
+        if options:
+            raise TypeError(f"{self.provider}.Client got unexpected options: {', '.join(sorted(options))}")
+
+    # --- construction ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_env(cls: type[C]) -> C:
+        """A client from the provider's environment variables (key, and base URL if set)."""
+        api_key = _first_env(cls.env_api_key)
+        if cls.requires_api_key and not api_key:
+            raise MissingAPIKeyError(
+                f"{cls.provider}: set {' or '.join(cls.env_api_key)} in the environment "
+                "(or pass the key to Client(...))"
+            )
+        return cls(api_key, base_url=_first_env(cls.env_base_url))
+
+    @classmethod
+    def from_value(cls: type[C], value: ProviderValue) -> C:
+        """A client from a `ProviderValue` (used by `DynClientBuilder.build_from_value`)."""
+        if not isinstance(value, ProviderValue):
+            value = ProviderValue(value) if isinstance(value, str) else value
+        return cls(value.api_key, base_url=value.base_url, **dict(value.options))
+
+    @classmethod
+    def builder(cls, api_key: str | None = None) -> ClientBuilder:
+        return cls.Builder(api_key)
+
+    # --- capabilities ---------------------------------------------------------------------------
+
+    @classmethod
+    def capabilities(cls) -> list[str]:
+        """The capability names this client class has, in a fixed order."""
+        return [name for name, mixin in CAPABILITIES.items() if issubclass(cls, mixin)]
+
+    def as_completion(self) -> CompletionClient | None:
+        return self if isinstance(self, CompletionClient) else None
+
+    def as_embeddings(self) -> EmbeddingsClient | None:
+        return self if isinstance(self, EmbeddingsClient) else None
+
+    def as_transcription(self) -> TranscriptionClient | None:
+        return self if isinstance(self, TranscriptionClient) else None
+
+    def as_image_generation(self) -> ImageGenerationClient | None:
+        return self if isinstance(self, ImageGenerationClient) else None
+
+    def as_audio_generation(self) -> AudioGenerationClient | None:
+        return self if isinstance(self, AudioGenerationClient) else None
+
+    @property
+    def base_url(self) -> str:
+        return self.transport.base_url
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.transport.close()
+
+    def __enter__(self: C) -> C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{self.provider}.Client(base_url={self.base_url!r})"
+
+
+def _first_env(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+class ClientBuilder:
+    """`openai.ClientBuilder("sk-…").base_url(…).timeout(30).max_retries(3).build()`."""
+
+    client_class: ClassVar[type[ProviderClient]]
+
+    def __init__(self, api_key: str | None = None) -> None:
+        self._api_key = api_key
+        self._kwargs: dict[str, Any] = {}
+
+    def api_key(self, api_key: str) -> ClientBuilder:
+        self._api_key = api_key
+        return self
+
+    def base_url(self, base_url: str) -> ClientBuilder:
+        self._kwargs["base_url"] = base_url
+        return self
+
+    def custom_client(self, session: requests.Session) -> ClientBuilder:
+        """Use your own `requests.Session` (its proxies, certs, adapters are kept)."""
+        self._kwargs["session"] = session
+        return self
+
+    def timeout(self, timeout: Timeout | float | tuple[float, float]) -> ClientBuilder:
+        self._kwargs["timeout"] = Timeout.of(timeout)
+        return self
+
+    def max_retries(self, max_retries: int) -> ClientBuilder:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
+        self._kwargs["max_retries"] = max_retries
+        return self
+
+    def retry(self, policy: RetryPolicy) -> ClientBuilder:
+        self._kwargs["retry"] = policy
+        return self
+
+    def headers(self, headers: Mapping[str, str]) -> ClientBuilder:
+        self._kwargs["headers"] = {**self._kwargs.get("headers", {}), **headers}
+        return self
+
+    def pool_size(self, pool_size: int) -> ClientBuilder:
+        """Most connections kept open at once; size it to the threads that share the client."""
+        self._kwargs["pool_size"] = pool_size
+        return self
+
+    def verify(self, verify: bool | str) -> ClientBuilder:
+        """TLS verification: True (default), a CA bundle path, or False (logs a warning)."""
+        self._kwargs["verify"] = verify
+        return self
+
+    def option(self, name: str, value: Any) -> ClientBuilder:
+        """A provider-specific option (e.g. Azure's `api_version`)."""
+        self._kwargs[name] = value
+        return self
+
+    def build(self) -> Any:
+        return self.client_class(self._api_key, **self._kwargs)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(sorted(self._kwargs))})"

@@ -1,0 +1,218 @@
+"""`DynClientBuilder`: pick a provider by name at run time.
+
+Providers join the registry by being a module in `rig_sync.providers` (found by listing the
+package, not by importing it) or through `register(ClientFactory(...))`. A provider module is
+imported on first use, and its client is built once and cached: one connection pool per
+provider, shared by every model the builder hands out. Safe to use from many threads.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import pkgutil
+import threading
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ..errors import FactoryError, InvalidIdString, RigError, UnknownProvider, UnsupportedFeature
+from . import CAPABILITIES, ProviderClient, ProviderValue
+
+if TYPE_CHECKING:
+    from ..agent import AgentBuilder
+    from ..audio_generation import AudioGenerationModel
+    from ..completion import CompletionModel
+    from ..embeddings import EmbeddingModel
+    from ..image_generation import ImageGenerationModel
+    from ..transcription import TranscriptionModel
+
+__all__ = ["ClientFactory", "DynClientBuilder", "ProviderModelId", "builtin_provider_names", "load_provider"]
+
+
+@attrs.frozen
+class ClientFactory:
+    """How to build one provider's client: from the environment, or from a `ProviderValue`."""
+
+    name: str
+    from_env_fn: Callable[[], Any]
+    from_value_fn: Callable[[ProviderValue], Any]
+
+
+def builtin_provider_names() -> list[str]:
+    """Names of the provider modules shipped in `rig_sync.providers` (none is imported)."""
+    from .. import providers
+
+    return sorted(m.name for m in pkgutil.iter_modules(providers.__path__) if not m.name.startswith("_"))
+
+
+def load_provider(name: str) -> type[ProviderClient]:
+    """Import `rig_sync.providers.<name>` and return its `Client` class."""
+    module = importlib.import_module(f"rig_sync.providers.{name}")
+    client_cls: type[ProviderClient] = module.Client
+    return client_cls
+
+
+def _builtin_factory(name: str) -> ClientFactory:
+    return ClientFactory(
+        name,
+        lambda: load_provider(name).from_env(),
+        lambda value: load_provider(name).from_value(value),
+    )
+
+
+@attrs.frozen
+class ProviderModelId:
+    """A `provider:model` pair from `DynClientBuilder.id`, ready to become any model."""
+
+    builder: DynClientBuilder = attrs.field(repr=False)
+    provider: str
+    model: str
+
+    def completion(self) -> CompletionModel:
+        return self.builder.completion(self.provider, self.model)
+
+    def agent(self) -> AgentBuilder:
+        return self.builder.agent(self.provider, self.model)
+
+    def embeddings(self) -> EmbeddingModel:
+        return self.builder.embeddings(self.provider, self.model)
+
+    def transcription(self) -> TranscriptionModel:
+        return self.builder.transcription(self.provider, self.model)
+
+    def image_generation(self) -> ImageGenerationModel:
+        return self.builder.image_generation(self.provider, self.model)
+
+    def audio_generation(self) -> AudioGenerationModel:
+        return self.builder.audio_generation(self.provider, self.model)
+
+
+class DynClientBuilder:
+    """Registry of providers by name; builds (and caches) clients and hands out models."""
+
+    def __init__(self, *, include_builtins: bool = True) -> None:
+        self._lock = threading.RLock()
+        self._factories: dict[str, ClientFactory] = {}
+        self._clients: dict[Hashable, Any] = {}
+        if include_builtins:
+            for name in builtin_provider_names():
+                self._factories[name] = _builtin_factory(name)
+
+    # --- registry -------------------------------------------------------------------------------
+
+    def register(self, factory: ClientFactory) -> DynClientBuilder:
+        """Add (or replace) a provider; its cached client, if any, is dropped."""
+        if not isinstance(factory, ClientFactory):
+            raise TypeError(f"register takes a ClientFactory, not {type(factory).__name__}")
+        with self._lock:
+            self._factories[factory.name] = factory
+            for key in [k for k in self._clients if k == factory.name or (isinstance(k, tuple) and k[0] == factory.name)]:
+                del self._clients[key]
+        return self
+
+    def register_all(self, factories: list[ClientFactory]) -> DynClientBuilder:
+        for factory in factories:
+            self.register(factory)
+        return self
+
+    def providers(self) -> list[str]:
+        with self._lock:
+            return sorted(self._factories)
+
+    def factory(self, provider: str) -> ClientFactory:
+        if not isinstance(provider, str):
+            raise TypeError(f"provider name must be a string, not {type(provider).__name__}")
+        with self._lock:
+            found = self._factories.get(provider)
+            if found is None:
+                close = difflib.get_close_matches(provider, self._factories, n=3)
+                hint = f" Did you mean {', '.join(close)}?" if close else ""
+                raise UnknownProvider(
+                    f"no provider named {provider!r}.{hint} Known: {', '.join(sorted(self._factories))}"
+                )
+            return found
+
+    # --- clients --------------------------------------------------------------------------------
+
+    def build(self, provider: str) -> Any:
+        """The provider's client from its environment variables, built once and cached."""
+        return self._cached(provider, provider, lambda f: f.from_env_fn())
+
+    def build_from_value(self, provider: str, value: ProviderValue | str) -> Any:
+        """The provider's client from explicit settings (cached per distinct value)."""
+        if isinstance(value, str):
+            value = ProviderValue(value)
+        return self._cached(provider, (provider, value), lambda f: f.from_value_fn(value))
+
+    def _cached(self, provider: str, key: Hashable, make: Callable[[ClientFactory], Any]) -> Any:
+        factory = self.factory(provider)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._make(factory, make)
+            return client
+
+    @staticmethod
+    def _make(factory: ClientFactory, make: Callable[[ClientFactory], Any]) -> Any:
+        try:
+            return make(factory)
+        except RigError:
+            raise
+        except Exception as exc:  # a factory's own bug: say whose
+            raise FactoryError(f"building the {factory.name!r} client failed: {type(exc).__name__}: {exc}") from exc
+
+    def _capable(self, provider: str, capability: str, value: ProviderValue | None) -> Any:
+        client = self.build(provider) if value is None else self.build_from_value(provider, value)
+        if not isinstance(client, CAPABILITIES[capability]):
+            able = [p for p in self.providers() if _claims(self._factories[p], capability)]
+            raise UnsupportedFeature(
+                f"provider {provider!r} does not support {capability.replace('_', ' ')}. "
+                f"Providers that do: {', '.join(able) or 'none registered'}"
+            )
+        return client
+
+    # --- models ---------------------------------------------------------------------------------
+
+    def completion(self, provider: str, model: str, value: ProviderValue | None = None) -> CompletionModel:
+        return self._capable(provider, "completion", value).completion_model(model)  # type: ignore[no-any-return]
+
+    def agent(self, provider: str, model: str, value: ProviderValue | None = None) -> AgentBuilder:
+        return self._capable(provider, "completion", value).agent(model)  # type: ignore[no-any-return]
+
+    def embeddings(self, provider: str, model: str, value: ProviderValue | None = None) -> EmbeddingModel:
+        return self._capable(provider, "embeddings", value).embedding_model(model)  # type: ignore[no-any-return]
+
+    def transcription(self, provider: str, model: str, value: ProviderValue | None = None) -> TranscriptionModel:
+        return self._capable(provider, "transcription", value).transcription_model(model)  # type: ignore[no-any-return]
+
+    def image_generation(self, provider: str, model: str, value: ProviderValue | None = None) -> ImageGenerationModel:
+        client = self._capable(provider, "image_generation", value)
+        return client.image_generation_model(model)  # type: ignore[no-any-return]
+
+    def audio_generation(self, provider: str, model: str, value: ProviderValue | None = None) -> AudioGenerationModel:
+        client = self._capable(provider, "audio_generation", value)
+        return client.audio_generation_model(model)  # type: ignore[no-any-return]
+
+    def id(self, id_string: str) -> ProviderModelId:
+        """Parse `"provider:model"` (the model may itself contain colons, e.g. `ollama:llama3:8b`)."""
+        if not isinstance(id_string, str):
+            raise InvalidIdString(f"id must be a 'provider:model' string, not {type(id_string).__name__}")
+        provider, sep, model = id_string.partition(":")
+        if not sep or not provider.strip() or not model.strip():
+            raise InvalidIdString(f"id {id_string!r} must look like 'provider:model', e.g. 'openai:gpt-4o'")
+        self.factory(provider)
+        return ProviderModelId(self, provider, model)
+
+
+def _claims(factory: ClientFactory, capability: str) -> bool:
+    """Whether a built-in provider's client class has the capability (user factories: unknown)."""
+    try:
+        from .. import providers  # noqa: F401
+
+        if factory.name not in builtin_provider_names():
+            return False
+        return capability in load_provider(factory.name).capabilities()
+    except Exception:  # noqa: BLE001 - only a hint for an error message
+        return False

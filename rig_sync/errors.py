@@ -1,0 +1,300 @@
+"""The error tree. `RigError` is the root of every error the library raises.
+
+Status errors are chosen from the HTTP status (as openai-python does) and carry everything a
+caller needs to act on a failure: provider, status, request id, headers, parsed body and the
+provider's own message. No message, repr or traceback line ever contains an API key: messages
+are built from server bodies and our own text only, and `redact` scrubs known secrets from
+anything that might echo them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "RigError",
+    "ClientBuildError",
+    "UnknownProvider",
+    "UnsupportedFeature",
+    "FactoryError",
+    "InvalidIdString",
+    "MissingAPIKeyError",
+    "InvalidBaseURLError",
+    "InvalidRequestError",
+    "APIError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "BadRequestError",
+    "ContextWindowExceededError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "OverloadedError",
+    "ResponseDecodeError",
+    "StreamError",
+    "status_error",
+]
+
+
+class RigError(Exception):
+    """Root of every error rig_sync raises."""
+
+    def is_retryable(self) -> bool:
+        """Whether trying the same request again may succeed."""
+        return False
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the server asked us to wait before retrying, or None."""
+        return None
+
+
+# --- build time -------------------------------------------------------------------------------
+
+
+class ClientBuildError(RigError):
+    """A client or model could not be built from the given settings."""
+
+
+class UnknownProvider(ClientBuildError):
+    """No provider is registered under this name."""
+
+
+class UnsupportedFeature(ClientBuildError):
+    """The provider (or model) lacks the capability or feature asked for."""
+
+
+class FactoryError(ClientBuildError):
+    """A registered client factory failed to build its client."""
+
+
+class InvalidIdString(ClientBuildError):
+    """A `provider:model` id string is malformed."""
+
+
+class MissingAPIKeyError(ClientBuildError):
+    """No API key was given and none was found in the environment."""
+
+
+class InvalidBaseURLError(ClientBuildError):
+    """A base URL is malformed (no scheme/host, or credentials inside it)."""
+
+
+class InvalidRequestError(RigError, ValueError):
+    """A request was refused before sending: empty prompt, empty audio, negative size, …"""
+
+
+# --- run time -----------------------------------------------------------------------------------
+
+
+class APIError(RigError):
+    """A request to a provider failed."""
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+
+    def __str__(self) -> str:
+        return f"[{self.provider}] {self.message}" if self.provider else self.message
+
+
+class APIConnectionError(APIError):
+    """The request never got a complete HTTP answer: refused, reset, DNS, TLS, dropped mid-body."""
+
+    def is_retryable(self) -> bool:
+        return True
+
+
+class APITimeoutError(APIConnectionError):
+    """Connecting or reading timed out."""
+
+
+class StreamError(APIError):
+    """A stream failed midway: cut off, or the provider sent an error event."""
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, body: Any = None, retryable: bool = False
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.body = body
+        self._retryable = retryable
+
+    def is_retryable(self) -> bool:
+        return self._retryable
+
+
+class APIStatusError(APIError):
+    """The provider answered with an error status."""
+
+    retryable_status = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        provider: str | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.status_code = status_code
+        self.request_id = request_id
+        self.headers = dict(headers or {})
+        self.body = body
+        self._retry_after = retry_after
+
+    def __str__(self) -> str:
+        rid = f", request id {self.request_id}" if self.request_id else ""
+        where = f"{self.provider} " if self.provider else ""
+        return f"{where}HTTP {self.status_code}{rid}: {self.message}"
+
+    def is_retryable(self) -> bool:
+        should = self.headers.get("x-should-retry")
+        if should in ("true", "false"):
+            return should == "true"
+        return self.retryable_status
+
+    @property
+    def retry_after(self) -> float | None:
+        return self._retry_after
+
+
+class BadRequestError(APIStatusError):
+    """400: the provider rejected the request as malformed or invalid."""
+
+
+class ContextWindowExceededError(BadRequestError):
+    """400: the prompt does not fit the model's context window."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this model or endpoint."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such model, deployment or endpoint."""
+
+
+class ConflictError(APIStatusError):
+    """409: a conflicting request is in progress."""
+
+    retryable_status = True
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request parsed but its values are invalid."""
+
+
+class RequestTimeoutStatusError(APIStatusError):
+    """408: the server timed out waiting for the request."""
+
+    retryable_status = True
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests or tokens; see `retry_after`."""
+
+    retryable_status = True
+
+
+class InternalServerError(APIStatusError):
+    """5xx: the provider failed."""
+
+    retryable_status = True
+
+
+class OverloadedError(InternalServerError):
+    """529 (or an overloaded error body): the provider is overloaded."""
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    408: RequestTimeoutStatusError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+    529: OverloadedError,
+}
+
+# Phrases providers use for "prompt too long" in a 400 (OpenAI, Anthropic, Gemini, Mistral …).
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context window",
+    "prompt is too long",
+    "input is too long",
+    "too many tokens",
+)
+
+
+def status_error(
+    status_code: int,
+    message: str,
+    *,
+    provider: str | None,
+    request_id: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    body: Any = None,
+    retry_after: float | None = None,
+    code: str | None = None,
+) -> APIStatusError:
+    """The `APIStatusError` subclass for an HTTP status (and, for 400, the provider's code)."""
+    cls = _BY_STATUS.get(status_code)
+    if cls is None:
+        cls = InternalServerError if status_code >= 500 else APIStatusError
+    if cls is BadRequestError:
+        haystack = f"{code or ''} {message}".lower()
+        if any(marker in haystack for marker in _CONTEXT_MARKERS):
+            cls = ContextWindowExceededError
+    if status_code != 529 and code in ("overloaded_error", "overloaded"):
+        cls = OverloadedError
+    return cls(
+        message,
+        status_code=status_code,
+        provider=provider,
+        request_id=request_id,
+        headers=headers,
+        body=body,
+        retry_after=retry_after,
+    )
+
+
+class ResponseDecodeError(APIError):
+    """A response body could not be decoded into the expected shape."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        field: str | None = None,
+        body: Any = None,
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.field = field
+        self.body = body
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (of 4+ characters) replaced by a mask."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "***")
+    return text

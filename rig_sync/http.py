@@ -1,0 +1,587 @@
+"""Transport: the only code in rig_sync that touches `requests`.
+
+One `Transport` per client owns a pooled `requests.Session`, the timeouts, the retry policy
+(a `urllib3.Retry` subclass, so the waits happen where urllib3 already does them), the mapping
+of status and body to the error tree, secret redaction, redirects that never carry credentials
+to another host, and the observation hooks.
+
+Environment settings (proxies, CA bundle) are resolved once when the transport is built:
+`requests.Session.request` rescans the whole environment on every call otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import _json, errors, observe
+
+__all__ = [
+    "Timeout",
+    "RetryPolicy",
+    "Transport",
+    "Response",
+    "StreamResponse",
+    "join_url",
+    "validate_base_url",
+]
+
+log = logging.getLogger("rig_sync.http")
+
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "cf-ray")
+_REDIRECTS = {301, 302, 303, 307, 308}
+_MAX_REDIRECTS = 5
+
+
+@attrs.frozen
+class Timeout:
+    """Seconds to wait for a connection and between bytes of the answer. Never unbounded."""
+
+    connect: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
+    read: float = attrs.field(default=600.0, validator=attrs.validators.gt(0))
+
+    @classmethod
+    def of(cls, value: Timeout | float | tuple[float, float]) -> Timeout:
+        if isinstance(value, Timeout):
+            return value
+        if isinstance(value, tuple):
+            return cls(float(value[0]), float(value[1]))
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"timeout must be seconds, a (connect, read) tuple or Timeout, not {value!r}")
+        return cls(min(float(value), 10.0), float(value))
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When and how long to retry (408, 409, 429, >=500 and connection errors).
+
+    The wait before retry n is `backoff_base * 2**n`, capped at `backoff_max` and jittered down by
+    up to a quarter; a server's `retry-after-ms` / `Retry-After` wins when it is at most
+    `max_retry_after` seconds. A longer requested wait is not slept: the error is raised at once
+    with its `retry_after`, so the caller (or `rig_sync.batch`) can decide.
+    """
+
+    max_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
+    backoff_base: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    backoff_max: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
+    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from `retry-after-ms`, else `Retry-After` (seconds or HTTP date); None if absent."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(float(value) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _status_is_retryable(status: int, headers: Mapping[str, str]) -> bool:
+    should = headers.get("x-should-retry")
+    if should == "true":
+        return True
+    if should == "false":
+        return False
+    return status in (408, 409, 429) or status >= 500
+
+
+class _Retry(Retry):
+    """urllib3's Retry with the provider rules: `x-should-retry`, `retry-after-ms`, capped waits."""
+
+    def __init__(self, *args: Any, max_retry_after: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+
+    def new(self, **kw: Any) -> _Retry:
+        retry = super().new(**kw)
+        retry.max_retry_after = self.max_retry_after
+        return retry
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        # Every error status reaches `increment`, which sees the headers and decides.
+        return status_code >= 400 and bool(self.total)
+
+    def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
+                  error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> _Retry:
+        if response is not None and error is None:
+            headers = response.headers
+            wait = parse_retry_after(headers)
+            if not _status_is_retryable(response.status, headers) or (
+                wait is not None and wait > self.max_retry_after
+            ):
+                # MaxRetryError makes urllib3 hand back this response (raise_on_status=False).
+                raise urllib3.exceptions.MaxRetryError(_pool, url or "", None)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def get_retry_after(self, response: Any) -> float | None:
+        return parse_retry_after(response.headers)
+
+    def get_backoff_time(self) -> float:
+        attempts = len(self.history)
+        if attempts == 0:
+            return 0.0
+        wait = min(self.backoff_max, self.backoff_factor * 2 ** (attempts - 1))
+        return float(wait * (1.0 - 0.25 * random.random()))
+
+
+def validate_base_url(url: str, provider: str) -> str:
+    """`url` without a trailing slash, or `InvalidBaseURLError` (credentials are never echoed)."""
+    if not isinstance(url, str) or not url.strip():
+        raise errors.InvalidBaseURLError(f"{provider}: base URL must be a non-empty string")
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = url if "@" not in url else "<url with credentials>"
+        raise errors.InvalidBaseURLError(
+            f"{provider}: base URL {shown!r} needs an http:// or https:// scheme and a host, "
+            "e.g. 'https://api.example.com/v1'"
+        )
+    if parts.username or parts.password:
+        raise errors.InvalidBaseURLError(
+            f"{provider}: base URL must not contain credentials (user:pass@); "
+            "pass the key as api_key instead"
+        )
+    return url.strip().rstrip("/")
+
+
+def join_url(base: str, path: str) -> str:
+    """Join without ever touching the scheme's `//` (`https://x/v1` + `/chat` -> `https://x/v1/chat`)."""
+    if path.startswith(("http://", "https://")):
+        return path
+    if not path:
+        return base
+    return f"{base.rstrip('/')}/{path.lstrip('/')}"
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+@attrs.define(slots=True)
+class Response:
+    """A complete HTTP answer: status, headers (case-insensitive), body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    content: bytes
+    request_id: str | None
+    provider: str
+    retries: int = 0
+
+    def json(self) -> Any:
+        """The body as JSON, or `ResponseDecodeError` naming the provider."""
+        try:
+            return _json.loads(self.content)
+        except _json.JSONDecodeError as exc:
+            snippet = self.content[:200].decode("utf-8", "replace")
+            raise errors.ResponseDecodeError(
+                f"response body is not valid JSON ({exc}); starts with {snippet!r}",
+                provider=self.provider,
+                body=self.content,
+            ) from None
+
+
+class StreamResponse:
+    """A streamed HTTP answer. Iterate `chunks()`; always `close()` (or use `with`)."""
+
+    def __init__(self, raw: requests.Response, provider: str, request_id: str | None) -> None:
+        self._raw = raw
+        self.provider = provider
+        self.request_id = request_id
+        self.status = raw.status_code
+        self.headers: Mapping[str, str] = raw.headers
+        self._closed = False
+
+    def chunks(self) -> Iterator[bytes]:
+        """Body bytes as they arrive (one HTTP chunk or socket read at a time)."""
+        raw = self._raw.raw
+        try:
+            if raw.chunked and raw.supports_chunked_reads():
+                yield from raw.read_chunked(decode_content=True)
+            else:
+                read1 = raw.read1
+                while data := read1(65536):
+                    yield data
+        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
+            raise errors.APITimeoutError(f"stream read timed out: {exc}", provider=self.provider) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise errors.StreamError(
+                f"stream broke off before it was complete: {type(exc).__name__}",
+                provider=self.provider,
+                retryable=True,
+            ) from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the stream; the connection is discarded, never reused half-read."""
+        if not self._closed:
+            self._closed = True
+            self._raw.close()
+
+    def __enter__(self) -> StreamResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _describe_error(body: Any, fallback: str) -> tuple[str, str | None]:
+    """The provider's message and code from any of the error shapes providers send."""
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]  # Gemini streams wrap errors in a list
+    if not isinstance(body, dict):
+        return fallback, None
+    err = body.get("error", body)
+    if isinstance(err, str):
+        return err, body.get("type") if isinstance(body.get("type"), str) else None
+    if not isinstance(err, dict):
+        return fallback, None
+    message = err.get("message") or err.get("detail") or err.get("msg") or fallback
+    if not isinstance(message, str):
+        message = str(message)
+    code = None
+    for key in ("code", "type", "status"):
+        value = err.get(key)
+        if isinstance(value, str) and value:
+            code = value
+            break
+    return message, code
+
+
+class Transport:
+    """Pooled, retrying, redacting HTTP for one provider client. Thread-safe; cheap to share.
+
+    `auth_headers` hold secrets: they are sent to the base URL's host only, never logged, and
+    never shown in a repr or an error.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        *,
+        auth_headers: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout | float | tuple[float, float] = Timeout(),
+        retry: RetryPolicy = RetryPolicy(),
+        pool_size: int = 64,
+        session: requests.Session | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
+        self.provider = provider
+        self.base_url = validate_base_url(base_url, provider)
+        self._auth = dict(auth_headers or {})
+        self._secrets = tuple(v.split(" ")[-1] for v in self._auth.values())
+        self.headers = {"User-Agent": "rig-sync/0.1", **(headers or {})}
+        self.timeout = Timeout.of(timeout)
+        self.retry = retry
+        self.pool_size = pool_size
+        self._custom_session = session
+        if verify is False:
+            log.warning("%s: TLS certificate verification is OFF for %s", provider, self.base_url)
+        self._verify = verify
+        self._lock = threading.Lock()
+        self._origin = _origin(self.base_url)
+        self._connect()
+
+    # --- session life cycle -------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        session = self._custom_session or requests.Session()
+        if self._custom_session is None:
+            session.trust_env = False  # resolved once below, not on every request
+        adapter = HTTPAdapter(
+            pool_connections=4,
+            pool_maxsize=self.pool_size,
+            pool_block=True,  # wait for a free connection instead of opening and discarding extras
+            max_retries=self._urllib3_retry(),
+        )
+        prefix = "{}://{}".format(*urlsplit(self.base_url)[:2])
+        if session.get_adapter(self.base_url).__class__ is HTTPAdapter or self._custom_session is None:
+            session.mount(prefix, adapter)
+        env = requests.Session.merge_environment_settings(
+            _env_view(session), self.base_url, {}, None, self._verify, None
+        )
+        self._send_kwargs = {
+            "proxies": env["proxies"],
+            "verify": env["verify"],
+            "cert": env["cert"],
+            "timeout": (self.timeout.connect, self.timeout.read),
+            "allow_redirects": False,
+        }
+        self._session = session
+        self._pid = os.getpid()
+
+    def _urllib3_retry(self) -> _Retry:
+        policy = self.retry
+        return _Retry(
+            total=policy.max_retries,
+            connect=policy.max_retries,
+            read=policy.max_retries,
+            status=policy.max_retries,
+            other=0,
+            redirect=False,
+            allowed_methods=None,  # POSTs to these APIs are safe to retry on the listed failures
+            backoff_factor=policy.backoff_base,
+            backoff_max=policy.backoff_max,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            respect_retry_after_header=True,
+            max_retry_after=policy.max_retry_after,
+        )
+
+    def _session_for_this_process(self) -> requests.Session:
+        if self._pid != os.getpid():  # forked: never share the parent's sockets
+            with self._lock:
+                if self._pid != os.getpid():
+                    self._connect()
+        return self._session
+
+    def close(self) -> None:
+        """Close pooled connections (the transport reconnects if used again)."""
+        self._session.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for key in ("_session", "_lock", "_custom_session", "_send_kwargs"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._custom_session = None
+        self._lock = threading.Lock()
+        self._connect()
+
+    def __repr__(self) -> str:
+        return f"Transport(provider={self.provider!r}, base_url={self.base_url!r})"
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def post_json(self, path: str, body: Any, *, headers: Mapping[str, str] | None = None) -> Any:
+        """POST JSON, return the decoded JSON answer (or raise the mapped error)."""
+        return self.request("POST", path, json=body, headers=headers).json()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send a request and read the whole answer; error statuses raise `APIStatusError`s."""
+        resp, retries = self._send(method, path, json, data, files, params, headers, stream=False)
+        content = resp.content
+        request_id = _request_id(resp.headers)
+        if resp.status_code >= 400:
+            raise self._status_error(resp.status_code, resp.headers, content, request_id)
+        return Response(resp.status_code, resp.headers, content, request_id, self.provider, retries)
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> StreamResponse:
+        """Send a request and return the answer unread, for streaming; errors raise before."""
+        resp, _ = self._send(method, path, json, None, None, params, headers, stream=True)
+        request_id = _request_id(resp.headers)
+        if resp.status_code >= 400:
+            try:
+                content = resp.content
+            except requests.RequestException:
+                content = b""
+            finally:
+                resp.close()
+            raise self._status_error(resp.status_code, resp.headers, content, request_id)
+        return StreamResponse(resp, self.provider, request_id)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        data: Any,
+        files: Any,
+        params: Mapping[str, str] | None,
+        extra_headers: Mapping[str, str] | None,
+        *,
+        stream: bool,
+    ) -> tuple[requests.Response, int]:
+        session = self._session_for_this_process()
+        url = join_url(self.base_url, path)
+        # Credentials go to the configured origin only, never to an absolute URL elsewhere.
+        auth = self._auth if url is not path or _origin(url) == self._origin else {}
+        headers = {**self.headers, **auth, **(extra_headers or {})}
+        if json_body is not None:
+            data = _json.dumps(json_body)
+            headers["Content-Type"] = "application/json"
+        started = time.perf_counter()
+        resp: requests.Response | None = None
+        try:
+            for _hop in range(_MAX_REDIRECTS + 1):
+                prepared = session.prepare_request(
+                    requests.Request(method, url, headers=headers, data=data, files=files, params=params)
+                )
+                resp = session.send(prepared, stream=stream, **self._send_kwargs)
+                if resp.status_code not in _REDIRECTS or "location" not in resp.headers:
+                    break
+                url, method, data, files, headers = self._follow(resp, url, method, data, files, headers)
+                params = None
+                resp.close()
+        except requests.Timeout as exc:
+            self._emit(method, path, None, started, exc)
+            raise errors.APITimeoutError(
+                f"{method} {path} timed out ({type(exc).__name__}); raise the timeout or retry later",
+                provider=self.provider,
+            ) from None
+        except requests.RequestException as exc:
+            self._emit(method, path, None, started, exc)
+            raise errors.APIConnectionError(
+                f"{method} {path} failed to get an answer: {self._redact(_root_cause(exc))}",
+                provider=self.provider,
+            ) from None
+        assert resp is not None
+        retries = _retries_used(resp)
+        self._emit(method, path, resp, started, None, retries)
+        return resp, retries
+
+    def _follow(
+        self, resp: requests.Response, url: str, method: str, data: Any, files: Any, headers: dict[str, str]
+    ) -> tuple[str, str, Any, Any, dict[str, str]]:
+        target = requests.compat.urljoin(url, resp.headers["location"])
+        if _origin(target) != self._origin:
+            # Credentials go to the configured host only: drop every auth header, not just Authorization.
+            headers = {k: v for k, v in headers.items() if k not in self._auth}
+        if resp.status_code in (301, 302, 303) and method != "GET":
+            method, data, files = "GET", None, None
+            headers.pop("Content-Type", None)
+        return target, method, data, files, headers
+
+    def _status_error(
+        self, status: int, headers: Mapping[str, str], content: bytes, request_id: str | None
+    ) -> errors.APIStatusError:
+        try:
+            body: Any = _json.loads(content) if content else None
+        except _json.JSONDecodeError:
+            body = content.decode("utf-8", "replace")[:2000]
+        fallback = body.strip()[:300] if isinstance(body, str) and body.strip() else f"HTTP {status}"
+        message, code = _describe_error(body, fallback)
+        if isinstance(body, dict) and not request_id:
+            rid = body.get("request_id")
+            request_id = rid if isinstance(rid, str) else None
+        return errors.status_error(
+            status,
+            self._redact(message),
+            provider=self.provider,
+            request_id=request_id,
+            headers=headers,
+            body=body,
+            retry_after=parse_retry_after(headers),
+            code=code,
+        )
+
+    def _redact(self, text: str) -> str:
+        return errors.redact(text, self._secrets)
+
+    def _emit(
+        self,
+        method: str,
+        path: str,
+        resp: requests.Response | None,
+        started: float,
+        exc: BaseException | None,
+        retries: int = 0,
+    ) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            status = resp.status_code if resp is not None else type(exc).__name__
+            log.debug("%s %s %s -> %s in %.1f ms (retries %d)", self.provider, method, path, status,
+                      (time.perf_counter() - started) * 1000, retries)
+        if observe.has_hooks():
+            observe.emit(
+                observe.RequestEvent(
+                    provider=self.provider,
+                    method=method,
+                    path=path,
+                    status=resp.status_code if resp is not None else None,
+                    latency=time.perf_counter() - started,
+                    retries=retries,
+                    error=type(exc).__name__ if exc is not None else None,
+                    request_id=_request_id(resp.headers) if resp is not None else None,
+                )
+            )
+
+
+class _EnvView:
+    """The parts of a session that `merge_environment_settings` reads."""
+
+    def __init__(self, session: requests.Session) -> None:
+        self.trust_env = True
+        self.stream = False
+        self.proxies = session.proxies
+        self.verify = session.verify
+        self.cert = session.cert
+
+
+def _env_view(session: requests.Session) -> Any:
+    # Our own sessions have trust_env off; the environment is still read, here, once.
+    return _EnvView(session) if session.trust_env is False else session
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _retries_used(resp: requests.Response) -> int:
+    retries = getattr(resp.raw, "retries", None)
+    return len(retries.history) if retries is not None else 0
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    reason = getattr(exc, "reason", None)
+    text = f"{type(exc).__name__}: {reason or exc}"
+    return text[:300]

@@ -1,0 +1,421 @@
+"""OpenAI Chat Completions (`POST /chat/completions`): wire format and completion model.
+
+Shared by OpenAI and every OpenAI-compatible provider (groq, deepseek, xai, together, …): a
+provider that speaks this format differs only in its client settings, never in this code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Union
+
+import attrs
+
+from .. import _json, _wire
+from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
+from ..errors import InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
+from ..message import (
+    Audio,
+    DocumentContent,
+    Image,
+    Message,
+    Part,
+    Reasoning,
+    Text,
+    ToolCall,
+    ToolResult,
+)
+from ..streaming import (
+    FinalResponse,
+    ReasoningChunk,
+    StreamChunk,
+    StreamingCompletionResponse,
+    TextChunk,
+    ToolCallAssembler,
+    ToolCallChunk,
+    content_from,
+    parse_tool_call,
+)
+from .._model import ModelView
+
+from ._common import sse_completion
+
+__all__ = ["ChatCompletionsModel", "converter", "usage_from"]
+
+converter = _wire.make_converter()
+
+# --- request --------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _ImageURL:
+    url: str
+    detail: str | None = None
+
+
+@attrs.frozen
+class _InputAudio:
+    data: str
+    format: str
+
+
+@attrs.frozen
+class _File:
+    file_data: str | None = None
+    filename: str | None = None
+
+
+@attrs.frozen
+class _TextPart:
+    text: str
+    type: str = attrs.field(default="text", init=False)
+
+
+@attrs.frozen
+class _ImagePart:
+    image_url: _ImageURL
+    type: str = attrs.field(default="image_url", init=False)
+
+
+@attrs.frozen
+class _AudioPart:
+    input_audio: _InputAudio
+    type: str = attrs.field(default="input_audio", init=False)
+
+
+@attrs.frozen
+class _FilePart:
+    file: _File
+    type: str = attrs.field(default="file", init=False)
+
+
+_Part = Union[_TextPart, _ImagePart, _AudioPart, _FilePart]
+
+
+@attrs.frozen
+class _Function:
+    name: str
+    arguments: str
+
+
+@attrs.frozen
+class _ToolCall:
+    id: str
+    function: _Function
+    type: str = "function"
+
+
+@attrs.frozen
+class _Message:
+    role: str
+    content: str | list[_Part] | None = None
+    tool_calls: list[_ToolCall] | None = None
+    tool_call_id: str | None = None
+
+
+@attrs.frozen
+class _FunctionDef:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@attrs.frozen
+class _Tool:
+    function: _FunctionDef
+    type: str = "function"
+
+
+@attrs.frozen
+class _StreamOptions:
+    include_usage: bool = True
+
+
+@attrs.frozen
+class _ChatRequest:
+    model: str
+    messages: list[_Message]
+    temperature: float | None = None
+    max_tokens: int | None = None
+    tools: list[_Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    stream: bool | None = None
+    stream_options: _StreamOptions | None = None
+
+
+def _user_part(part: Part, provider: str) -> _Part:
+    if isinstance(part, Text):
+        return _TextPart(part.text)
+    if isinstance(part, Image):
+        return _ImagePart(_ImageURL(part.data_url(), part.detail))
+    if isinstance(part, Audio):
+        return _AudioPart(_InputAudio(part.data, part.format))
+    if isinstance(part, DocumentContent):
+        if part.is_url:
+            raise UnsupportedFeature(f"{provider}: documents by URL are not supported; pass the bytes")
+        return _FilePart(_File(f"data:{part.media_type};base64,{part.data}", part.filename))
+    raise UnsupportedFeature(f"{provider}: cannot send {type(part).__name__} in a user message")
+
+
+def _messages(request: CompletionRequest, provider: str) -> list[_Message]:
+    out: list[_Message] = []
+    if request.preamble:
+        out.append(_Message("system", request.preamble))
+    for message in request.messages_with_documents():
+        out.extend(_wire_messages(message, provider))
+    return out
+
+
+def _wire_messages(message: Message, provider: str) -> list[_Message]:
+    if message.role == "assistant":
+        text = "".join(p.text for p in message.content if isinstance(p, Text))
+        calls = [
+            _ToolCall(c.id, _Function(c.name, _json.dumps(c.arguments).decode()))
+            for c in message.content
+            if isinstance(c, ToolCall)
+        ]
+        return [_Message("assistant", text or None, calls or None)]
+    # A user message: tool results become role=tool messages, the rest one user message.
+    out = [_Message("tool", r.content, tool_call_id=r.id) for r in message.content if isinstance(r, ToolResult)]
+    rest = [p for p in message.content if not isinstance(p, ToolResult)]
+    if rest:
+        if len(rest) == 1 and isinstance(rest[0], Text):
+            out.append(_Message("user", rest[0].text))
+        else:
+            out.append(_Message("user", [_user_part(p, provider) for p in rest]))
+    return out
+
+
+def _tool_choice(choice: ToolChoice | None) -> str | dict[str, Any] | None:
+    if choice is None:
+        return None
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: bool,
+              supports_tools: bool = True, stream_usage: bool = True) -> dict[str, Any]:
+    """The JSON body for one chat completion (shared by every OpenAI-compatible provider)."""
+    if request.tools and not supports_tools:
+        raise UnsupportedFeature(f"{provider} does not support tool calling; send the request without tools")
+    body = _wire.encode(
+        converter,
+        _ChatRequest(
+            model=model,
+            messages=_messages(request, provider),
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+            tools=[_Tool(_FunctionDef(t.name, t.description, t.parameters)) for t in request.tools] or None,
+            tool_choice=_tool_choice(request.tool_choice) if request.tools else None,
+            stream=True if stream else None,
+            stream_options=_StreamOptions() if stream and stream_usage else None,
+        ),
+    )
+    if request.additional_params:
+        body = deep_merge(body, request.additional_params)
+    return body
+
+
+# --- response -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _TokenDetails:
+    cached_tokens: int | None = None
+
+
+@attrs.frozen
+class _Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    prompt_tokens_details: _TokenDetails | None = None
+
+
+def usage_from(usage: _Usage | None) -> Usage:
+    if usage is None:
+        return Usage()
+    cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else None
+    total = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+    return Usage(usage.prompt_tokens, usage.completion_tokens, total, cached or 0)
+
+
+@attrs.frozen
+class _RespFunction:
+    name: str
+    arguments: str | None = None
+
+
+@attrs.frozen
+class _RespToolCall:
+    id: str
+    function: _RespFunction
+
+
+@attrs.frozen
+class _RespMessage:
+    content: str | None = None
+    tool_calls: list[_RespToolCall] | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None  # deepseek, xai, …
+    reasoning: str | None = None  # openrouter, groq, …
+
+
+@attrs.frozen
+class _Choice:
+    message: _RespMessage
+    finish_reason: str | None = None
+
+
+@attrs.frozen
+class _ChatResponse:
+    choices: list[_Choice]
+    id: str | None = None
+    model: str | None = None
+    usage: _Usage | None = None
+
+
+def parse_chat_response(data: Any, provider: str) -> CompletionResponse:
+    resp = _wire.decode(converter, data, _ChatResponse, provider)
+    if not resp.choices:
+        raise ResponseDecodeError(f"{provider} returned no choices", provider=provider, field="choices", body=data)
+    choice = resp.choices[0]
+    msg = choice.message
+    parts: list[Any] = []
+    reasoning = msg.reasoning_content or msg.reasoning
+    if reasoning:
+        parts.append(Reasoning(reasoning))
+    if msg.content:
+        parts.append(Text(msg.content))
+    elif msg.refusal:
+        parts.append(Text(msg.refusal))
+    for call in msg.tool_calls or ():
+        parts.append(parse_tool_call(call.id, call.function.name, call.function.arguments, provider))
+    finish = "refusal" if msg.refusal and not msg.content else choice.finish_reason
+    return CompletionResponse(tuple(parts), usage_from(resp.usage), data, finish, resp.id, resp.model)
+
+
+# --- streaming ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _DeltaFunction:
+    name: str | None = None
+    arguments: str | None = None
+
+
+@attrs.frozen
+class _DeltaToolCall:
+    index: int = 0
+    id: str | None = None
+    function: _DeltaFunction | None = None
+
+
+@attrs.frozen
+class _Delta:
+    content: str | None = None
+    tool_calls: list[_DeltaToolCall] | None = None
+    refusal: str | None = None
+    reasoning_content: str | None = None
+    reasoning: str | None = None
+
+
+@attrs.frozen
+class _ChunkChoice:
+    delta: _Delta | None = None
+    index: int = 0
+    finish_reason: str | None = None
+
+
+@attrs.frozen
+class _Chunk:
+    choices: list[_ChunkChoice] = attrs.field(factory=list)
+    id: str | None = None
+    model: str | None = None
+    usage: _Usage | None = None
+
+
+def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
+    """Chunks from an OpenAI-style SSE stream; only `data: [DONE]` (or a finish and the stream's
+    end) makes it complete: a stream cut short raises `StreamError`."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls = ToolCallAssembler(provider)
+    usage: _Usage | None = None
+    finish: str | None = None
+    rid = model = None
+    done = False
+    for event in events:
+        if event.data == "[DONE]":
+            done = True
+            break
+        try:
+            data = _json.loads(event.data)
+        except _json.JSONDecodeError:
+            raise StreamError(f"{provider} sent a stream event that is not JSON: {event.data[:200]!r}",
+                              provider=provider) from None
+        if isinstance(data, dict) and "error" in data:
+            err = data["error"]
+            said = err.get("message", err) if isinstance(err, dict) else err
+            raise StreamError(f"{provider} reported an error mid-stream: {said}", provider=provider, body=data)
+        chunk = _wire.decode(converter, data, _Chunk, provider)
+        rid = rid or chunk.id
+        model = model or chunk.model
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.index != 0:
+                continue  # n > 1: the first choice is the answer, as in non-streamed responses
+            if choice.finish_reason:
+                finish = choice.finish_reason
+            delta = choice.delta
+            if delta is None:
+                continue
+            piece = delta.reasoning_content or delta.reasoning
+            if piece:
+                reasoning.append(piece)
+                yield ReasoningChunk(piece)
+            piece = delta.content or delta.refusal
+            if piece:
+                text.append(piece)
+                yield TextChunk(piece)
+            for tc in delta.tool_calls or ():
+                fn = tc.function
+                calls.add(tc.index, id=tc.id, name=fn.name if fn else None, arguments=fn.arguments if fn else None)
+    if not done and finish is None:
+        raise StreamError(f"{provider} stream ended before its [DONE] marker: the answer is incomplete",
+                          provider=provider, retryable=True)
+    tool_calls = calls.finish()
+    for call in tool_calls:
+        yield ToolCallChunk(call)
+    response = CompletionResponse(
+        content_from("".join(text), "".join(reasoning), tool_calls), usage_from(usage), None, finish, rid, model
+    )
+    yield FinalResponse(response)
+
+
+# --- model ----------------------------------------------------------------------------------------
+
+
+class ChatCompletionsModel(ModelView, BaseCompletionModel):
+    """A chat model on `POST {base_url}/chat/completions`."""
+
+    path = "/chat/completions"
+
+    def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
+        if not isinstance(request, CompletionRequest):
+            raise InvalidRequestError(f"expected a CompletionRequest, got {type(request).__name__}")
+        return chat_body(self.model, request, self.provider, stream=stream,
+                         supports_tools=self.client.supports_tools,
+                         stream_usage=getattr(self.client, "stream_usage", True))
+
+    def completion(self, request: CompletionRequest) -> CompletionResponse:
+        data = self.client.transport.post_json(self.path, self._body(request, stream=False))
+        return parse_chat_response(data, self.provider)
+
+    def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
+        if not self.client.streams_completions:
+            raise UnsupportedFeature(f"{self.provider} does not support streaming")
+        body = self._body(request, stream=True)
+        return sse_completion(self.client, self.path, body, stream_chat)

@@ -1,0 +1,165 @@
+"""OpenAI's non-chat endpoints: embeddings, transcriptions, image generation and speech.
+
+Shared by OpenAI, Azure OpenAI and the compatible providers that offer these endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from array import array
+from typing import Any
+
+import attrs
+
+from .. import _wire
+from .._model import ModelView
+from ..audio_generation import AudioGenerationRequest, AudioGenerationResponse, BaseAudioGenerationModel
+from ..completion import deep_merge
+from ..embeddings import BaseEmbeddingModel
+from ..errors import ResponseDecodeError
+from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
+from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
+
+__all__ = ["EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel",
+           "decode_vector"]
+
+converter = _wire.make_converter()
+
+# Known vector sizes, so `ndims` is right before the first request.
+KNOWN_NDIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+
+def decode_vector(value: Any) -> list[float]:
+    """A vector from base64 little-endian float32 (what we ask for) or a JSON list of numbers."""
+    if isinstance(value, str):
+        raw = base64.b64decode(value)
+        if len(raw) % 4:
+            raise ValueError(f"base64 embedding has {len(raw)} bytes, not a multiple of 4")
+        floats = array("f")
+        floats.frombytes(raw)
+        if sys.byteorder == "big":  # pragma: no cover - the wire format is little-endian
+            floats.byteswap()
+        return floats.tolist()
+    if isinstance(value, list):
+        return [float(v) for v in value]
+    raise ValueError(f"embedding is {type(value).__name__}, expected base64 text or a list of numbers")
+
+
+@attrs.frozen
+class _EmbeddingItem:
+    embedding: list[float]
+    index: int = 0
+
+
+@attrs.frozen
+class _EmbeddingResponse:
+    data: list[_EmbeddingItem]
+
+
+converter.register_structure_hook_func(
+    lambda t: t is list[float], lambda value, _: decode_vector(value)
+)
+
+
+class EmbeddingModel(ModelView, BaseEmbeddingModel):
+    """`POST {base_url}/embeddings`, asking for base64 vectors (2.5× faster than float JSON)."""
+
+    path = "/embeddings"
+    encoding_format: str | None = "base64"
+
+    def __init__(self, client: Any, model: str, ndims: int | None = None, max_documents: int = 2048) -> None:
+        super().__init__(client, model)
+        if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
+            raise ValueError(f"ndims must be a positive integer, not {ndims!r}")
+        self._requested_ndims = ndims
+        self._ndims = ndims or KNOWN_NDIMS.get(model)
+        self._max_documents = max_documents
+
+    def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
+        body: dict[str, Any] = {"model": self.model, "input": texts}
+        if self.encoding_format:
+            body["encoding_format"] = self.encoding_format
+        if self._requested_ndims:
+            body["dimensions"] = self._requested_ndims
+        data = self.client.transport.post_json(self.path, body)
+        resp = _wire.decode(converter, data, _EmbeddingResponse, self.provider)
+        items = sorted(resp.data, key=lambda item: item.index)
+        if items and self._ndims is None:
+            self._ndims = len(items[0].embedding)
+        return [item.embedding for item in items]
+
+
+class TranscriptionModel(ModelView, BaseTranscriptionModel):
+    """`POST {base_url}/audio/transcriptions` (multipart upload)."""
+
+    path = "/audio/transcriptions"
+
+    def transcription(self, request: TranscriptionRequest) -> TranscriptionResponse:
+        fields: dict[str, Any] = {"model": self.model}
+        for name in ("language", "prompt", "temperature"):
+            value = getattr(request, name)
+            if value is not None:
+                fields[name] = str(value)
+        fields.update({k: str(v) for k, v in (request.additional_params or {}).items()})
+        files = {"file": (request.filename, request.data)}
+        resp = self.client.transport.request("POST", self.path, data=fields, files=files)
+        if fields.get("response_format") in ("text", "srt", "vtt"):
+            text = resp.content.decode("utf-8", "replace")
+            return TranscriptionResponse(text, text)
+        data = resp.json()
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            raise ResponseDecodeError(f"{self.provider} transcription has no text", provider=self.provider,
+                                      field="text", body=data)
+        return TranscriptionResponse(data["text"], data)
+
+
+@attrs.frozen
+class _ImageItem:
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
+@attrs.frozen
+class _ImageResponse:
+    data: list[_ImageItem]
+
+
+class ImageGenerationModel(ModelView, BaseImageGenerationModel):
+    """`POST {base_url}/images/generations`, returning the image bytes."""
+
+    path = "/images/generations"
+
+    def image_generation(self, request: ImageGenerationRequest) -> ImageGenerationResponse:
+        body: dict[str, Any] = {"model": self.model, "prompt": request.prompt,
+                                "size": f"{request.width}x{request.height}"}
+        if self.model.startswith("dall-e"):  # gpt-image models always answer in base64 and reject the field
+            body["response_format"] = "b64_json"
+        body = deep_merge(body, request.additional_params)
+        data = self.client.transport.post_json(self.path, body)
+        resp = _wire.decode(converter, data, _ImageResponse, self.provider)
+        if not resp.data:
+            raise ResponseDecodeError(f"{self.provider} returned no image", provider=self.provider,
+                                      field="data", body=data)
+        item = resp.data[0]
+        if item.b64_json:
+            return ImageGenerationResponse(base64.b64decode(item.b64_json), data)
+        if item.url:  # fetched without our credentials: it is another host
+            return ImageGenerationResponse(self.client.transport.request("GET", item.url).content, data)
+        raise ResponseDecodeError(f"{self.provider} image has neither b64_json nor url", provider=self.provider,
+                                  field="data[0].b64_json", body=data)
+
+
+class AudioGenerationModel(ModelView, BaseAudioGenerationModel):
+    """`POST {base_url}/audio/speech`, returning the audio bytes."""
+
+    path = "/audio/speech"
+
+    def audio_generation(self, request: AudioGenerationRequest) -> AudioGenerationResponse:
+        body = deep_merge({"model": self.model, "input": request.text, "voice": request.voice,
+                           "speed": request.speed}, request.additional_params)
+        resp = self.client.transport.request("POST", self.path, json=body)
+        if not resp.content:
+            raise ResponseDecodeError(f"{self.provider} returned empty audio", provider=self.provider, field="body")
+        return AudioGenerationResponse(resp.content, None, resp.headers.get("content-type"))

@@ -1,0 +1,300 @@
+"""OpenAI Responses API (`POST /responses`): wire format and completion model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Union
+
+import attrs
+
+from .. import _json, _wire
+from .._model import ModelView
+from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
+from ..errors import ResponseDecodeError, StreamError, UnsupportedFeature
+from ..message import Audio, DocumentContent, Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
+from ..streaming import (
+    FinalResponse,
+    ReasoningChunk,
+    StreamChunk,
+    StreamingCompletionResponse,
+    TextChunk,
+    ToolCallChunk,
+    parse_tool_call,
+)
+
+from ._common import sse_completion
+
+__all__ = ["ResponsesModel"]
+
+converter = _wire.make_converter()
+
+# --- request --------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _InputText:
+    text: str
+    type: str = "input_text"
+
+
+@attrs.frozen
+class _InputImage:
+    image_url: str
+    detail: str = "auto"
+    type: str = attrs.field(default="input_image", init=False)
+
+
+@attrs.frozen
+class _InputFile:
+    file_data: str | None = None
+    filename: str | None = None
+    file_url: str | None = None
+    type: str = attrs.field(default="input_file", init=False)
+
+
+_Content = Union[_InputText, _InputImage, _InputFile]
+
+
+@attrs.frozen
+class _MessageItem:
+    role: str
+    content: list[_Content]
+    type: str = attrs.field(default="message", init=False)
+
+
+@attrs.frozen
+class _FunctionCallItem:
+    call_id: str
+    name: str
+    arguments: str
+    type: str = attrs.field(default="function_call", init=False)
+
+
+@attrs.frozen
+class _FunctionOutputItem:
+    call_id: str
+    output: str
+    type: str = attrs.field(default="function_call_output", init=False)
+
+
+_Item = Union[_MessageItem, _FunctionCallItem, _FunctionOutputItem]
+
+
+@attrs.frozen
+class _Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    type: str = attrs.field(default="function", init=False)
+
+
+@attrs.frozen
+class _Request:
+    model: str
+    input: list[_Item]
+    instructions: str | None = None
+    temperature: float | None = None
+    max_output_tokens: int | None = None
+    tools: list[_Tool] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    stream: bool | None = None
+
+
+def _content(part: Part, provider: str) -> _Content:
+    if isinstance(part, Text):
+        return _InputText(part.text)
+    if isinstance(part, Image):
+        return _InputImage(part.data_url(), part.detail or "auto")
+    if isinstance(part, DocumentContent):
+        if part.is_url:
+            return _InputFile(file_url=part.data)
+        return _InputFile(f"data:{part.media_type};base64,{part.data}", part.filename or "document.pdf")
+    if isinstance(part, Audio):
+        raise UnsupportedFeature(f"{provider}: the Responses API takes no audio input; use completion_model")
+    raise UnsupportedFeature(f"{provider}: cannot send {type(part).__name__} in a user message")
+
+
+def _items(message: Message, provider: str) -> list[_Item]:
+    items: list[_Item] = []
+    if message.role == "assistant":
+        text = message.text
+        if text:
+            items.append(_MessageItem("assistant", [_InputText(text, "output_text")]))
+        for call in message.tool_calls:
+            items.append(_FunctionCallItem(call.call_id or call.id, call.name, _json.dumps(call.arguments).decode()))
+        return items
+    for part in message.content:
+        if isinstance(part, ToolResult):
+            items.append(_FunctionOutputItem(part.call_id or part.id, part.content))
+    rest = [p for p in message.content if not isinstance(p, ToolResult)]
+    if rest:
+        items.append(_MessageItem("user", [_content(p, provider) for p in rest]))
+    return items
+
+
+def _tool_choice(choice: ToolChoice | None) -> str | dict[str, Any] | None:
+    if choice is None:
+        return None
+    return {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
+
+
+def responses_body(model: str, request: CompletionRequest, provider: str, *, stream: bool) -> dict[str, Any]:
+    body = _wire.encode(
+        converter,
+        _Request(
+            model=model,
+            input=[item for m in request.messages_with_documents() for item in _items(m, provider)],
+            instructions=request.preamble,
+            temperature=request.temperature,
+            max_output_tokens=request.max_tokens,
+            tools=[_Tool(t.name, t.description, t.parameters) for t in request.tools] or None,
+            tool_choice=_tool_choice(request.tool_choice) if request.tools else None,
+            stream=True if stream else None,
+        ),
+    )
+    return deep_merge(body, request.additional_params) if request.additional_params else body
+
+
+# --- response -------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _OutputContent:
+    type: str
+    text: str | None = None
+    refusal: str | None = None
+
+
+@attrs.frozen
+class _Summary:
+    text: str = ""
+
+
+@attrs.frozen
+class _OutputItem:
+    type: str
+    id: str | None = None
+    content: list[_OutputContent] | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+    summary: list[_Summary] | None = None
+
+
+@attrs.frozen
+class _InputDetails:
+    cached_tokens: int | None = None
+
+
+@attrs.frozen
+class _Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_tokens_details: _InputDetails | None = None
+
+
+@attrs.frozen
+class _ErrorInfo:
+    message: str = ""
+    code: str | None = None
+
+
+@attrs.frozen
+class _IncompleteDetails:
+    reason: str | None = None
+
+
+@attrs.frozen
+class _Response:
+    output: list[_OutputItem]
+    id: str | None = None
+    model: str | None = None
+    status: str | None = None
+    usage: _Usage | None = None
+    error: _ErrorInfo | None = None
+    incomplete_details: _IncompleteDetails | None = None
+
+
+def _usage(usage: _Usage | None) -> Usage:
+    if usage is None:
+        return Usage()
+    cached = usage.input_tokens_details.cached_tokens if usage.input_tokens_details else 0
+    return Usage(usage.input_tokens, usage.output_tokens,
+                 usage.total_tokens or usage.input_tokens + usage.output_tokens, cached or 0)
+
+
+def _to_completion(resp: _Response, raw: Any, provider: str) -> CompletionResponse:
+    if resp.status == "failed" and resp.error is not None:
+        raise ResponseDecodeError(f"{provider} response failed: {resp.error.message}", provider=provider,
+                                  field="error", body=raw)
+    parts: list[Any] = []
+    for item in resp.output:
+        if item.type == "message":
+            for content in item.content or ():
+                if content.type == "output_text" and content.text:
+                    parts.append(Text(content.text))
+                elif content.type == "refusal" and content.refusal:
+                    parts.append(Text(content.refusal))
+        elif item.type == "function_call":
+            if not item.name:
+                raise ResponseDecodeError(f"{provider}: function_call without a name", provider=provider,
+                                          field="output.name", body=raw)
+            parts.append(parse_tool_call(item.id or item.call_id or "", item.name, item.arguments, provider,
+                                         item.call_id))
+        elif item.type == "reasoning" and item.summary:
+            parts.append(Reasoning("".join(s.text for s in item.summary)))
+    if resp.status == "incomplete":
+        finish = resp.incomplete_details.reason if resp.incomplete_details else "incomplete"
+    else:
+        finish = "tool_calls" if any(isinstance(p, ToolCall) for p in parts) else resp.status
+    return CompletionResponse(tuple(parts), _usage(resp.usage), raw, finish, resp.id, resp.model)
+
+
+def parse_response(data: Any, provider: str) -> CompletionResponse:
+    return _to_completion(_wire.decode(converter, data, _Response, provider), data, provider)
+
+
+def stream_response(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
+    """Chunks from Responses API events; complete only on `response.completed`/`.incomplete`."""
+    for event in events:
+        try:
+            data = _json.loads(event.data)
+        except _json.JSONDecodeError:
+            raise StreamError(f"{provider} sent a stream event that is not JSON: {event.data[:200]!r}",
+                              provider=provider) from None
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "response.output_text.delta" or kind == "response.refusal.delta":
+            yield TextChunk(data.get("delta", ""))
+        elif kind == "response.reasoning_summary_text.delta":
+            yield ReasoningChunk(data.get("delta", ""))
+        elif kind == "response.output_item.done" and isinstance(data.get("item"), dict):
+            item = _wire.decode(converter, data["item"], _OutputItem, provider)
+            if item.type == "function_call" and item.name:
+                yield ToolCallChunk(parse_tool_call(item.id or item.call_id or "", item.name, item.arguments,
+                                                    provider, item.call_id))
+        elif kind in ("response.completed", "response.incomplete"):
+            raw = data.get("response")
+            yield FinalResponse(parse_response(raw, provider))
+            return
+        elif kind in ("response.failed", "error"):
+            err = data.get("response", {}).get("error") if kind == "response.failed" else data
+            said = err.get("message") if isinstance(err, dict) else err
+            raise StreamError(f"{provider} reported an error mid-stream: {said}", provider=provider, body=data)
+    raise StreamError(f"{provider} stream ended before response.completed: the answer is incomplete",
+                      provider=provider, retryable=True)
+
+
+class ResponsesModel(ModelView, BaseCompletionModel):
+    """A chat model on OpenAI's Responses API (`POST {base_url}/responses`)."""
+
+    path = "/responses"
+
+    def completion(self, request: CompletionRequest) -> CompletionResponse:
+        data = self.client.transport.post_json(self.path, responses_body(self.model, request, self.provider,
+                                                                         stream=False))
+        return parse_response(data, self.provider)
+
+    def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
+        body = responses_body(self.model, request, self.provider, stream=True)
+        return sse_completion(self.client, self.path, body, stream_response)

@@ -1,0 +1,179 @@
+"""Streaming completions: an iterator of text pieces, reasoning, whole tool calls, then the final
+response with usage. Closable early: `with model.completion_request(p).stream() as s:` closes the
+connection on exit, whether or not the stream was read to the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Union
+
+import attrs
+
+from . import _json
+from .completion import CompletionResponse, Usage
+from .errors import ResponseDecodeError, StreamError
+from .message import AssistantContent, Reasoning, Text, ToolCall
+
+__all__ = [
+    "TextChunk",
+    "ReasoningChunk",
+    "ToolCallChunk",
+    "FinalResponse",
+    "StreamChunk",
+    "StreamingCompletionResponse",
+    "ToolCallAssembler",
+]
+
+
+@attrs.frozen(slots=True)
+class TextChunk:
+    text: str
+
+
+@attrs.frozen(slots=True)
+class ReasoningChunk:
+    text: str
+
+
+@attrs.frozen(slots=True)
+class ToolCallChunk:
+    """A tool call, whole: arguments already assembled from the provider's deltas."""
+
+    tool_call: ToolCall
+
+
+@attrs.frozen(slots=True)
+class FinalResponse:
+    """Last item of every stream: the whole answer with usage and finish reason."""
+
+    response: CompletionResponse
+
+
+StreamChunk = Union[TextChunk, ReasoningChunk, ToolCallChunk, FinalResponse]
+
+
+class StreamingCompletionResponse:
+    """Iterate for chunks; afterwards `.response` holds the whole answer.
+
+    Providers feed it a generator of `TextChunk` / `ReasoningChunk` / `ToolCallChunk` that
+    ends with one `FinalResponse`; a generator that ends without one raises `StreamError`
+    (a cut-off stream never passes for a short answer).
+    """
+
+    def __init__(self, chunks: Iterator[StreamChunk], provider: str) -> None:
+        self._chunks = chunks
+        self.provider = provider
+        self._response: CompletionResponse | None = None
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        for chunk in self._chunks:
+            if isinstance(chunk, FinalResponse):
+                self._response = chunk.response
+            yield chunk
+        if self._response is None:
+            raise StreamError("stream ended before the provider finished its answer", provider=self.provider)
+
+    @property
+    def response(self) -> CompletionResponse:
+        """The whole answer; reads the rest of the stream first if needed."""
+        if self._response is None:
+            for _ in self:
+                pass
+        assert self._response is not None
+        return self._response
+
+    @property
+    def text(self) -> str:
+        return self.response.text
+
+    def text_stream(self) -> Iterator[str]:
+        """Only the text pieces, as plain strings."""
+        for chunk in self:
+            if isinstance(chunk, TextChunk):
+                yield chunk.text
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        close = getattr(self._chunks, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> StreamingCompletionResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@attrs.define
+class _PendingCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = attrs.field(factory=list)
+    call_id: str | None = None
+
+
+class ToolCallAssembler:
+    """Collects tool-call deltas keyed by index (several calls may interleave) into ToolCalls."""
+
+    def __init__(self, provider: str) -> None:
+        self._provider = provider
+        self._calls: dict[Any, _PendingCall] = {}
+
+    def add(self, key: Any, *, id: str | None = None, name: str | None = None,
+            arguments: str | None = None, call_id: str | None = None) -> None:
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = _PendingCall()
+        if id:
+            call.id = id
+        if name and not call.name:
+            call.name = name
+        if call_id:
+            call.call_id = call_id
+        if arguments:
+            call.arguments.append(arguments)
+
+    def __bool__(self) -> bool:
+        return bool(self._calls)
+
+    def finish(self) -> list[ToolCall]:
+        """The assembled calls in order of first appearance; non-object arguments raise."""
+        calls = [parse_tool_call(c.id, c.name, "".join(c.arguments), self._provider, c.call_id)
+                 for c in self._calls.values()]
+        self._calls.clear()
+        return calls
+
+
+def parse_tool_call(id: str, name: str, arguments: str | dict[str, Any] | None, provider: str,
+                    call_id: str | None = None) -> ToolCall:
+    """A ToolCall from a name and JSON arguments text (empty means no arguments)."""
+    if isinstance(arguments, dict):
+        return ToolCall(id, name, arguments, call_id)
+    try:
+        args = _json.loads(arguments) if arguments and arguments.strip() else {}
+    except _json.JSONDecodeError:
+        raise ResponseDecodeError(
+            f"tool call {name!r} arrived with arguments that are not valid JSON: {arguments[:200]!r}",
+            provider=provider, field="arguments", body=arguments,
+        ) from None
+    if not isinstance(args, dict):
+        raise ResponseDecodeError(f"tool call {name!r} arguments are not a JSON object: {arguments[:200]!r}",
+                                  provider=provider, field="arguments", body=arguments)
+    return ToolCall(id, name, args, call_id)
+
+
+def content_from(text: str, reasoning: str, tool_calls: list[ToolCall]) -> tuple[AssistantContent, ...]:
+    """The `choice` of a streamed answer, in the order providers present it."""
+    parts: list[AssistantContent] = []
+    if reasoning:
+        parts.append(Reasoning(reasoning))
+    if text:
+        parts.append(Text(text))
+    parts.extend(tool_calls)
+    return tuple(parts)
+
+
+def usage_or_empty(usage: Usage | None) -> Usage:
+    return usage if usage is not None else Usage()
