@@ -124,14 +124,26 @@ def _check_history(_: Any, __: Any, value: tuple[Message, ...]) -> None:
             raise TypeError(f"chat history holds Message objects, not {type(message).__name__}")
 
 
+def _messages(items: Iterable[Message]) -> tuple[Message, ...]:
+    return tuple(items)
+
+
+def _documents(items: Iterable[Document]) -> tuple[Document, ...]:
+    return tuple(items)
+
+
+def _tools(items: Iterable[ToolDefinition]) -> tuple[ToolDefinition, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class CompletionRequest:
     """Everything a provider needs for one completion. The last message is the prompt."""
 
-    chat_history: tuple[Message, ...] = attrs.field(converter=tuple, validator=_check_history)
+    chat_history: tuple[Message, ...] = attrs.field(converter=_messages, validator=_check_history)
     preamble: str | None = None
-    documents: tuple[Document, ...] = attrs.field(default=(), converter=tuple)
-    tools: tuple[ToolDefinition, ...] = attrs.field(default=(), converter=tuple)
+    documents: tuple[Document, ...] = attrs.field(default=(), converter=_documents)
+    tools: tuple[ToolDefinition, ...] = attrs.field(default=(), converter=_tools)
     temperature: float | None = attrs.field(default=None, validator=_check_temperature)
     max_tokens: int | None = attrs.field(default=None, validator=_check_max_tokens)
     tool_choice: ToolChoice | None = None

@@ -333,7 +333,7 @@ class Transport:
         env = requests.Session.merge_environment_settings(
             _env_view(session), self.base_url, {}, None, self._verify, None
         )
-        self._send_kwargs = {
+        self._send_kwargs: dict[str, Any] = {
             "proxies": env["proxies"],
             "verify": env["verify"],
             "cert": env["cert"],

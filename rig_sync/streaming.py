@@ -154,11 +154,13 @@ def parse_tool_call(id: str, name: str, arguments: str | dict[str, Any] | None, 
     try:
         args = _json.loads(arguments) if arguments and arguments.strip() else {}
     except _json.JSONDecodeError:
+        arguments = str(arguments)
         raise ResponseDecodeError(
             f"tool call {name!r} arrived with arguments that are not valid JSON: {arguments[:200]!r}",
             provider=provider, field="arguments", body=arguments,
         ) from None
     if not isinstance(args, dict):
+        arguments = str(arguments)
         raise ResponseDecodeError(f"tool call {name!r} arguments are not a JSON object: {arguments[:200]!r}",
                                   provider=provider, field="arguments", body=arguments)
     return ToolCall(id, name, args, call_id)

@@ -176,24 +176,24 @@ class DynClientBuilder:
     # --- models ---------------------------------------------------------------------------------
 
     def completion(self, provider: str, model: str, value: ProviderValue | None = None) -> CompletionModel:
-        return self._capable(provider, "completion", value).completion_model(model)  # type: ignore[no-any-return]
+        return self._capable(provider, "completion", value).completion_model(model)
 
     def agent(self, provider: str, model: str, value: ProviderValue | None = None) -> AgentBuilder:
-        return self._capable(provider, "completion", value).agent(model)  # type: ignore[no-any-return]
+        return self._capable(provider, "completion", value).agent(model)
 
     def embeddings(self, provider: str, model: str, value: ProviderValue | None = None) -> EmbeddingModel:
-        return self._capable(provider, "embeddings", value).embedding_model(model)  # type: ignore[no-any-return]
+        return self._capable(provider, "embeddings", value).embedding_model(model)
 
     def transcription(self, provider: str, model: str, value: ProviderValue | None = None) -> TranscriptionModel:
-        return self._capable(provider, "transcription", value).transcription_model(model)  # type: ignore[no-any-return]
+        return self._capable(provider, "transcription", value).transcription_model(model)
 
     def image_generation(self, provider: str, model: str, value: ProviderValue | None = None) -> ImageGenerationModel:
         client = self._capable(provider, "image_generation", value)
-        return client.image_generation_model(model)  # type: ignore[no-any-return]
+        return client.image_generation_model(model)
 
     def audio_generation(self, provider: str, model: str, value: ProviderValue | None = None) -> AudioGenerationModel:
         client = self._capable(provider, "audio_generation", value)
-        return client.audio_generation_model(model)  # type: ignore[no-any-return]
+        return client.audio_generation_model(model)
 
     def id(self, id_string: str) -> ProviderModelId:
         """Parse `"provider:model"` (the model may itself contain colons, e.g. `ollama:llama3:8b`)."""

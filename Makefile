@@ -1,0 +1,35 @@
+# make test  - create .venv if needed, install rig_sync with its test extras, run ruff, mypy, pytest
+# make demo  - same set-up, then run the end-to-end demo against the loopback fake provider
+# make bench - run the benchmarks (ratios against raw requests, in one run)
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo bench lint typecheck clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) setup.cfg setup.py
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check rig_sync tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy rig_sync
+
+test: lint typecheck
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m rig_sync demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
