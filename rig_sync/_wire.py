@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
+from cattrs.gen import make_dict_unstructure_fn, override
 
 from .errors import ResponseDecodeError
 
@@ -19,8 +21,16 @@ T = TypeVar("T")
 
 
 def make_converter() -> cattrs.Converter:
-    """A converter for one provider: tolerant of extra keys, omitting unset request fields."""
-    return cattrs.Converter(omit_if_default=True, forbid_extra_keys=False)
+    """A converter for one provider: tolerant of extra keys; request fields left at None are
+    omitted, while fields with real defaults (`type: str = "function"`) are always sent."""
+    converter = cattrs.Converter(forbid_extra_keys=False)
+
+    def unstructure_fn(cls: type[Any]) -> Any:
+        overrides = {f.name: override(omit_if_default=True) for f in attrs.fields(cls) if f.default is None}
+        return make_dict_unstructure_fn(cls, converter, **overrides)
+
+    converter.register_unstructure_hook_factory(attrs.has, unstructure_fn)
+    return converter
 
 
 def decode(converter: cattrs.Converter, data: Any, cls: type[T], provider: str) -> T:

@@ -58,7 +58,7 @@ class _EmbeddingResponse:
 
 
 converter.register_structure_hook_func(
-    lambda t: t is list[float], lambda value, _: decode_vector(value)
+    lambda t: t == list[float], lambda value, _: decode_vector(value)
 )
 
 

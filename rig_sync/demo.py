@@ -1,0 +1,145 @@
+"""The end-to-end tour behind `make demo` / `python -m rig_sync demo`.
+
+Offline it starts `rig_sync.testing.FakeProvider` and points an OpenAI client at it, so every
+step goes through the real HTTP stack (pool, retries, SSE parsing, multipart, base64). With
+OPENAI_API_KEY in the environment (and no --offline), the same steps run against OpenAI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import TextIO
+
+from .client import ProviderValue
+from .client.builder import DynClientBuilder
+from .completion import ToolDefinition
+from .message import Message
+from .streaming import TextChunk
+from .transcription import TranscriptionRequest
+
+
+@contextlib.contextmanager
+def _target(offline: bool, out: TextIO) -> Iterator[tuple[DynClientBuilder, ProviderValue | None, dict[str, str]]]:
+    """A registry plus the settings to reach either the fake provider or the real OpenAI."""
+    builder = DynClientBuilder()
+    real_key = os.environ.get("OPENAI_API_KEY")
+    models = {"chat": "gpt-4o-mini", "embed": "text-embedding-3-small", "stt": "whisper-1",
+              "image": "gpt-image-1", "tts": "tts-1"}
+    if real_key and not offline:
+        print("Using the real OpenAI API (OPENAI_API_KEY is set; pass --offline to use the fake).", file=out)
+        yield builder, None, models
+        return
+    from .testing import FakeProvider
+
+    with FakeProvider() as fake:
+        print(f"Using rig_sync.testing.FakeProvider at {fake.base_url} (offline, no API key needed).", file=out)
+        yield builder, ProviderValue(fake.api_key, base_url=fake.base_url), models
+
+
+def _step(out: TextIO, title: str, fn: Callable[[], str]) -> None:
+    started = time.perf_counter()
+    result = fn()
+    elapsed = (time.perf_counter() - started) * 1000
+    print(f"\n== {title}  ({elapsed:.1f} ms)\n{result}", file=out)
+
+
+def _tiny_wav() -> bytes:
+    """A tenth of a second of silence as a valid WAV file (the fake transcribes any bytes)."""
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(b"\x00\x00" * 800)
+    return buf.getvalue()
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+ADD_TOOL = ToolDefinition(
+    "add",
+    "Add two integers.",
+    {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+)
+
+
+def run(offline: bool = False, out: TextIO | None = None) -> int:
+    """Run the tour; returns a process exit code (0 when every step worked)."""
+    import sys
+
+    out = out or sys.stdout
+    started = time.perf_counter()
+    with _target(offline, out) as (builder, value, models):
+        chat = builder.completion("openai", models["chat"], value)
+
+        _step(out, "A prompt", lambda: chat.completion_request("Say hello in five words.")
+              .preamble("Be brief.").temperature(0.2).max_tokens(32).send().text)
+
+        def streamed() -> str:
+            pieces: list[str] = []
+            with chat.completion_request("Count to five, please.").stream() as stream:
+                pieces.extend(c.text for c in stream if isinstance(c, TextChunk))
+                usage = stream.response.usage
+            return f"{len(pieces)} pieces: {'|'.join(pieces)}\nusage: {usage.input_tokens} in, {usage.output_tokens} out"
+
+        _step(out, "A streamed reply", streamed)
+
+        def embeddings() -> str:
+            model = builder.embeddings("openai", models["embed"], value)
+            cat, kitten, invoice = model.embed_texts(["a small cat", "a little kitten cat", "quarterly tax invoice"])
+
+            def cos(x: list[float], y: list[float]) -> float:
+                return sum(a * b for a, b in zip(x, y)) / (sum(a * a for a in x) * sum(b * b for b in y)) ** 0.5
+
+            return (f"{len(cat.vec)} dimensions; cos(cat, kitten) = {cos(cat.vec, kitten.vec):.3f}, "
+                    f"cos(cat, invoice) = {cos(cat.vec, invoice.vec):.3f}")
+
+        _step(out, "Embeddings", embeddings)
+
+        _step(out, "A transcription", lambda: builder.transcription("openai", models["stt"], value).transcription(
+            TranscriptionRequest(data=_tiny_wav(), filename="silence.wav", language="en")).text)
+
+        def image() -> str:
+            img = builder.image_generation("openai", models["image"], value).image_generation_request() \
+                .prompt("a lighthouse at dusk").width(1024).height(1024).send().image
+            is_png = img.startswith(PNG_SIGNATURE)
+            return f"{len(img)} bytes, PNG signature: {is_png}"
+
+        _step(out, "An image", image)
+
+        def speech() -> str:
+            audio = builder.audio_generation("openai", models["tts"], value).audio_generation_request() \
+                .text("Hello from rig_sync.").voice("alloy").send().audio
+            return f"{len(audio)} bytes of audio"
+
+        _step(out, "Speech", speech)
+
+        def tool_call() -> str:
+            prompt = 'call:add {"a": 2, "b": 3}' if value is not None else "What is 2 + 3? Use the add tool."
+            first = chat.completion_request(prompt).tool(ADD_TOOL).send()
+            call = first.tool_calls[0]
+            result = str(call.arguments["a"] + call.arguments["b"])
+            final = chat.completion_request(Message.tool_result(call.id, result)) \
+                .messages([Message.user(prompt), first.message()]).tool(ADD_TOOL).send()
+            return f"model called {call.name}({call.arguments}) -> {result}; model then said: {final.text!r}"
+
+        _step(out, "A tool call, answered", tool_call)
+
+        def dynamic() -> str:
+            lines = []
+            for model_id in ("openai:" + models["chat"], "openai:" + models["chat"]):
+                pid = builder.id(model_id)
+                model = builder.completion(pid.provider, pid.model, value)
+                lines.append(f"{model_id} -> {model!r}: {model.completion_request('ping').send().text!r}")
+            lines.append("registered providers: " + ", ".join(builder.providers()))
+            return "\n".join(lines)
+
+        _step(out, "Choosing a provider at run time (DynClientBuilder)", dynamic)
+    print(f"\nDone in {(time.perf_counter() - started):.2f} s.", file=out)
+    return 0
