@@ -1,0 +1,24 @@
+"""Offline test doubles for rig_sync users.
+
+:class:`FakeProvider` is a real HTTP/1.1 server on 127.0.0.1 that speaks the
+OpenAI wire format (chat completions, responses, embeddings, audio, images),
+replies deterministically, records requests, and can be scripted
+(:class:`Reply`) or made to fail (:class:`Fault`)::
+
+    from rig_sync.testing import FakeProvider, Fault, Reply
+
+    with FakeProvider() as fake:
+        fake.script(Reply.text("hello"))
+        fake.inject(Fault.status(429, retry_after=1))
+        ...  # point your client at fake.base_url with fake.api_key
+
+Importing this package starts nothing and imports only the standard library.
+"""
+
+from __future__ import annotations
+
+from . import _openai as _openai  # registers the OpenAI routes
+from ._faults import Fault
+from ._server import FakeProvider, RecordedRequest, Reply, ToolCall
+
+__all__ = ["FakeProvider", "Fault", "RecordedRequest", "Reply", "ToolCall"]

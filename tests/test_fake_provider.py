@@ -1,0 +1,759 @@
+"""Tests for rig_sync.testing.FakeProvider, driven with requests and http.client."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import math
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from array import array
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from rig_sync.testing import FakeProvider, Fault, Reply
+
+ROOT = Path(__file__).resolve().parents[1]
+T = 3.0  # generous client timeout for requests that should succeed
+
+
+# --------------------------------------------------------------------------- #
+# helpers
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider() as fp:
+        yield fp
+
+
+@pytest.fixture
+def session(fake: FakeProvider) -> Iterator[requests.Session]:
+    s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {fake.api_key}"
+    yield s
+    s.close()
+
+
+def chat_body(text: Any, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-test", "messages": [{"role": "user", "content": text}], **extra}
+
+
+def sse_data(resp: requests.Response) -> list[str]:
+    """The data payloads of an SSE response, in order."""
+    out = []
+    for block in resp.text.split("\n\n"):
+        for line in block.split("\n"):
+            if line.startswith("data: "):
+                out.append(line[len("data: ") :])
+    return out
+
+
+def sse_events(text: str) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        lines = dict(line.split(": ", 1) for line in block.split("\n"))
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+ADD_TOOL = {
+    "type": "function",
+    "function": {"name": "add", "parameters": {"type": "object"}},
+}
+MUL_TOOL = {
+    "type": "function",
+    "function": {"name": "mul", "parameters": {"type": "object"}},
+}
+
+
+# --------------------------------------------------------------------------- #
+# lifecycle
+# --------------------------------------------------------------------------- #
+
+
+def test_import_is_cheap_and_stdlib_only() -> None:
+    code = (
+        "import sys, threading, rig_sync.testing as t;"
+        "assert 'requests' not in sys.modules, 'requests imported';"
+        "assert threading.active_count() == 1, 'thread started';"
+        "print('ok')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
+    assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_start_stop_fast_and_urls() -> None:
+    t0 = time.perf_counter()
+    fake = FakeProvider()
+    with fake:
+        assert time.perf_counter() - t0 < 1.0
+        assert fake.running
+        host, port = fake.address
+        assert host == "127.0.0.1" and port > 0
+        assert fake.url == f"http://127.0.0.1:{port}"
+        assert fake.base_url == fake.url + "/v1"
+        assert fake.api_key == "fake-key"
+        r = requests.get(fake.base_url + "/models", headers={"Authorization": "Bearer k"}, timeout=T)
+        assert r.status_code == 200
+    assert not fake.running
+    with pytest.raises(RuntimeError):
+        _ = fake.url
+    assert time.perf_counter() - t0 < 2.0
+    assert not any(t.name.startswith("FakeProvider:") for t in threading.enumerate())
+
+
+def test_restart_after_stop() -> None:
+    fake = FakeProvider()
+    for _ in range(2):
+        with fake:
+            r = requests.post(
+                fake.base_url + "/chat/completions",
+                json=chat_body("x"),
+                headers={"Authorization": "Bearer k"},
+                timeout=T,
+            )
+            assert r.status_code == 200
+
+
+def test_stop_closes_keepalive_and_hung_connections() -> None:
+    fake = FakeProvider().start()
+    host, port = fake.address
+    idle = http.client.HTTPConnection(host, port, timeout=5)
+    idle.request("GET", "/v1/models", headers={"Authorization": "Bearer k"})
+    assert idle.getresponse().read()
+    fake.inject(Fault.hang())
+    hung = http.client.HTTPConnection(host, port, timeout=5)
+    hung.request(
+        "POST",
+        "/v1/chat/completions",
+        body=json.dumps(chat_body("x")),
+        headers={"Authorization": "Bearer k", "Content-Type": "application/json"},
+    )
+    t0 = time.perf_counter()
+    fake.stop()
+    with pytest.raises((http.client.HTTPException, OSError)):
+        hung.getresponse()
+    assert time.perf_counter() - t0 < 2.0
+    idle.close()
+    hung.close()
+
+
+# --------------------------------------------------------------------------- #
+# chat completions
+# --------------------------------------------------------------------------- #
+
+
+def test_chat_echo(fake: FakeProvider, session: requests.Session) -> None:
+    r = session.post(fake.base_url + "/chat/completions", json=chat_body("hello there world"), timeout=T)
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] == "req_1"
+    assert int(r.headers["Content-Length"]) == len(r.content)
+    data = r.json()
+    assert data["object"] == "chat.completion"
+    assert data["model"] == "gpt-test"
+    assert data["id"] and isinstance(data["created"], int)
+    choice = data["choices"][0]
+    assert choice["message"] == {"role": "assistant", "content": "echo: hello there world", "refusal": None}
+    assert choice["finish_reason"] == "stop"
+    usage = data["usage"]
+    assert usage["prompt_tokens"] == 3
+    assert usage["completion_tokens"] == 4
+    assert usage["total_tokens"] == 7
+
+
+def test_chat_echo_content_parts_and_last_user(fake: FakeProvider, session: requests.Session) -> None:
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "be nice"},
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": [{"type": "text", "text": "second"}]},
+        ],
+    }
+    r = session.post(fake.base_url + "/chat/completions", json=body, timeout=T)
+    assert r.json()["choices"][0]["message"]["content"] == "echo: second"
+
+
+def test_chat_stream_framing(fake: FakeProvider, session: requests.Session) -> None:
+    body = chat_body("one two three four", stream=True, stream_options={"include_usage": True})
+    r = session.post(fake.base_url + "/chat/completions", json=body, timeout=T)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    assert r.headers["Transfer-Encoding"] == "chunked"
+    assert r.text.startswith("data: ") and r.text.endswith("data: [DONE]\n\n")
+    datas = sse_data(r)
+    assert datas[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in datas[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    usage_chunk = chunks[-1]
+    assert usage_chunk["choices"] == []
+    assert usage_chunk["usage"] == {
+        "prompt_tokens": 4,
+        "completion_tokens": 5,
+        "total_tokens": 9,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    pieces = [c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1]]
+    assert sum(1 for p in pieces if p) >= 4
+    assert "".join(pieces) == "echo: one two three four"
+
+
+def test_chat_stream_without_usage(fake: FakeProvider, session: requests.Session) -> None:
+    r = session.post(fake.base_url + "/chat/completions", json=chat_body("hi", stream=True), timeout=T)
+    chunks = [json.loads(d) for d in sse_data(r)[:-1]]
+    assert all(c["choices"] for c in chunks)
+    assert all("usage" not in c for c in chunks)
+
+
+def test_chat_tool_call_on_request(fake: FakeProvider, session: requests.Session) -> None:
+    body = chat_body('call:add {"a": 2, "b": 3} ; mul {"x": 4}', tools=[ADD_TOOL, MUL_TOOL])
+    r = session.post(fake.base_url + "/chat/completions", json=body, timeout=T)
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    calls = choice["message"]["tool_calls"]
+    assert [c["id"] for c in calls] == ["call_0", "call_1"]
+    assert [c["function"]["name"] for c in calls] == ["add", "mul"]
+    assert json.loads(calls[0]["function"]["arguments"]) == {"a": 2, "b": 3}
+    assert json.loads(calls[1]["function"]["arguments"]) == {"x": 4}
+
+
+def test_chat_tool_call_unknown_tool_echoes(fake: FakeProvider, session: requests.Session) -> None:
+    body = chat_body('call:nope {"a": 1}', tools=[ADD_TOOL])
+    r = session.post(fake.base_url + "/chat/completions", json=body, timeout=T)
+    assert r.json()["choices"][0]["message"]["content"] == 'echo: call:nope {"a": 1}'
+
+
+def test_chat_tool_call_streamed_deltas(fake: FakeProvider, session: requests.Session) -> None:
+    body = chat_body(
+        'call:add {"a": 2, "b": 3, "note": "some longer text"} ; mul {"x": 4}',
+        tools=[ADD_TOOL, MUL_TOOL],
+        stream=True,
+    )
+    r = session.post(fake.base_url + "/chat/completions", json=body, timeout=T)
+    datas = sse_data(r)
+    assert datas[-1] == "[DONE]"
+    chunks = [json.loads(d) for d in datas[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assembled: dict[int, dict[str, str]] = {}
+    fragments = 0
+    for c in chunks:
+        for tc in c["choices"][0]["delta"].get("tool_calls") or []:
+            slot = assembled.setdefault(tc["index"], {"id": "", "name": "", "arguments": ""})
+            if "id" in tc:
+                assert tc["function"]["arguments"] == ""
+                slot["id"] = tc["id"]
+                slot["name"] = tc["function"]["name"]
+            else:
+                fragments += 1
+                slot["arguments"] += tc["function"]["arguments"]
+    assert fragments > 3
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+    assert assembled[0]["id"] == "call_0" and assembled[0]["name"] == "add"
+    assert json.loads(assembled[0]["arguments"]) == {"a": 2, "b": 3, "note": "some longer text"}
+    assert assembled[1]["id"] == "call_1" and json.loads(assembled[1]["arguments"]) == {"x": 4}
+
+
+def test_chat_tool_results(fake: FakeProvider, session: requests.Session) -> None:
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "user", "content": "call:add {}"},
+            {"role": "assistant", "content": None, "tool_calls": []},
+            {"role": "tool", "tool_call_id": "call_0", "content": "5"},
+            {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "12"}]},
+        ],
+    }
+    r = session.post(fake.base_url + "/chat/completions", json=body, timeout=T)
+    assert r.json()["choices"][0]["message"]["content"] == "tool result: 5, 12"
+
+
+# --------------------------------------------------------------------------- #
+# scripted replies
+# --------------------------------------------------------------------------- #
+
+
+def test_script_in_order_then_echo(fake: FakeProvider, session: requests.Session) -> None:
+    fake.script(
+        Reply.text("first"),
+        Reply.tool_calls([("add", {"a": 1}), ("mul", '{"bad json', "my_id")]),
+    )
+    # an embeddings request does not consume text/tool-call replies
+    assert session.post(fake.base_url + "/embeddings", json={"input": "a"}, timeout=T).status_code == 200
+    fake.script(Reply.json(418, {"teapot": True}, headers={"x-custom": "1"}))
+    assert fake.pending_replies == 3
+    url = fake.base_url + "/chat/completions"
+    assert session.post(url, json=chat_body("x"), timeout=T).json()["choices"][0]["message"]["content"] == "first"
+    msg = session.post(url, json=chat_body("x"), timeout=T).json()["choices"][0]["message"]
+    assert [c["id"] for c in msg["tool_calls"]] == ["call_0", "my_id"]
+    assert json.loads(msg["tool_calls"][0]["function"]["arguments"]) == {"a": 1}
+    assert msg["tool_calls"][1]["function"]["arguments"] == '{"bad json'
+    r = session.post(url, json=chat_body("x"), timeout=T)
+    assert r.status_code == 418 and r.json() == {"teapot": True} and r.headers["x-custom"] == "1"
+    assert session.post(url, json=chat_body("x"), timeout=T).json()["choices"][0]["message"]["content"] == "echo: x"
+    assert fake.pending_replies == 0
+
+
+def test_script_rendered_in_stream_and_responses(fake: FakeProvider, session: requests.Session) -> None:
+    fake.script(Reply.text("alpha beta gamma"), Reply.text("resp text"))
+    r = session.post(fake.base_url + "/chat/completions", json=chat_body("x", stream=True), timeout=T)
+    chunks = [json.loads(d) for d in sse_data(r)[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "alpha beta gamma"
+    r = session.post(fake.base_url + "/responses", json={"model": "m", "input": "x"}, timeout=T)
+    assert r.json()["output"][0]["content"][0]["text"] == "resp text"
+
+
+def test_script_path_filter(fake: FakeProvider, session: requests.Session) -> None:
+    fake.script(Reply.json(200, {"data": []}), path="/v1/embeddings")
+    r = session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T)
+    assert r.json()["choices"][0]["message"]["content"] == "echo: x"
+    r = session.post(fake.base_url + "/embeddings", json={"input": "x"}, timeout=T)
+    assert r.json() == {"data": []}
+
+
+# --------------------------------------------------------------------------- #
+# responses API
+# --------------------------------------------------------------------------- #
+
+
+def test_responses_echo(fake: FakeProvider, session: requests.Session) -> None:
+    body = {
+        "model": "gpt-r",
+        "instructions": "be brief",
+        "input": [
+            {"role": "user", "content": "earlier"},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+            {"role": "user", "content": [{"type": "input_text", "text": "hello responses"}]},
+        ],
+    }
+    data = session.post(fake.base_url + "/responses", json=body, timeout=T).json()
+    assert data["object"] == "response" and data["status"] == "completed"
+    assert data["model"] == "gpt-r"
+    (item,) = data["output"]
+    assert item["type"] == "message" and item["role"] == "assistant"
+    assert item["content"] == [{"type": "output_text", "text": "echo: hello responses", "annotations": []}]
+    assert data["usage"]["output_tokens"] == 3
+    assert data["usage"]["total_tokens"] == data["usage"]["input_tokens"] + 3
+
+
+def test_responses_tool_calls_and_results(fake: FakeProvider, session: requests.Session) -> None:
+    tools = [{"type": "function", "name": "add", "parameters": {}}, {"type": "function", "name": "mul"}]
+    body = {"model": "m", "input": 'call:add {"a": 1} ; mul {"b": 2}', "tools": tools}
+    data = session.post(fake.base_url + "/responses", json=body, timeout=T).json()
+    assert [o["type"] for o in data["output"]] == ["function_call", "function_call"]
+    first = data["output"][0]
+    assert first["id"] == "fc_0" and first["call_id"] == "call_0" and first["name"] == "add"
+    assert first["status"] == "completed" and json.loads(first["arguments"]) == {"a": 1}
+    assert data["output"][1]["call_id"] == "call_1"
+
+    follow = {
+        "model": "m",
+        "tools": tools,
+        "input": [
+            {"role": "user", "content": "call:add {}"},
+            {"type": "function_call", "call_id": "call_0", "name": "add", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "call_0", "output": "3"},
+            {"type": "function_call_output", "call_id": "call_1", "output": "4"},
+        ],
+    }
+    data = session.post(fake.base_url + "/responses", json=follow, timeout=T).json()
+    assert data["output"][0]["content"][0]["text"] == "tool result: 3, 4"
+
+
+def test_responses_stream_events(fake: FakeProvider, session: requests.Session) -> None:
+    body = {"model": "m", "input": "streaming words here", "stream": True}
+    r = session.post(fake.base_url + "/responses", json=body, timeout=T)
+    assert "[DONE]" not in r.text
+    events = sse_events(r.text)
+    kinds = [k for k, _ in events]
+    assert all(k == d["type"] for k, d in events)
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert [d["sequence_number"] for _, d in events] == list(range(len(events)))
+    for needed in ("response.output_item.added", "response.output_text.done", "response.output_item.done"):
+        assert needed in kinds
+    deltas = [d["delta"] for k, d in events if k == "response.output_text.delta"]
+    assert len(deltas) >= 3 and "".join(deltas) == "echo: streaming words here"
+    done = events[-1][1]["response"]
+    assert done["status"] == "completed" and done["usage"]["output_tokens"] == 4
+    assert done["output"][0]["content"][0]["text"] == "echo: streaming words here"
+
+
+def test_responses_stream_function_call(fake: FakeProvider, session: requests.Session) -> None:
+    body = {
+        "model": "m",
+        "input": 'call:add {"a": 1, "b": "a longer string value"}',
+        "tools": [{"type": "function", "name": "add"}],
+        "stream": True,
+    }
+    events = sse_events(session.post(fake.base_url + "/responses", json=body, timeout=T).text)
+    deltas = [d["delta"] for k, d in events if k == "response.function_call_arguments.delta"]
+    (done,) = [d for k, d in events if k == "response.function_call_arguments.done"]
+    assert len(deltas) > 1 and "".join(deltas) == done["arguments"]
+    assert json.loads(done["arguments"]) == {"a": 1, "b": "a longer string value"}
+    final = events[-1][1]["response"]["output"][0]
+    assert final["type"] == "function_call" and final["call_id"] == "call_0"
+
+
+# --------------------------------------------------------------------------- #
+# embeddings, audio, images
+# --------------------------------------------------------------------------- #
+
+
+def _cos(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+
+
+def test_embeddings_float_base64_and_similarity(fake: FakeProvider, session: requests.Session) -> None:
+    texts = [
+        "The cat sat on the mat",
+        "the cat sat on a mat",
+        "Quarterly revenue grew by eleven percent",
+    ]
+    url = fake.base_url + "/embeddings"
+    r = session.post(url, json={"model": "emb", "input": texts}, timeout=T)
+    data = r.json()
+    assert data["object"] == "list" and data["model"] == "emb"
+    assert data["usage"] == {"prompt_tokens": 18, "total_tokens": 18}
+    vecs = [d["embedding"] for d in data["data"]]
+    assert [d["index"] for d in data["data"]] == [0, 1, 2]
+    assert all(len(v) == 1536 for v in vecs)
+    assert all(abs(math.sqrt(sum(x * x for x in v)) - 1.0) < 1e-5 for v in vecs)
+    assert _cos(vecs[0], vecs[1]) > 0.7
+    assert _cos(vecs[0], vecs[1]) > _cos(vecs[0], vecs[2]) + 0.4
+
+    r = session.post(url, json={"model": "emb", "input": texts, "encoding_format": "base64"}, timeout=T)
+    decoded = [list(array("f", base64.b64decode(d["embedding"]))) for d in r.json()["data"]]
+    if sys.byteorder != "little":  # pragma: no cover
+        pytest.skip("big-endian host")
+    assert decoded == vecs
+
+    r = session.post(url, json={"input": "single", "dimensions": 64}, timeout=T)
+    (item,) = r.json()["data"]
+    assert len(item["embedding"]) == 64
+    again = session.post(url, json={"input": "single", "dimensions": 64}, timeout=T)
+    assert again.json()["data"][0]["embedding"] == item["embedding"]
+
+
+def test_embeddings_bad_input(fake: FakeProvider, session: requests.Session) -> None:
+    r = session.post(fake.base_url + "/embeddings", json={"input": 5}, timeout=T)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "input"
+
+
+def test_transcription_multipart(fake: FakeProvider, session: requests.Session) -> None:
+    url = fake.base_url + "/audio/transcriptions"
+    audio = bytes(range(256)) * 4
+    r = session.post(
+        url,
+        files={"file": ("clip.wav", audio, "audio/wav")},
+        data={"model": "whisper-1", "language": "en"},
+        timeout=T,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"text": "transcribed 1024 bytes from clip.wav", "language": "en"}
+    rec = fake.requests[-1]
+    assert rec.form == {"model": "whisper-1", "language": "en"}
+    assert rec.files == {"file": ("clip.wav", audio)}
+
+    r = session.post(url, files={"file": ("empty.mp3", b"")}, data={"model": "whisper-1"}, timeout=T)
+    assert r.status_code == 400
+    assert set(r.json()["error"]) >= {"message", "type", "param", "code"}
+
+
+def test_image_png(fake: FakeProvider, session: requests.Session) -> None:
+    url = fake.base_url + "/images/generations"
+    r1 = session.post(url, json={"prompt": "a red fox", "model": "dall-e-3"}, timeout=T)
+    r2 = session.post(url, json={"prompt": "a red fox"}, timeout=T)
+    r3 = session.post(url, json={"prompt": "a blue whale"}, timeout=T)
+    png = base64.b64decode(r1.json()["data"][0]["b64_json"])
+    assert isinstance(r1.json()["created"], int)
+    assert png == base64.b64decode(r2.json()["data"][0]["b64_json"])
+    assert png != base64.b64decode(r3.json()["data"][0]["b64_json"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, kinds = 8, []
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        kind, data = png[pos + 4 : pos + 8], png[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", png[pos + 8 + length : pos + 12 + length])
+        assert crc == zlib.crc32(kind + data)
+        kinds.append(kind)
+        if kind == b"IDAT":
+            assert len(zlib.decompress(data)) == 4
+        pos += 12 + length
+    assert kinds == [b"IHDR", b"IDAT", b"IEND"]
+
+
+def test_speech(fake: FakeProvider, session: requests.Session) -> None:
+    url = fake.base_url + "/audio/speech"
+    r = session.post(url, json={"model": "tts-1", "input": "hi", "voice": "alloy", "response_format": "wav"}, timeout=T)
+    assert r.headers["Content-Type"] == "audio/wav"
+    wav = r.content
+    assert wav[:4] == b"RIFF" and wav[8:16] == b"WAVEfmt "
+    assert struct.unpack("<I", wav[4:8])[0] == len(wav) - 8
+    assert wav[36:40] == b"data" and struct.unpack("<I", wav[40:44])[0] == len(wav) - 44
+    r2 = session.post(url, json={"model": "tts-1", "input": "hi", "voice": "alloy"}, timeout=T)
+    assert r2.headers["Content-Type"] == "audio/mpeg" and r2.content.startswith(b"FAKEAUDIO")
+    r3 = session.post(url, json={"model": "tts-1", "input": "hi", "voice": "alloy"}, timeout=T)
+    assert r3.content == r2.content
+
+
+# --------------------------------------------------------------------------- #
+# errors
+# --------------------------------------------------------------------------- #
+
+
+def test_not_found(fake: FakeProvider, session: requests.Session) -> None:
+    r = session.post(fake.base_url + "/nope", json={}, timeout=T)
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+    assert r.json()["error"]["type"] == "invalid_request_error"
+    assert r.json()["error"]["param"] is None
+
+
+def test_auth(fake: FakeProvider) -> None:
+    url = fake.base_url + "/chat/completions"
+    for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Basic abc"}):
+        r = requests.post(url, json=chat_body("x"), headers=headers, timeout=T)
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "invalid_api_key"
+    assert requests.post(url, json=chat_body("x"), headers={"Authorization": "Bearer any"}, timeout=T).ok
+
+
+def test_require_key() -> None:
+    with FakeProvider(require_key="sk-secret") as fake:
+        assert fake.api_key == "sk-secret"
+        url = fake.base_url + "/chat/completions"
+        bad = requests.post(url, json=chat_body("x"), headers={"Authorization": "Bearer other"}, timeout=T)
+        assert bad.status_code == 401
+        good = requests.post(url, json=chat_body("x"), headers={"Authorization": "Bearer sk-secret"}, timeout=T)
+        assert good.status_code == 200
+
+
+def test_malformed_json(fake: FakeProvider, session: requests.Session) -> None:
+    r = session.post(
+        fake.base_url + "/chat/completions",
+        data=b'{"model": ',
+        headers={"Content-Type": "application/json"},
+        timeout=T,
+    )
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    assert fake.requests[-1].json is None and fake.requests[-1].body == b'{"model": '
+
+
+# --------------------------------------------------------------------------- #
+# faults
+# --------------------------------------------------------------------------- #
+
+
+def test_fault_status_with_headers(fake: FakeProvider, session: requests.Session) -> None:
+    url = fake.base_url + "/chat/completions"
+    fake.inject(Fault.status(429, retry_after=2, retry_after_ms=1500, should_retry=True))
+    fake.inject(Fault.status(503, retry_after="Wed, 21 Oct 2015 07:28:00 GMT", should_retry=False))
+    fake.inject(Fault.status(529))
+    fake.inject(Fault.status(500, body={"custom": 1}, headers={"x-extra": "y"}))
+    r = session.post(url, json=chat_body("x"), timeout=T)
+    assert r.status_code == 429
+    assert r.headers["Retry-After"] == "2"
+    assert r.headers["retry-after-ms"] == "1500"
+    assert r.headers["x-should-retry"] == "true"
+    assert r.json()["error"]["type"] == "requests" and r.json()["error"]["code"] == "rate_limit_exceeded"
+    r = session.post(url, json=chat_body("x"), timeout=T)
+    assert r.status_code == 503 and r.headers["Retry-After"].startswith("Wed,")
+    assert r.headers["x-should-retry"] == "false" and r.json()["error"]["type"] == "server_error"
+    r = session.post(url, json=chat_body("x"), timeout=T)
+    assert r.status_code == 529 and r.json()["error"]["type"] == "overloaded_error"
+    r = session.post(url, json=chat_body("x"), timeout=T)
+    assert r.status_code == 500 and r.json() == {"custom": 1} and r.headers["x-extra"] == "y"
+    assert session.post(url, json=chat_body("x"), timeout=T).status_code == 200
+    assert fake.request_count == 5
+
+
+def test_fault_times_and_path(fake: FakeProvider, session: requests.Session) -> None:
+    fake.inject(Fault.status(500), times=2, path="/v1/embeddings")
+    assert fake.pending_faults == 2
+    assert session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T).status_code == 200
+    for _ in range(2):
+        assert session.post(fake.base_url + "/embeddings", json={"input": "x"}, timeout=T).status_code == 500
+    assert session.post(fake.base_url + "/embeddings", json={"input": "x"}, timeout=T).status_code == 200
+    assert fake.pending_faults == 0
+
+
+def test_fault_drop(fake: FakeProvider, session: requests.Session) -> None:
+    fake.inject(Fault.drop())
+    with pytest.raises(requests.ConnectionError):
+        session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T)
+    assert fake.request_count == 1
+    assert session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T).ok
+
+
+def test_fault_truncate(fake: FakeProvider) -> None:
+    fake.inject(Fault.truncate(10))
+    conn = http.client.HTTPConnection(*fake.address, timeout=T)
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(chat_body("x")), headers={"Authorization": "Bearer k"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert int(resp.getheader("Content-Length") or 0) > 10
+    with pytest.raises(http.client.IncompleteRead) as info:
+        resp.read()
+    assert len(info.value.partial) == 10
+    conn.close()
+    fake.inject(Fault.truncate())
+    with pytest.raises(requests.RequestException):
+        requests.post(
+            fake.base_url + "/chat/completions", json=chat_body("x"), headers={"Authorization": "Bearer k"}, timeout=T
+        )
+
+
+def test_fault_stream_cut(fake: FakeProvider, session: requests.Session) -> None:
+    fake.inject(Fault.stream_cut(after_events=2))
+    r = session.post(
+        fake.base_url + "/chat/completions", json=chat_body("a b c d e", stream=True), timeout=T, stream=True
+    )
+    lines: list[bytes] = []
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        for line in r.iter_lines():
+            lines.append(line)
+    datas = [ln for ln in lines if ln.startswith(b"data: ")]
+    assert len(datas) == 2 and b"[DONE]" not in b"".join(lines)
+    assert session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T).ok
+
+
+def test_fault_sse_error(fake: FakeProvider, session: requests.Session) -> None:
+    fake.inject(Fault.sse_error(after_events=1, error={"message": "boom", "type": "server_error"}))
+    r = session.post(fake.base_url + "/chat/completions", json=chat_body("a b c", stream=True), timeout=T)
+    datas = sse_data(r)
+    assert len(datas) == 2 and "[DONE]" not in datas
+    assert json.loads(datas[1]) == {"error": {"message": "boom", "type": "server_error"}}
+
+
+def test_fault_raw(fake: FakeProvider, session: requests.Session) -> None:
+    fake.inject(Fault.raw(502, b"<html>Bad Gateway</html>", "text/html"))
+    fake.inject(Fault.raw(200, b'{"choices": [', "application/json"))
+    r = session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T)
+    assert r.status_code == 502 and r.headers["Content-Type"] == "text/html" and b"Bad Gateway" in r.content
+    r = session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T)
+    assert r.status_code == 200
+    with pytest.raises(ValueError):
+        r.json()
+
+
+def test_fault_hang_with_client_timeout(fake: FakeProvider, session: requests.Session) -> None:
+    fake.inject(Fault.hang())
+    t0 = time.perf_counter()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=0.3)
+    assert time.perf_counter() - t0 < 1.5
+    assert fake.request_count == 1
+    assert session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T).ok
+
+
+def test_fault_slow(fake: FakeProvider, session: requests.Session) -> None:
+    url = fake.base_url + "/chat/completions"
+    fake.inject(Fault.slow(1.0))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        session.post(url, json=chat_body("x"), timeout=0.2)
+    fake.inject(Fault.slow(0.1))
+    t0 = time.perf_counter()
+    r = session.post(url, json=chat_body("late"), timeout=T)
+    assert time.perf_counter() - t0 >= 0.1
+    assert r.json()["choices"][0]["message"]["content"] == "echo: late"
+
+
+def test_latency() -> None:
+    with FakeProvider(latency=0.1) as fake:
+        t0 = time.perf_counter()
+        r = requests.post(
+            fake.base_url + "/chat/completions", json=chat_body("x"), headers={"Authorization": "Bearer k"}, timeout=T
+        )
+        assert r.ok and time.perf_counter() - t0 >= 0.1
+
+
+# --------------------------------------------------------------------------- #
+# counters, keep-alive, recording, threads
+# --------------------------------------------------------------------------- #
+
+
+def test_keep_alive_and_counters(fake: FakeProvider, session: requests.Session) -> None:
+    ids = []
+    for i in range(10):
+        r = session.post(fake.base_url + "/chat/completions", json=chat_body(f"m{i}"), timeout=T)
+        ids.append(r.headers["x-request-id"])
+    stream = session.post(fake.base_url + "/chat/completions", json=chat_body("s", stream=True), timeout=T)
+    assert stream.ok
+    assert session.get(fake.base_url + "/models", timeout=T).ok
+    assert fake.connection_count == 1
+    assert fake.request_count == 12
+    assert ids == [f"req_{i}" for i in range(1, 11)]
+    reqs = fake.requests
+    assert len(reqs) == 12
+    first = reqs[0]
+    assert first.method == "POST" and first.path == "/v1/chat/completions"
+    assert first.headers["authorization"] == "Bearer fake-key"
+    assert first.json == chat_body("m0") and json.loads(first.body) == first.json
+    assert fake.last_request is not None and fake.last_request.method == "GET"
+
+
+def test_reset(fake: FakeProvider, session: requests.Session) -> None:
+    session.post(fake.base_url + "/chat/completions", json=chat_body("x"), timeout=T)
+    fake.script(Reply.text("never"))
+    fake.inject(Fault.status(500))
+    fake.reset()
+    assert fake.request_count == 0 and fake.connection_count == 0 and fake.requests == []
+    assert fake.pending_replies == 0 and fake.pending_faults == 0
+    r = session.post(fake.base_url + "/chat/completions", json=chat_body("y"), timeout=T)
+    assert r.json()["choices"][0]["message"]["content"] == "echo: y"
+    assert r.headers["x-request-id"] == "req_1"
+
+
+def test_thread_safety(fake: FakeProvider) -> None:
+    n_threads, per_thread = 16, 20
+    errors: list[str] = []
+    barrier = threading.Barrier(n_threads)
+
+    def worker(t: int) -> None:
+        with requests.Session() as s:
+            s.headers["Authorization"] = "Bearer k"
+            barrier.wait(timeout=T)
+            for i in range(per_thread):
+                text = f"thread {t} message {i}"
+                try:
+                    r = s.post(fake.base_url + "/chat/completions", json=chat_body(text), timeout=T)
+                    got = r.json()["choices"][0]["message"]["content"]
+                except Exception as exc:  # pragma: no cover - reported below
+                    errors.append(repr(exc))
+                    continue
+                if got != "echo: " + text:
+                    errors.append(got)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=20)
+    assert not any(th.is_alive() for th in threads)
+    assert errors == []
+    assert fake.request_count == n_threads * per_thread
+    assert fake.connection_count == n_threads
+    assert sorted(int(r.request_id[4:]) for r in fake.requests) == list(range(1, 321))
