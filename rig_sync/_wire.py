@@ -7,6 +7,9 @@ out of request bodies, so a request carries only what the caller set.
 
 from __future__ import annotations
 
+import types
+import typing
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
@@ -23,14 +26,50 @@ T = TypeVar("T")
 def make_converter() -> cattrs.Converter:
     """A converter for one provider: tolerant of extra keys; request fields left at None are
     omitted, while fields with real defaults (`type: str = "function"`) are always sent."""
-    converter = cattrs.Converter(forbid_extra_keys=False)
+    # Without detailed validation cattrs generates lean code for the hot path (a stream decodes
+    # one object per chunk); on failure `decode` re-runs a detailed copy to name the bad field.
+    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=False)
+    converter.register_structure_hook(str, _structure_str)
+    converter.register_structure_hook(int, _structure_int)
+
+    def optional_hook(kind: Any) -> Callable[[Any, Any], Any]:
+        # cattrs re-dispatches `X | None` on every value; resolve X's hook once instead.
+        (inner,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        hook = converter.get_structure_hook(inner)
+        return lambda value, _: None if value is None else hook(value, inner)
+
+    converter.register_structure_hook_factory(_is_optional, optional_hook)
 
     def unstructure_fn(cls: type[Any]) -> Any:
-        overrides = {f.name: override(omit_if_default=True) for f in attrs.fields(cls) if f.default is None}
-        return make_dict_unstructure_fn(cls, converter, **overrides)
+        overrides: dict[str, Any] = {
+            f.name: override(omit_if_default=True) for f in attrs.fields(cls) if f.default is None
+        }
+        return make_dict_unstructure_fn(cls, converter, _cattrs_include_init_false=True, **overrides)
 
     converter.register_unstructure_hook_factory(attrs.has, unstructure_fn)
     return converter
+
+
+def _structure_str(value: Any, _: Any) -> str:
+    if value.__class__ is str:
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected text, got {type(value).__name__}")
+
+
+def _structure_int(value: Any, _: Any) -> int:
+    if value.__class__ is int:
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"expected an integer, got {type(value).__name__}")
+
+
+def _is_optional(kind: Any) -> bool:
+    args = typing.get_args(kind)
+    return (typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 2
+            and type(None) in args)
 
 
 def decode(converter: cattrs.Converter, data: Any, cls: type[T], provider: str) -> T:
@@ -38,7 +77,7 @@ def decode(converter: cattrs.Converter, data: Any, cls: type[T], provider: str) 
     try:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        detail = _first_problem(exc)
+        detail = _first_problem(exc, converter, data, cls)
         message = f"unexpected {cls.__name__} from {provider}: {detail}"
         if isinstance(data, dict) and "error" in data:
             error = data["error"]
@@ -53,8 +92,19 @@ def encode(converter: cattrs.Converter, value: Any) -> Any:
     return converter.unstructure(value)
 
 
-def _first_problem(exc: BaseException) -> str:
-    if isinstance(exc, cattrs.BaseValidationError):
-        problems = cattrs.transform_error(exc, path="$")
-        return problems[0] if problems else str(exc)
+def _first_problem(exc: BaseException, converter: cattrs.Converter, data: Any, cls: type[Any]) -> str:
+    detailed = _DETAILED.get(id(converter))
+    if detailed is None:
+        detailed = _DETAILED[id(converter)] = converter.copy(detailed_validation=True)
+    try:
+        detailed.structure(data, cls)
+    except cattrs.BaseValidationError as full:
+        problems = cattrs.transform_error(full, path="$")
+        if problems:
+            return problems[0]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
     return f"{type(exc).__name__}: {exc}"
+
+
+_DETAILED: dict[int, cattrs.Converter] = {}

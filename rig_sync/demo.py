@@ -86,7 +86,8 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
             with chat.completion_request("Count to five, please.").stream() as stream:
                 pieces.extend(c.text for c in stream if isinstance(c, TextChunk))
                 usage = stream.response.usage
-            return f"{len(pieces)} pieces: {'|'.join(pieces)}\nusage: {usage.input_tokens} in, {usage.output_tokens} out"
+            joined = "|".join(pieces)
+            return f"{len(pieces)} pieces: {joined}\nusage: {usage.input_tokens} in, {usage.output_tokens} out"
 
         _step(out, "A streamed reply", streamed)
 
@@ -95,7 +96,8 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
             cat, kitten, invoice = model.embed_texts(["a small cat", "a little kitten cat", "quarterly tax invoice"])
 
             def cos(x: list[float], y: list[float]) -> float:
-                return sum(a * b for a, b in zip(x, y)) / (sum(a * a for a in x) * sum(b * b for b in y)) ** 0.5
+                dot = sum(a * b for a, b in zip(x, y, strict=True))
+                return dot / (sum(a * a for a in x) * sum(b * b for b in y)) ** 0.5
 
             return (f"{len(cat.vec)} dimensions; cos(cat, kitten) = {cos(cat.vec, kitten.vec):.3f}, "
                     f"cos(cat, invoice) = {cos(cat.vec, invoice.vec):.3f}")

@@ -9,7 +9,7 @@ import attrs
 
 from .errors import InvalidRequestError, ResponseDecodeError
 
-__all__ = ["Embedding", "EmbeddingModel", "BaseEmbeddingModel", "check_texts"]
+__all__ = ["Embedding", "EmbeddingModel", "BaseEmbeddingModel", "check_texts", "Embed", "EmbeddingsBuilder"]
 
 
 @attrs.frozen
@@ -92,5 +92,8 @@ class BaseEmbeddingModel:
                 raise ResponseDecodeError(
                     f"asked for {len(chunk)} embeddings, got {len(vectors)}", provider=self.provider, field="data"
                 )
-            out.extend(Embedding(text, vec) for text, vec in zip(chunk, vectors))
+            out.extend(Embedding(text, vec) for text, vec in zip(chunk, vectors, strict=True))
         return out
+
+
+from .embeddings_builder import Embed, EmbeddingsBuilder  # noqa: E402

@@ -6,19 +6,22 @@ Shared by OpenAI, Azure OpenAI and the compatible providers that offer these end
 from __future__ import annotations
 
 import base64
+import binascii
 import sys
 from array import array
 from typing import Any
 
 import attrs
 
-from .. import _wire
+from .. import _json, _wire
 from .._model import ModelView
 from ..audio_generation import AudioGenerationRequest, AudioGenerationResponse, BaseAudioGenerationModel
 from ..completion import deep_merge
 from ..embeddings import BaseEmbeddingModel
-from ..errors import ResponseDecodeError
+from ..errors import ResponseDecodeError, StreamError
+from ..http import Response
 from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
+from ..sse import iter_sse
 from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
 
 __all__ = ["EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel",
@@ -46,6 +49,36 @@ def decode_vector(value: Any) -> list[float]:
     raise ValueError(f"embedding is {type(value).__name__}, expected base64 text or a list of numbers")
 
 
+def _sse_body(resp: Response) -> list[dict[str, Any]] | None:
+    """The JSON events of a body sent as SSE (speech with `stream_format=sse`, transcription with
+    `stream=true`), read whole; None for any other body."""
+    if not resp.headers.get("content-type", "").startswith("text/event-stream"):
+        return None
+    events: list[dict[str, Any]] = []
+    for event in iter_sse([resp.content]):
+        if event.data == "[DONE]":
+            break
+        try:
+            data = _json.loads(event.data)
+        except _json.JSONDecodeError:
+            raise StreamError(f"{resp.provider} sent a stream event that is not JSON: {event.data[:200]!r}",
+                              provider=resp.provider) from None
+        if not isinstance(data, dict) or "error" in data:
+            raise StreamError(f"{resp.provider} reported an error mid-stream: {str(data)[:300]}",
+                              provider=resp.provider, body=data)
+        events.append(data)
+    return events
+
+
+def _final_event(events: list[dict[str, Any]], kind: str, provider: str) -> dict[str, Any]:
+    """The stream's closing `kind` event; a stream without one was cut short."""
+    for event in events:
+        if event.get("type") == kind:
+            return event
+    raise StreamError(f"{provider} stream ended before {kind}: the answer is incomplete", provider=provider,
+                      retryable=True)
+
+
 @attrs.frozen
 class _EmbeddingItem:
     embedding: list[float]
@@ -63,7 +96,7 @@ converter.register_structure_hook_func(
 
 
 class EmbeddingModel(ModelView, BaseEmbeddingModel):
-    """`POST {base_url}/embeddings`, asking for base64 vectors (2.5× faster than float JSON)."""
+    """`POST {base_url}/embeddings`, asking for base64 vectors (2.5x faster than float JSON)."""
 
     path = "/embeddings"
     encoding_format: str | None = "base64"
@@ -104,6 +137,13 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
         fields.update({k: str(v) for k, v in (request.additional_params or {}).items()})
         files = {"file": (request.filename, request.data)}
         resp = self.client.transport.request("POST", self.path, data=fields, files=files)
+        events = _sse_body(resp)
+        if events is not None:
+            done = _final_event(events, "transcript.text.done", self.provider)
+            if isinstance(done.get("text"), str):
+                return TranscriptionResponse(done["text"], events)
+            raise ResponseDecodeError(f"{self.provider} transcript.text.done has no text", provider=self.provider,
+                                      field="text", body=done)
         if fields.get("response_format") in ("text", "srt", "vtt"):
             text = resp.content.decode("utf-8", "replace")
             return TranscriptionResponse(text, text)
@@ -144,7 +184,14 @@ class ImageGenerationModel(ModelView, BaseImageGenerationModel):
                                       field="data", body=data)
         item = resp.data[0]
         if item.b64_json:
-            return ImageGenerationResponse(base64.b64decode(item.b64_json), data)
+            try:
+                image = base64.b64decode(item.b64_json, validate=True)
+            except binascii.Error:
+                image = b""
+            if not image:
+                raise ResponseDecodeError(f"{self.provider} image is not base64: {item.b64_json[:40]!r}",
+                                          provider=self.provider, field="data[0].b64_json", body=data)
+            return ImageGenerationResponse(image, data)
         if item.url:  # fetched without our credentials: it is another host
             return ImageGenerationResponse(self.client.transport.request("GET", item.url).content, data)
         raise ResponseDecodeError(f"{self.provider} image has neither b64_json nor url", provider=self.provider,
@@ -160,6 +207,19 @@ class AudioGenerationModel(ModelView, BaseAudioGenerationModel):
         body = deep_merge({"model": self.model, "input": request.text, "voice": request.voice,
                            "speed": request.speed}, request.additional_params)
         resp = self.client.transport.request("POST", self.path, json=body)
+        events = _sse_body(resp)
+        if events is not None:  # stream_format=sse: base64 audio deltas, then speech.audio.done
+            done = _final_event(events, "speech.audio.done", self.provider)
+            try:
+                audio = b"".join(base64.b64decode(e.get("audio") or "", validate=True)
+                                 for e in events if e.get("type") == "speech.audio.delta")
+            except binascii.Error:
+                raise ResponseDecodeError(f"{self.provider} sent audio that is not base64", provider=self.provider,
+                                          field="audio") from None
+            if not audio:
+                raise ResponseDecodeError(f"{self.provider} streamed no audio", provider=self.provider, field="audio",
+                                          body=done)
+            return AudioGenerationResponse(audio, done, None)
         if not resp.content:
             raise ResponseDecodeError(f"{self.provider} returned empty audio", provider=self.provider, field="body")
         return AudioGenerationResponse(resp.content, None, resp.headers.get("content-type"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Union
+from typing import Any
 
 import attrs
 
@@ -21,7 +21,6 @@ from ..streaming import (
     ToolCallChunk,
     parse_tool_call,
 )
-
 from ._common import sse_completion
 
 __all__ = ["ResponsesModel"]
@@ -41,7 +40,7 @@ class _InputText:
 class _InputImage:
     image_url: str
     detail: str = "auto"
-    type: str = attrs.field(default="input_image", init=False)
+    type: str = "input_image"
 
 
 @attrs.frozen
@@ -49,17 +48,17 @@ class _InputFile:
     file_data: str | None = None
     filename: str | None = None
     file_url: str | None = None
-    type: str = attrs.field(default="input_file", init=False)
+    type: str = "input_file"
 
 
-_Content = Union[_InputText, _InputImage, _InputFile]
+_Content = _InputText | _InputImage | _InputFile
 
 
 @attrs.frozen
 class _MessageItem:
     role: str
     content: list[_Content]
-    type: str = attrs.field(default="message", init=False)
+    type: str = "message"
 
 
 @attrs.frozen
@@ -67,17 +66,17 @@ class _FunctionCallItem:
     call_id: str
     name: str
     arguments: str
-    type: str = attrs.field(default="function_call", init=False)
+    type: str = "function_call"
 
 
 @attrs.frozen
 class _FunctionOutputItem:
     call_id: str
     output: str
-    type: str = attrs.field(default="function_call_output", init=False)
+    type: str = "function_call_output"
 
 
-_Item = Union[_MessageItem, _FunctionCallItem, _FunctionOutputItem]
+_Item = _MessageItem | _FunctionCallItem | _FunctionOutputItem
 
 
 @attrs.frozen
@@ -85,7 +84,7 @@ class _Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    type: str = attrs.field(default="function", init=False)
+    type: str = "function"
 
 
 @attrs.frozen

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..client import (
-    AudioGenerationClient,
-    CompletionClient,
-    EmbeddingsClient,
-    ImageGenerationClient,
-    ProviderClient,
-    TranscriptionClient,
+from ..client import ProviderClient
+from ._compat import (
+    OpenAIAudioGeneration,
+    OpenAICompletion,
+    OpenAIEmbeddings,
+    OpenAIImageGeneration,
+    OpenAITranscription,
 )
 from ._openai_chat import ChatCompletionsModel
 from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
@@ -39,8 +39,8 @@ DALL_E_3 = "dall-e-3"
 TTS_1 = "tts-1"
 
 
-class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient, ImageGenerationClient,
-             AudioGenerationClient):
+class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscription, OpenAIImageGeneration,
+             OpenAIAudioGeneration):
     """An OpenAI client. Options: `organization`, `project` (sent as OpenAI-Organization/-Project)."""
 
     provider: ClassVar[str] = "openai"
@@ -58,23 +58,9 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
     def extra_headers(self) -> dict[str, str]:
         return dict(self._org_headers)
 
-    def completion_model(self, model: str) -> ChatCompletionsModel:
-        return ChatCompletionsModel(self, model)
-
     def responses_model(self, model: str) -> ResponsesModel:
+        """A chat model on the Responses API (`completion_model` uses Chat Completions)."""
         return ResponsesModel(self, model)
-
-    def embedding_model(self, model: str, ndims: int | None = None) -> EmbeddingModel:
-        return EmbeddingModel(self, model, ndims)
-
-    def transcription_model(self, model: str) -> TranscriptionModel:
-        return TranscriptionModel(self, model)
-
-    def image_generation_model(self, model: str) -> ImageGenerationModel:
-        return ImageGenerationModel(self, model)
-
-    def audio_generation_model(self, model: str) -> AudioGenerationModel:
-        return AudioGenerationModel(self, model)
 
 
 ClientBuilder = Client.Builder

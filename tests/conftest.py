@@ -1,0 +1,95 @@
+"""Shared test helpers: the recorded provider payloads in shared/fixtures (see its README.md).
+
+The directory is found beside the repository (`<repo>/../shared/fixtures`); set
+RIG_SYNC_FIXTURES to read it from elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+FIXTURES = Path(
+    os.environ.get("RIG_SYNC_FIXTURES") or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+)
+
+
+def fixture_path(name: str) -> Path:
+    """The path of a fixture file, e.g. `fixture_path("openai/chat_completion.text.json")`."""
+    path = FIXTURES / name
+    if not path.is_file():
+        pytest.fail(f"fixture {name!r} not found under {FIXTURES} (set RIG_SYNC_FIXTURES?)")
+    return path
+
+
+def load_bytes(name: str) -> bytes:
+    return fixture_path(name).read_bytes()
+
+
+def load_fixture(name: str) -> Any:
+    """A JSON fixture parsed; any other fixture as text."""
+    path = fixture_path(name)
+    if path.suffix == ".json":
+        return json.loads(path.read_bytes())
+    return path.read_text(encoding="utf-8")
+
+
+@cache
+def _index() -> dict[str, dict[str, Any]]:
+    data = json.loads(fixture_path("index.json").read_bytes())
+    return {entry["file"]: entry for entry in data["files"]}
+
+
+def fixture_meta(name: str) -> dict[str, Any]:
+    """The index.json entry of a fixture (status, content type, recorded response headers …)."""
+    return _index().get(name, {})
+
+
+def recorded_headers(name: str) -> dict[str, str]:
+    """The response headers recorded with a fixture, without Content-Type (passed separately)."""
+    headers = fixture_meta(name).get("response_headers") or {}
+    return {k: v for k, v in headers.items() if k.lower() != "content-type"}
+
+
+def sse_payloads(name: str) -> list[Any]:
+    """The `data:` payloads of an SSE fixture, parsed independently of rig_sync's SSE reader."""
+    out: list[Any] = []
+    for line in load_bytes(name).decode("utf-8").splitlines():
+        if line.startswith("data: ") and line[6:] != "[DONE]":
+            out.append(json.loads(line[6:]))
+    return out
+
+
+def serve_fixture(mocked: responses.RequestsMock, url: str, name: str, *, method: str = "POST",
+                  headers: dict[str, str] | None = None, body: bytes | None = None) -> None:
+    """Answer the next `method url` with a fixture, with its recorded status, content type and headers."""
+    meta = fixture_meta(name)
+    mocked.add(
+        method,
+        url,
+        body=load_bytes(name) if body is None else body,
+        status=meta.get("http_status") or 200,
+        content_type=meta.get("content_type") or "application/json",
+        headers={**recorded_headers(name), **(headers or {})},
+    )
+
+
+def sent_json(mocked: responses.RequestsMock, index: int = 0) -> Any:
+    """The JSON body of the `index`-th request the mock received."""
+    body = mocked.calls[index].request.body
+    assert body is not None, "the request had no body"
+    return json.loads(body)
+
+
+@pytest.fixture
+def mocked() -> Iterator[responses.RequestsMock]:
+    """HTTP mocked with `responses`; every registered response must be requested."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
+        yield rsps
