@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f"rig_sync.{name}")
+        try:
+            return importlib.import_module(f"rig_sync.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"rig_sync.{name}":
+                raise  # the submodule exists but something it imports is missing: show that
     raise AttributeError(f"module 'rig_sync' has no attribute {name!r}")
 
 

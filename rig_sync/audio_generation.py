@@ -19,16 +19,23 @@ def _text(_: Any, __: Any, value: str) -> None:
 
 
 def _speed(_: Any, __: Any, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise InvalidRequestError(f"speed must be a positive number, not {value!r}")
+
+
+def _voice(_: Any, __: Any, value: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequestError(f"voice must be a non-empty string (e.g. 'alloy'), not {value!r}")
 
 
 @attrs.frozen
 class AudioGenerationRequest:
     text: str = attrs.field(validator=_text)
-    voice: str = "alloy"
+    voice: str = attrs.field(default="alloy", validator=_voice)
     speed: float = attrs.field(default=1.0, validator=_speed)
-    additional_params: dict[str, Any] | None = None
+    additional_params: dict[str, Any] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(dict))
+    )
 
 
 @attrs.frozen
@@ -44,6 +51,8 @@ class AudioGenerationModel(Protocol):
     model: str
 
     def audio_generation(self, request: AudioGenerationRequest) -> AudioGenerationResponse: ...
+
+    def audio_generation_request(self) -> AudioGenerationRequestBuilder: ...
 
 
 class BaseAudioGenerationModel:

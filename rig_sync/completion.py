@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -30,11 +30,28 @@ __all__ = [
 
 def deep_merge(base: Mapping[str, Any] | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """`base` updated by `extra`, merging nested dicts key by key instead of replacing them."""
+    for given in (base, extra):
+        if given is not None and not isinstance(given, Mapping):
+            raise TypeError(f"additional params must be a mapping (a dict), not {type(given).__name__}")
     merged = dict(base or {})
     for key, value in (extra or {}).items():
         old = merged.get(key)
-        merged[key] = deep_merge(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+        # Nested dicts are copied, so later changes to the caller's dict never leak into a request.
+        if isinstance(value, Mapping):
+            value = deep_merge(old if isinstance(old, Mapping) else None, value)
+        merged[key] = value
     return merged
+
+
+def _tuple_of(items: Iterable[Any], cls: type, what: str) -> tuple[Any, ...]:
+    """`items` as a tuple, or TypeError unless it is an iterable of `cls` instances."""
+    if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+        raise TypeError(f"{what} must be a list of {cls.__name__}, not {type(items).__name__}")
+    out = tuple(items)
+    for item in out:
+        if not isinstance(item, cls):
+            raise TypeError(f"{what} must hold {cls.__name__} objects, not {type(item).__name__}")
+    return out
 
 
 def _non_empty(_: Any, attribute: attrs.Attribute[Any], value: str) -> None:
@@ -47,17 +64,19 @@ class ToolDefinition:
     """What the model sees of a tool: name, description and JSON Schema of its parameters."""
 
     name: str = attrs.field(validator=_non_empty)
-    description: str = ""
-    parameters: dict[str, Any] = attrs.field(factory=lambda: {"type": "object", "properties": {}})
+    description: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    parameters: dict[str, Any] = attrs.field(
+        factory=lambda: {"type": "object", "properties": {}}, validator=attrs.validators.instance_of(dict)
+    )
 
 
 @attrs.frozen
 class Document:
     """A context document given to the model alongside the prompt."""
 
-    id: str
-    text: str
-    additional_props: dict[str, str] = attrs.field(factory=dict)
+    id: str = attrs.field(validator=attrs.validators.instance_of(str))
+    text: str = attrs.field(validator=attrs.validators.instance_of(str))
+    additional_props: dict[str, str] = attrs.field(factory=dict, validator=attrs.validators.instance_of(dict))
 
     def render(self) -> str:
         """The document as the text block providers without native documents receive."""
@@ -75,6 +94,8 @@ class Usage:
     cached_input_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
+        if not isinstance(other, Usage):
+            return NotImplemented
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
@@ -82,13 +103,26 @@ class Usage:
             self.cached_input_tokens + other.cached_input_tokens,
         )
 
+    def __radd__(self, other: int) -> Usage:
+        # `sum(usages)` starts from 0.
+        if other == 0 and not isinstance(other, bool):
+            return self
+        return NotImplemented
+
 
 @attrs.frozen
 class ToolChoice:
     """"auto", "none", "required", or one named tool (`ToolChoice.tool("name")`)."""
 
-    mode: str = "auto"
+    mode: str = attrs.field(default="auto")
     name: str | None = None
+
+    @mode.validator
+    def _check(self, _: Any, mode: str) -> None:
+        if mode not in ("auto", "none", "required", "tool"):
+            raise InvalidRequestError(f"tool_choice mode must be 'auto', 'none', 'required' or 'tool', not {mode!r}")
+        if (mode == "tool") != (isinstance(self.name, str) and bool(self.name)):
+            raise InvalidRequestError("tool_choice names a tool exactly when its mode is 'tool'")
 
     @classmethod
     def tool(cls, name: str) -> ToolChoice:
@@ -105,13 +139,14 @@ class ToolChoice:
         raise InvalidRequestError(f"tool_choice must be 'auto', 'none', 'required' or a tool name, not {value!r}")
 
 
-def _check_temperature(_: Any, __: Any, value: float | None) -> None:
+def check_temperature(_: Any, __: Any, value: float | None) -> None:
+    """attrs validator (also called directly by builders): None, or a number from 0 to 2."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                               or math.isnan(value) or not 0 <= value <= 2):
         raise InvalidRequestError(f"temperature must be a number from 0 to 2, not {value!r}")
 
 
-def _check_max_tokens(_: Any, __: Any, value: int | None) -> None:
+def check_max_tokens(_: Any, __: Any, value: int | None) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
         raise InvalidRequestError(f"max_tokens must be a positive integer, not {value!r}")
 
@@ -119,21 +154,27 @@ def _check_max_tokens(_: Any, __: Any, value: int | None) -> None:
 def _check_history(_: Any, __: Any, value: tuple[Message, ...]) -> None:
     if not value:
         raise InvalidRequestError("a completion request needs at least one message (the prompt)")
-    for message in value:
-        if not isinstance(message, Message):
-            raise TypeError(f"chat history holds Message objects, not {type(message).__name__}")
 
 
 def _messages(items: Iterable[Message]) -> tuple[Message, ...]:
-    return tuple(items)
+    return _tuple_of(items, Message, "chat history")
 
 
 def _documents(items: Iterable[Document]) -> tuple[Document, ...]:
-    return tuple(items)
+    return _tuple_of(items, Document, "documents")
 
 
 def _tools(items: Iterable[ToolDefinition]) -> tuple[ToolDefinition, ...]:
-    return tuple(items)
+    return _tuple_of(items, ToolDefinition, "tools")
+
+
+def _tool_choice(value: ToolChoice | str | None) -> ToolChoice | None:
+    return None if value is None else ToolChoice.of(value)
+
+
+def _check_preamble(_: Any, __: Any, value: str | None) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"preamble must be a string, not {type(value).__name__}")
 
 
 @attrs.frozen
@@ -141,13 +182,15 @@ class CompletionRequest:
     """Everything a provider needs for one completion. The last message is the prompt."""
 
     chat_history: tuple[Message, ...] = attrs.field(converter=_messages, validator=_check_history)
-    preamble: str | None = None
+    preamble: str | None = attrs.field(default=None, validator=_check_preamble)
     documents: tuple[Document, ...] = attrs.field(default=(), converter=_documents)
     tools: tuple[ToolDefinition, ...] = attrs.field(default=(), converter=_tools)
-    temperature: float | None = attrs.field(default=None, validator=_check_temperature)
-    max_tokens: int | None = attrs.field(default=None, validator=_check_max_tokens)
-    tool_choice: ToolChoice | None = None
-    additional_params: dict[str, Any] | None = None
+    temperature: float | None = attrs.field(default=None, validator=check_temperature)
+    max_tokens: int | None = attrs.field(default=None, validator=check_max_tokens)
+    tool_choice: ToolChoice | None = attrs.field(default=None, converter=_tool_choice)
+    additional_params: dict[str, Any] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(dict))
+    )
 
     def messages_with_documents(self) -> tuple[Message, ...]:
         """History with the documents as a leading user message, for providers without native docs."""
@@ -242,42 +285,42 @@ class CompletionRequestBuilder:
         self._tool_choice: ToolChoice | None = None
         self._params: dict[str, Any] | None = None
 
+    # Each setter checks its argument at once, so a mistake points at the call that made it.
+
     def preamble(self, preamble: str) -> CompletionRequestBuilder:
+        _check_preamble(None, None, preamble)
         self._preamble = preamble
         return self
 
     def message(self, message: Message) -> CompletionRequestBuilder:
         """Add a message of history (sent before the prompt)."""
-        self._history.append(message)
-        return self
+        return self.messages([message])
 
     def messages(self, messages: Iterable[Message]) -> CompletionRequestBuilder:
-        self._history.extend(messages)
+        self._history.extend(_messages(messages))
         return self
 
     def document(self, document: Document) -> CompletionRequestBuilder:
-        self._documents.append(document)
-        return self
+        return self.documents([document])
 
     def documents(self, documents: Iterable[Document]) -> CompletionRequestBuilder:
-        self._documents.extend(documents)
+        self._documents.extend(_documents(documents))
         return self
 
     def tool(self, tool: ToolDefinition) -> CompletionRequestBuilder:
-        self._tools.append(tool)
-        return self
+        return self.tools([tool])
 
-    def tools(self, tools: Sequence[ToolDefinition]) -> CompletionRequestBuilder:
-        self._tools.extend(tools)
+    def tools(self, tools: Iterable[ToolDefinition]) -> CompletionRequestBuilder:
+        self._tools.extend(_tools(tools))
         return self
 
     def temperature(self, temperature: float | None) -> CompletionRequestBuilder:
-        _check_temperature(None, None, temperature)
+        check_temperature(None, None, temperature)
         self._temperature = temperature
         return self
 
     def max_tokens(self, max_tokens: int | None) -> CompletionRequestBuilder:
-        _check_max_tokens(None, None, max_tokens)
+        check_max_tokens(None, None, max_tokens)
         self._max_tokens = max_tokens
         return self
 

@@ -27,7 +27,9 @@ class ImageGenerationRequest:
     prompt: str = attrs.field(validator=_prompt)
     width: int = attrs.field(default=1024, validator=_positive_size)
     height: int = attrs.field(default=1024, validator=_positive_size)
-    additional_params: dict[str, Any] | None = None
+    additional_params: dict[str, Any] | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.instance_of(dict))
+    )
 
 
 @attrs.frozen
@@ -42,6 +44,8 @@ class ImageGenerationModel(Protocol):
     model: str
 
     def image_generation(self, request: ImageGenerationRequest) -> ImageGenerationResponse: ...
+
+    def image_generation_request(self) -> ImageGenerationRequestBuilder: ...
 
 
 class BaseImageGenerationModel:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
-from typing import Any, Literal, Union
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
 import attrs
 
@@ -24,9 +24,13 @@ __all__ = [
 ]
 
 
+_str = attrs.validators.instance_of(str)
+_opt_str = attrs.validators.optional(_str)
+
+
 @attrs.frozen
 class Text:
-    text: str = attrs.field(validator=attrs.validators.instance_of(str))
+    text: str = attrs.field(validator=_str)
 
 
 def _b64(data: bytes | str) -> str:
@@ -77,7 +81,9 @@ class DocumentContent:
     is_url: bool = False
 
     @classmethod
-    def from_bytes(cls, data: bytes, media_type: str = "application/pdf", filename: str | None = None) -> DocumentContent:
+    def from_bytes(
+        cls, data: bytes, media_type: str = "application/pdf", filename: str | None = None
+    ) -> DocumentContent:
         return cls(_b64(data), media_type, filename, False)
 
 
@@ -85,19 +91,19 @@ class DocumentContent:
 class ToolCall:
     """The model asks for `name(**arguments)`. `call_id` is the provider's second id, if any."""
 
-    id: str
-    name: str
-    arguments: dict[str, Any] = attrs.field(factory=dict)
-    call_id: str | None = None
+    id: str = attrs.field(validator=_str)
+    name: str = attrs.field(validator=_str)
+    arguments: dict[str, Any] = attrs.field(factory=dict, validator=attrs.validators.instance_of(dict))
+    call_id: str | None = attrs.field(default=None, validator=_opt_str)
 
 
 @attrs.frozen
 class ToolResult:
     """The answer to the tool call with id `id`, as text."""
 
-    id: str
-    content: str
-    call_id: str | None = None
+    id: str = attrs.field(validator=_str)
+    content: str = attrs.field(validator=_str)
+    call_id: str | None = attrs.field(default=None, validator=_opt_str)
     is_error: bool = False
 
 
@@ -105,33 +111,46 @@ class ToolResult:
 class Reasoning:
     """The model's visible reasoning (thinking) text; `signature` where the provider signs it."""
 
-    text: str
-    signature: str | None = None
+    text: str = attrs.field(validator=_str)
+    signature: str | None = attrs.field(default=None, validator=_opt_str)
 
 
-UserContent = Union[Text, Image, Audio, DocumentContent, ToolResult]
-AssistantContent = Union[Text, ToolCall, Reasoning]
-Part = Union[Text, Image, Audio, DocumentContent, ToolResult, ToolCall, Reasoning]
-_USER_TYPES = (Text, Image, Audio, DocumentContent, ToolResult)
-_ASSISTANT_TYPES = (Text, ToolCall, Reasoning)
+UserContent = Text | Image | Audio | DocumentContent | ToolResult
+AssistantContent = Text | ToolCall | Reasoning
+Part = Text | Image | Audio | DocumentContent | ToolResult | ToolCall | Reasoning
+_PART_TYPES = (Text, Image, Audio, DocumentContent, ToolResult, ToolCall, Reasoning)
+_ALLOWED: dict[str, tuple[type, ...]] = {
+    "user": (Text, Image, Audio, DocumentContent, ToolResult),
+    "assistant": (Text, ToolCall, Reasoning),
+}
 
 
-def _content(value: str | Part | Iterable[str | Part], allowed: tuple[type, ...], role: str) -> tuple[Part, ...]:
+def _content(value: str | Part | Iterable[str | Part]) -> tuple[Part, ...]:
+    """Content parts as a tuple; a bare string is one Text part."""
     if isinstance(value, str):
-        items: list[Any] = [Text(value)]
-    elif isinstance(value, allowed):
-        items = [value]
-    elif isinstance(value, Iterable):
-        items = [Text(v) if isinstance(v, str) else v for v in value]
-    else:
-        raise TypeError(f"{role} message content must be text or content parts, not {type(value).__name__}")
-    if not items:
+        return (Text(value),)
+    if isinstance(value, _PART_TYPES):
+        return (value,)
+    # A dict or bytes is iterable too, but never meant as a list of parts.
+    if isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
+        raise TypeError(f"message content must be text or content parts, not {type(value).__name__}")
+    return tuple(Text(v) if isinstance(v, str) else v for v in value)
+
+
+def _check_role(_: Any, __: Any, role: str) -> None:
+    if role not in _ALLOWED:
+        raise InvalidRequestError(f"message role must be 'user' or 'assistant', not {role!r}")
+
+
+def _check_content(message: Message, _: Any, content: tuple[Part, ...]) -> None:
+    role = message.role
+    if not content:
         raise InvalidRequestError(f"a {role} message needs at least one content part")
-    for item in items:
+    allowed = _ALLOWED[role]
+    for item in content:
         if not isinstance(item, allowed):
             names = ", ".join(t.__name__ for t in allowed)
             raise TypeError(f"{role} message content may hold {names}, not {type(item).__name__}")
-    return tuple(items)
 
 
 @attrs.frozen
@@ -141,16 +160,16 @@ class Message:
     Tool results travel in user messages (`Message.tool_result`), as in Rig.
     """
 
-    role: Literal["user", "assistant"]
-    content: tuple[Part, ...]
+    role: Literal["user", "assistant"] = attrs.field(validator=_check_role)
+    content: tuple[Part, ...] = attrs.field(converter=_content, validator=_check_content)
 
     @classmethod
     def user(cls, content: str | UserContent | Iterable[str | UserContent]) -> Message:
-        return cls("user", _content(content, _USER_TYPES, "user"))
+        return cls("user", content)
 
     @classmethod
     def assistant(cls, content: str | AssistantContent | Iterable[str | AssistantContent]) -> Message:
-        return cls("assistant", _content(content, _ASSISTANT_TYPES, "assistant"))
+        return cls("assistant", content)
 
     @classmethod
     def tool_result(cls, id: str, text: str, call_id: str | None = None, is_error: bool = False) -> Message:

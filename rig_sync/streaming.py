@@ -5,8 +5,8 @@ connection on exit, whether or not the stream was read to the end.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Union
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import attrs
 
@@ -50,7 +50,7 @@ class FinalResponse:
     response: CompletionResponse
 
 
-StreamChunk = Union[TextChunk, ReasoningChunk, ToolCallChunk, FinalResponse]
+StreamChunk = TextChunk | ReasoningChunk | ToolCallChunk | FinalResponse
 
 
 class StreamingCompletionResponse:
@@ -61,10 +61,11 @@ class StreamingCompletionResponse:
     (a cut-off stream never passes for a short answer).
     """
 
-    def __init__(self, chunks: Iterator[StreamChunk], provider: str) -> None:
-        self._chunks = chunks
+    def __init__(self, chunks: Iterable[StreamChunk], provider: str) -> None:
+        self._chunks = iter(chunks)  # one pass: a list given here must not replay on a second loop
         self.provider = provider
         self._response: CompletionResponse | None = None
+        self._closed = False
 
     def __iter__(self) -> Iterator[StreamChunk]:
         for chunk in self._chunks:
@@ -72,7 +73,8 @@ class StreamingCompletionResponse:
                 self._response = chunk.response
             yield chunk
         if self._response is None:
-            raise StreamError("stream ended before the provider finished its answer", provider=self.provider)
+            why = "the stream was closed" if self._closed else "the stream ended"
+            raise StreamError(f"{why} before the provider finished its answer", provider=self.provider)
 
     @property
     def response(self) -> CompletionResponse:
@@ -95,6 +97,7 @@ class StreamingCompletionResponse:
 
     def close(self) -> None:
         """Stop reading and release the connection."""
+        self._closed = True
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
@@ -140,10 +143,13 @@ class ToolCallAssembler:
 
     def finish(self) -> list[ToolCall]:
         """The assembled calls in order of first appearance; non-object arguments raise."""
-        calls = [parse_tool_call(c.id, c.name, "".join(c.arguments), self._provider, c.call_id)
-                 for c in self._calls.values()]
+        pending = list(self._calls.values())
         self._calls.clear()
-        return calls
+        for call in pending:
+            if not call.name:
+                raise ResponseDecodeError(f"a streamed tool call (id {call.id!r}) never got a function name",
+                                          provider=self._provider, field="name")
+        return [parse_tool_call(c.id, c.name, "".join(c.arguments), self._provider, c.call_id) for c in pending]
 
 
 def parse_tool_call(id: str, name: str, arguments: str | dict[str, Any] | None, provider: str,

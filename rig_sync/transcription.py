@@ -7,17 +7,19 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from .completion import check_temperature
 from .errors import InvalidRequestError
 
 __all__ = ["TranscriptionRequest", "TranscriptionResponse", "TranscriptionModel",
            "BaseTranscriptionModel", "TranscriptionRequestBuilder"]
 
 
-def _audio_bytes(_: Any, __: Any, value: bytes) -> None:
-    if not isinstance(value, (bytes, bytearray)):
+def _audio_bytes(value: bytes | bytearray | memoryview) -> bytes:
+    if not isinstance(value, (bytes, bytearray, memoryview)):
         raise TypeError(f"audio data must be bytes, not {type(value).__name__}")
     if not value:
         raise InvalidRequestError("audio data is empty; load a file with audio in it")
+    return bytes(value)  # an immutable copy: a frozen request must not change under a caller's bytearray
 
 
 def _filename(_: Any, __: Any, value: str) -> None:
@@ -25,14 +27,18 @@ def _filename(_: Any, __: Any, value: str) -> None:
         raise InvalidRequestError("filename must be a non-empty string (providers use its extension)")
 
 
+_optional_str = attrs.validators.optional(attrs.validators.instance_of(str))
+_optional_dict = attrs.validators.optional(attrs.validators.instance_of(dict))
+
+
 @attrs.frozen
 class TranscriptionRequest:
-    data: bytes = attrs.field(validator=_audio_bytes, repr=lambda b: f"<{len(b)} bytes>")
+    data: bytes = attrs.field(converter=_audio_bytes, repr=lambda b: f"<{len(b)} bytes>")
     filename: str = attrs.field(default="audio.mp3", validator=_filename)
-    language: str | None = None
-    prompt: str | None = None
-    temperature: float | None = None
-    additional_params: dict[str, Any] | None = None
+    language: str | None = attrs.field(default=None, validator=_optional_str)
+    prompt: str | None = attrs.field(default=None, validator=_optional_str)
+    temperature: float | None = attrs.field(default=None, validator=check_temperature)
+    additional_params: dict[str, Any] | None = attrs.field(default=None, validator=_optional_dict)
 
 
 @attrs.frozen
@@ -47,6 +53,8 @@ class TranscriptionModel(Protocol):
     model: str
 
     def transcription(self, request: TranscriptionRequest) -> TranscriptionResponse: ...
+
+    def transcription_request(self) -> TranscriptionRequestBuilder: ...
 
 
 class BaseTranscriptionModel:
@@ -77,6 +85,8 @@ class TranscriptionRequestBuilder:
 
     def load_file(self, path: str | os.PathLike[str]) -> TranscriptionRequestBuilder:
         """Read the audio from `path`; its base name becomes the filename."""
+        if not isinstance(path, (str, os.PathLike)):  # an int would be taken as an open file descriptor
+            raise TypeError(f"load_file takes a path (str or os.PathLike), not {type(path).__name__}")
         try:
             with open(path, "rb") as fh:
                 self._fields["data"] = fh.read()

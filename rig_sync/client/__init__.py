@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import attrs
 
-from ..errors import MissingAPIKeyError
+from ..errors import ClientBuildError, MissingAPIKeyError
 from ..http import RetryPolicy, Timeout, Transport
 
 if TYPE_CHECKING:
@@ -43,6 +43,14 @@ __all__ = [
 C = TypeVar("C", bound="ProviderClient")
 
 
+_is_str = attrs.validators.instance_of(str)
+
+
+def _is_mapping(_: Any, __: Any, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"ProviderValue options must be a mapping, not {type(value).__name__}")
+
+
 @attrs.frozen
 class ProviderValue:
     """Settings to build a client from at run time: a key plus optional base URL and options.
@@ -50,9 +58,11 @@ class ProviderValue:
     `ProviderValue("sk-…")`, or `ProviderValue("key", options={"api_version": "2024-10-21"})`.
     """
 
-    api_key: str | None = attrs.field(default=None, repr=lambda k: "***" if k else "None")
-    base_url: str | None = None
-    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    api_key: str | None = attrs.field(
+        default=None, repr=lambda k: "***" if k else "None", validator=attrs.validators.optional(_is_str)
+    )
+    base_url: str | None = attrs.field(default=None, validator=attrs.validators.optional(_is_str))
+    options: Mapping[str, Any] = attrs.field(factory=dict, hash=False, validator=_is_mapping)
 
     @classmethod
     def simple(cls, api_key: str) -> ProviderValue:
@@ -119,7 +129,16 @@ CAPABILITIES: dict[str, type] = {
 }
 
 
-class ProviderClient:
+class _FrozenAfterInit(type):
+    """Freezes a client once its whole `__init__` chain (subclasses included) has run."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        client = super().__call__(*args, **kwargs)
+        object.__setattr__(client, "_frozen", True)
+        return client
+
+
+class ProviderClient(metaclass=_FrozenAfterInit):
     """Base of every provider client. Immutable and thread-safe once built; pickles without
     its live connections (they are rebuilt on first use where it is unpickled)."""
 
@@ -163,14 +182,20 @@ class ProviderClient:
                 f"{self.provider}: no API key. Pass one, e.g. {self.provider}.Client('…'), "
                 f"or set {' or '.join(self.env_api_key)} and use Client.from_env()"
             )
+        key = api_key.strip() if api_key else ""
+        if key and not (key.isascii() and key.isprintable() and " " not in key):
+            # Refused here, without echoing the key: `requests` would quote the header in its error.
+            raise ClientBuildError(f"{self.provider}: the API key contains spaces, control or non-ASCII "
+                                   "characters; check how it was copied")
+        _check_headers(headers)
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
         self._configure(options)
         self.transport = Transport(
             self.provider,
-            base_url or self.default_base_url,
-            auth_headers=self.auth_headers(api_key.strip()) if api_key else {},
+            self.default_base_url if base_url is None else base_url,  # "" is an error, not the default
+            auth_headers=self.auth_headers(key) if key else {},
             headers={**self.extra_headers(), **(headers or {})},
             timeout=timeout,
             retry=policy,
@@ -210,8 +235,10 @@ class ProviderClient:
     @classmethod
     def from_value(cls: type[C], value: ProviderValue) -> C:
         """A client from a `ProviderValue` (used by `DynClientBuilder.build_from_value`)."""
+        if isinstance(value, str):
+            value = ProviderValue(value)
         if not isinstance(value, ProviderValue):
-            value = ProviderValue(value) if isinstance(value, str) else value
+            raise TypeError(f"from_value takes a ProviderValue (or an API key string), not {type(value).__name__}")
         return cls(value.api_key, base_url=value.base_url, **dict(value.options))
 
     @classmethod
@@ -254,8 +281,34 @@ class ProviderClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(
+                f"{self.provider}.Client is immutable once built (it is shared across threads); "
+                f"build another with Client.builder(...) instead of setting {name!r}"
+            )
+        super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(f"{self.provider}.Client is immutable once built; cannot delete {name!r}")
+        super().__delattr__(name)
+
     def __repr__(self) -> str:
         return f"{self.provider}.Client(base_url={self.base_url!r})"
+
+
+def _check_headers(headers: Mapping[str, str] | None) -> None:
+    """Header names and values must be strings; `requests` would only say so on the first call."""
+    if headers is None:
+        return
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping of str to str, not {type(headers).__name__}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise TypeError(f"header {name!r} must map a string to a string, not to {type(value).__name__}")
+        if "\n" in name + value or "\r" in name + value:
+            raise ValueError(f"header {name!r} contains a line break")
 
 
 def _first_env(names: tuple[str, ...]) -> str | None:
@@ -285,6 +338,10 @@ class ClientBuilder:
 
     def custom_client(self, session: requests.Session) -> ClientBuilder:
         """Use your own `requests.Session` (its proxies, certs, adapters are kept)."""
+        import requests
+
+        if not isinstance(session, requests.Session):
+            raise TypeError(f"custom_client takes a requests.Session, not {type(session).__name__}")
         self._kwargs["session"] = session
         return self
 
@@ -303,6 +360,7 @@ class ClientBuilder:
         return self
 
     def headers(self, headers: Mapping[str, str]) -> ClientBuilder:
+        _check_headers(headers)
         self._kwargs["headers"] = {**self._kwargs.get("headers", {}), **headers}
         return self
 

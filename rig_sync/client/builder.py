@@ -35,9 +35,15 @@ __all__ = ["ClientFactory", "DynClientBuilder", "ProviderModelId", "builtin_prov
 class ClientFactory:
     """How to build one provider's client: from the environment, or from a `ProviderValue`."""
 
-    name: str
-    from_env_fn: Callable[[], Any]
-    from_value_fn: Callable[[ProviderValue], Any]
+    name: str = attrs.field()
+    from_env_fn: Callable[[], Any] = attrs.field(validator=attrs.validators.is_callable())
+    from_value_fn: Callable[[ProviderValue], Any] = attrs.field(validator=attrs.validators.is_callable())
+
+    @name.validator
+    def _check_name(self, _: Any, name: str) -> None:
+        # The name is the part of a "provider:model" id before the first colon.
+        if not isinstance(name, str) or not name or name != name.strip() or ":" in name:
+            raise ValueError(f"a provider name must be a non-empty string without ':' or spaces, not {name!r}")
 
 
 def builtin_provider_names() -> list[str]:
@@ -96,6 +102,7 @@ class DynClientBuilder:
         self._lock = threading.RLock()
         self._factories: dict[str, ClientFactory] = {}
         self._clients: dict[Hashable, Any] = {}
+        self._building: dict[Hashable, threading.Lock] = {}  # one lock per client being built
         if include_builtins:
             for name in builtin_provider_names():
                 self._factories[name] = _builtin_factory(name)
@@ -108,7 +115,8 @@ class DynClientBuilder:
             raise TypeError(f"register takes a ClientFactory, not {type(factory).__name__}")
         with self._lock:
             self._factories[factory.name] = factory
-            for key in [k for k in self._clients if k == factory.name or (isinstance(k, tuple) and k[0] == factory.name)]:
+            stale = [k for k in self._clients if k == factory.name or (isinstance(k, tuple) and k[0] == factory.name)]
+            for key in stale:
                 del self._clients[key]
         return self
 
@@ -144,24 +152,40 @@ class DynClientBuilder:
         """The provider's client from explicit settings (cached per distinct value)."""
         if isinstance(value, str):
             value = ProviderValue(value)
+        if not isinstance(value, ProviderValue):
+            raise TypeError(f"build_from_value takes a ProviderValue or an API key, not {type(value).__name__}")
         return self._cached(provider, (provider, value), lambda f: f.from_value_fn(value))
 
     def _cached(self, provider: str, key: Hashable, make: Callable[[ClientFactory], Any]) -> Any:
+        # Built once per key; a slow build of one provider never holds up another's.
         factory = self.factory(provider)
         with self._lock:
             client = self._clients.get(key)
+            if client is not None:
+                return client
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            with self._lock:
+                client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = self._make(factory, make)
+                client = self._make(factory, make)
+                with self._lock:
+                    if self._factories.get(provider) is factory:  # not re-registered meanwhile
+                        self._clients[key] = client
+                    self._building.pop(key, None)
             return client
 
     @staticmethod
     def _make(factory: ClientFactory, make: Callable[[ClientFactory], Any]) -> Any:
         try:
-            return make(factory)
+            client = make(factory)
         except RigError:
             raise
         except Exception as exc:  # a factory's own bug: say whose
             raise FactoryError(f"building the {factory.name!r} client failed: {type(exc).__name__}: {exc}") from exc
+        if client is None:
+            raise FactoryError(f"the {factory.name!r} factory returned None instead of a client")
+        return client
 
     def _capable(self, provider: str, capability: str, value: ProviderValue | None) -> Any:
         client = self.build(provider) if value is None else self.build_from_value(provider, value)
