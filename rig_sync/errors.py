@@ -9,7 +9,7 @@ anything that might echo them back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "NotFoundError",
     "ConflictError",
     "UnprocessableEntityError",
+    "RequestTimeoutStatusError",
     "RateLimitError",
     "InternalServerError",
     "OverloadedError",
@@ -104,6 +105,39 @@ class APIError(RigError):
     def __str__(self) -> str:
         return f"[{self.provider}] {self.message}" if self.provider else self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default rebuilds with `cls(*args)`, which keyword-only fields break: errors must
+        # cross process pools (rig_sync.batch, Dask) intact.
+        return _restore, (type(self), self.args, self.__dict__)
+
+
+def _restore(cls: type[APIError], args: tuple[Any, ...], state: dict[str, Any]) -> APIError:
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
+
+
+class _Headers(Mapping[str, str]):
+    """Response headers kept on an error: read-only, case-insensitive, picklable plain data."""
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        self._items = {str(k).lower(): (str(k), str(v)) for k, v in (headers or {}).items()}
+
+    def __getitem__(self, key: str) -> str:
+        if not isinstance(key, str):
+            raise KeyError(key)
+        return self._items[key.lower()][1]
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
 
 class APIConnectionError(APIError):
     """The request never got a complete HTTP answer: refused, reset, DNS, TLS, dropped mid-body."""
@@ -145,12 +179,14 @@ class APIStatusError(APIError):
         headers: Mapping[str, str] | None = None,
         body: Any = None,
         retry_after: float | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message, provider=provider)
         self.status_code = status_code
         self.request_id = request_id
-        self.headers = dict(headers or {})
+        self.headers: Mapping[str, str] = _Headers(headers)
         self.body = body
+        self.code = code  # the provider's error code or type, e.g. "rate_limit_exceeded"
         self._retry_after = retry_after
 
     def __str__(self) -> str:
@@ -273,6 +309,7 @@ def status_error(
         headers=headers,
         body=body,
         retry_after=retry_after,
+        code=code,
     )
 
 

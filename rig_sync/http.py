@@ -11,11 +11,13 @@ Environment settings (proxies, CA bundle) are resolved once when the transport i
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import random
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ import attrs
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from . import _json, errors, observe
@@ -43,6 +46,11 @@ log = logging.getLogger("rig_sync.http")
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "cf-ray")
 _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
+# Headers that carry credentials under any provider's convention: kept as secrets (redacted,
+# sent to the configured origin only) even when passed as ordinary `headers`.
+_SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
+)
 
 
 @attrs.frozen
@@ -57,6 +65,8 @@ class Timeout:
         if isinstance(value, Timeout):
             return value
         if isinstance(value, tuple):
+            if len(value) != 2:
+                raise TypeError(f"a timeout tuple is (connect, read), not {value!r}")
             return cls(float(value[0]), float(value[1]))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"timeout must be seconds, a (connect, read) tuple or Timeout, not {value!r}")
@@ -67,8 +77,8 @@ class Timeout:
 class RetryPolicy:
     """When and how long to retry (408, 409, 429, >=500 and connection errors).
 
-    The wait before retry n is `backoff_base * 2**n`, capped at `backoff_max` and jittered down by
-    up to a quarter; a server's `retry-after-ms` / `Retry-After` wins when it is at most
+    The wait before the n-th retry is `backoff_base * 2**(n-1)`, capped at `backoff_max` and jittered
+    down by up to a quarter; a server's `retry-after-ms` / `Retry-After` wins when it is at most
     `max_retry_after` seconds. A longer requested wait is not slept: the error is raised at once
     with its `retry_after`, so the caller (or `rig_sync.batch`) can decide.
     """
@@ -137,7 +147,7 @@ class _Retry(Retry):
                 wait is not None and wait > self.max_retry_after
             ):
                 # MaxRetryError makes urllib3 hand back this response (raise_on_status=False).
-                raise urllib3.exceptions.MaxRetryError(_pool, url or "", None)
+                raise MaxRetryError(_pool, url or "", None)
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def get_retry_after(self, response: Any) -> float | None:
@@ -167,16 +177,28 @@ def validate_base_url(url: str, provider: str) -> str:
             f"{provider}: base URL must not contain credentials (user:pass@); "
             "pass the key as api_key instead"
         )
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        raise errors.InvalidBaseURLError(f"{provider}: base URL {url!r} has an invalid port") from None
+    if parts.fragment:
+        raise errors.InvalidBaseURLError(f"{provider}: base URL {url!r} must not contain a #fragment")
     return url.strip().rstrip("/")
 
 
 def join_url(base: str, path: str) -> str:
-    """Join without ever touching the scheme's `//` (`https://x/v1` + `/chat` -> `https://x/v1/chat`)."""
-    if path.startswith(("http://", "https://")):
+    """Join without ever touching the scheme's `//` (`https://x/v1` + `/chat` -> `https://x/v1/chat`).
+
+    An absolute `path` is returned as is; a query on the base (`?api-version=…`) is kept, after
+    the joined path and before the path's own query.
+    """
+    if path[:8].lower().startswith(("http://", "https://")):
         return path
-    if not path:
-        return base
-    return f"{base.rstrip('/')}/{path.lstrip('/')}"
+    base_path, _, base_query = base.partition("?")
+    path_part, _, path_query = path.partition("?")
+    url = f"{base_path.rstrip('/')}/{path_part.lstrip('/')}" if path_part.strip("/") else base_path
+    query = "&".join(q for q in (base_query, path_query) if q)
+    return f"{url}?{query}" if query else url
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -195,15 +217,17 @@ class Response:
     request_id: str | None
     provider: str
     retries: int = 0
+    _secrets: tuple[str, ...] = attrs.field(default=(), repr=False)  # masked out of error messages
 
     def json(self) -> Any:
         """The body as JSON, or `ResponseDecodeError` naming the provider."""
         try:
             return _json.loads(self.content)
         except _json.JSONDecodeError as exc:
-            snippet = self.content[:200].decode("utf-8", "replace")
+            snippet = errors.redact(self.content[:200].decode("utf-8", "replace"), self._secrets)
             raise errors.ResponseDecodeError(
-                f"response body is not valid JSON ({exc}); starts with {snippet!r}",
+                f"response body is not valid JSON ({errors.redact(str(exc), self._secrets)}); "
+                f"starts with {snippet!r}",
                 provider=self.provider,
                 body=self.content,
             ) from None
@@ -228,7 +252,7 @@ class StreamResponse:
                 yield from raw.read_chunked(decode_content=True)
             else:
                 read1 = raw.read1
-                while data := read1(65536):
+                while data := read1(65536, decode_content=True):  # requests leaves decoding off
                     yield data
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise errors.APITimeoutError(f"stream read timed out: {exc}", provider=self.provider) from None
@@ -246,6 +270,13 @@ class StreamResponse:
         if not self._closed:
             self._closed = True
             self._raw.close()
+
+    def __del__(self) -> None:
+        # A stream dropped unclosed would keep its pool slot forever (the pool blocks when full).
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - nothing useful to do during garbage collection
+            pass
 
     def __enter__(self) -> StreamResponse:
         return self
@@ -301,9 +332,13 @@ class Transport:
             raise ValueError("pool_size must be at least 1")
         self.provider = provider
         self.base_url = validate_base_url(base_url, provider)
-        self._auth = dict(auth_headers or {})
-        self._secrets = tuple(v.split(" ")[-1] for v in self._auth.values())
-        self.headers = {"User-Agent": "rig-sync/0.1", **(headers or {})}
+        plain = dict(headers or {})
+        moved = {k: plain.pop(k) for k in list(plain) if k.lower() in _SENSITIVE_HEADERS}
+        self._auth = {**moved, **(auth_headers or {})}
+        self._auth_names = _SENSITIVE_HEADERS | {k.lower() for k in self._auth}
+        # The token part of each value ("Bearer <key>" -> "<key>"), for redaction.
+        self._secrets = tuple(v.strip().rsplit(" ", 1)[-1] for v in self._auth.values() if v.strip())
+        self.headers = {"User-Agent": "rig-sync/0.1", **plain}
         self.timeout = Timeout.of(timeout)
         self.retry = retry
         self.pool_size = pool_size
@@ -319,20 +354,24 @@ class Transport:
 
     def _connect(self) -> None:
         session = self._custom_session or requests.Session()
-        if self._custom_session is None:
-            session.trust_env = False  # resolved once below, not on every request
         adapter = HTTPAdapter(
             pool_connections=4,
             pool_maxsize=self.pool_size,
             pool_block=True,  # wait for a free connection instead of opening and discarding extras
             max_retries=self._urllib3_retry(),
         )
-        prefix = "{}://{}".format(*urlsplit(self.base_url)[:2])
-        if session.get_adapter(self.base_url).__class__ is HTTPAdapter or self._custom_session is None:
-            session.mount(prefix, adapter)
+        if self._custom_session is None:
+            session.trust_env = False  # resolved once below, not on every request
+            for scheme in ("https://", "http://"):  # absolute URLs elsewhere get the same policy
+                session.mount(scheme, adapter)
+        elif session.get_adapter(self.base_url).__class__ is HTTPAdapter:
+            session.mount("{}://{}".format(*urlsplit(self.base_url)[:2]), adapter)
         env = requests.Session.merge_environment_settings(
             _env_view(session), self.base_url, {}, None, self._verify, None
         )
+        # A proxy's password could surface in a connection error: redact it like a key.
+        proxy_secrets = {urlsplit(p).password for p in env["proxies"].values() if isinstance(p, str)}
+        self._redacted = (*self._secrets, *(p for p in proxy_secrets if p))
         self._send_kwargs: dict[str, Any] = {
             "proxies": env["proxies"],
             "verify": env["verify"],
@@ -365,6 +404,8 @@ class Transport:
         if self._pid != os.getpid():  # forked: never share the parent's sockets
             with self._lock:
                 if self._pid != os.getpid():
+                    if self._custom_session is not None:
+                        self._custom_session = _without_connections(self._custom_session)
                     self._connect()
         return self._session
 
@@ -410,7 +451,9 @@ class Transport:
         request_id = _request_id(resp.headers)
         if resp.status_code >= 400:
             raise self._status_error(resp.status_code, resp.headers, content, request_id)
-        return Response(resp.status_code, resp.headers, content, request_id, self.provider, retries)
+        return Response(
+            resp.status_code, resp.headers, content, request_id, self.provider, retries, self._redacted
+        )
 
     def stream(
         self,
@@ -449,37 +492,47 @@ class Transport:
         session = self._session_for_this_process()
         url = join_url(self.base_url, path)
         # Credentials go to the configured origin only, never to an absolute URL elsewhere.
-        auth = self._auth if url is not path or _origin(url) == self._origin else {}
+        auth = self._auth if _origin(url) == self._origin else {}
         headers = {**self.headers, **auth, **(extra_headers or {})}
         if json_body is not None:
             data = _json.dumps(json_body)
             headers["Content-Type"] = "application/json"
         started = time.perf_counter()
-        resp: requests.Response | None = None
         try:
-            for _hop in range(_MAX_REDIRECTS + 1):
+            for hop in range(_MAX_REDIRECTS + 1):
                 prepared = session.prepare_request(
                     requests.Request(method, url, headers=headers, data=data, files=files, params=params)
                 )
                 resp = session.send(prepared, stream=stream, **self._send_kwargs)
                 if resp.status_code not in _REDIRECTS or "location" not in resp.headers:
                     break
+                resp.close()
+                if hop == _MAX_REDIRECTS:
+                    self._emit(method, path, resp, started, None)
+                    raise errors.APIStatusError(
+                        f"{method} {path}: more than {_MAX_REDIRECTS} redirects",
+                        status_code=resp.status_code,
+                        provider=self.provider,
+                        request_id=_request_id(resp.headers),
+                        headers=resp.headers,
+                    )
                 url, method, data, files, headers = self._follow(resp, url, method, data, files, headers)
                 params = None
-                resp.close()
-        except requests.Timeout as exc:
-            self._emit(method, path, None, started, exc)
-            raise errors.APITimeoutError(
-                f"{method} {path} timed out ({type(exc).__name__}); raise the timeout or retry later",
-                provider=self.provider,
-            ) from None
         except requests.RequestException as exc:
-            self._emit(method, path, None, started, exc)
+            causes = list(_causes(exc))
+            # Exhausted retries surface as MaxRetryError: every allowed retry was used.
+            retries = self.retry.max_retries if any(isinstance(c, MaxRetryError) for c in causes) else 0
+            self._emit(method, path, None, started, exc, retries)
+            if any(_is_timeout(c) for c in causes):
+                raise errors.APITimeoutError(
+                    f"{method} {path} timed out after {retries} retries; raise the timeout or retry later",
+                    provider=self.provider,
+                ) from None
             raise errors.APIConnectionError(
-                f"{method} {path} failed to get an answer: {self._redact(_root_cause(exc))}",
+                f"{method} {path} failed to get an answer after {retries} retries: "
+                f"{self._redact(_root_cause(exc))}",
                 provider=self.provider,
             ) from None
-        assert resp is not None
         retries = _retries_used(resp)
         self._emit(method, path, resp, started, None, retries)
         return resp, retries
@@ -489,8 +542,8 @@ class Transport:
     ) -> tuple[str, str, Any, Any, dict[str, str]]:
         target = requests.compat.urljoin(url, resp.headers["location"])
         if _origin(target) != self._origin:
-            # Credentials go to the configured host only: drop every auth header, not just Authorization.
-            headers = {k: v for k, v in headers.items() if k not in self._auth}
+            # Credentials go to the configured origin only: drop every auth header, in any spelling.
+            headers = {k: v for k, v in headers.items() if k.lower() not in self._auth_names}
         if resp.status_code in (301, 302, 303) and method != "GET":
             method, data, files = "GET", None, None
             headers.pop("Content-Type", None)
@@ -499,6 +552,9 @@ class Transport:
     def _status_error(
         self, status: int, headers: Mapping[str, str], content: bytes, request_id: str | None
     ) -> errors.APIStatusError:
+        for secret in self._redacted:  # a body may echo the key back ("Incorrect API key: sk-…")
+            if len(secret) >= 4:
+                content = content.replace(secret.encode(), b"***")
         try:
             body: Any = _json.loads(content) if content else None
         except _json.JSONDecodeError:
@@ -520,7 +576,7 @@ class Transport:
         )
 
     def _redact(self, text: str) -> str:
-        return errors.redact(text, self._secrets)
+        return errors.redact(text, self._redacted)
 
     def _emit(
         self,
@@ -577,6 +633,33 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 def _retries_used(resp: requests.Response) -> int:
     retries = getattr(resp.raw, "retries", None)
     return len(retries.history) if retries is not None else 0
+
+
+def _without_connections(session: requests.Session) -> requests.Session:
+    """A copy of a user's session sharing its settings but none of its pooled sockets."""
+    clone = copy.copy(session)  # Session.__setstate__: the same settings objects
+    # An HTTPAdapter's __setstate__ builds a new, empty pool manager.
+    clone.adapters = OrderedDict((prefix, copy.copy(adapter)) for prefix, adapter in session.adapters.items())
+    return clone
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and everything behind it: causes, contexts, and urllib3's wrapped `reason`s."""
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        yield item
+        stack.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError for history's sake: it is a refusal.
+    timeouts = (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)
+    return isinstance(exc, timeouts) and not isinstance(exc, urllib3.exceptions.NewConnectionError)
 
 
 def _root_cause(exc: BaseException) -> str:

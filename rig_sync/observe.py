@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 
@@ -48,7 +48,8 @@ def remove_hook(hook: Hook) -> None:
     """Stop calling `hook` (no error if it was not registered)."""
     global _hooks
     with _lock:
-        _hooks = tuple(h for h in _hooks if h is not hook)
+        # Equality, not identity: `obj.method` makes a new bound-method object on every access.
+        _hooks = tuple(h for h in _hooks if h != hook)
 
 
 def has_hooks() -> bool:
@@ -59,5 +60,5 @@ def emit(event: RequestEvent) -> None:
     for hook in _hooks:  # a tuple snapshot: safe while other threads add or remove
         try:
             hook(event)
-        except Exception:  # noqa: BLE001 - a broken hook must not break the request
+        except Exception:
             log.exception("observe hook %r failed", hook)

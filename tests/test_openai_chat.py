@@ -19,7 +19,7 @@ from rig_sync.providers import openai
 from rig_sync.streaming import FinalResponse, TextChunk, ToolCallChunk
 from rig_sync.testing import FakeProvider, Fault
 
-BASE = "http://api.test/v1"
+BASE = "http://127.0.0.1:9/v1"
 CHAT = f"{BASE}/chat/completions"
 KEY = "sk-test-0123456789abcdef"
 
@@ -426,7 +426,7 @@ def test_no_organization_headers_unless_asked(mocked: responses.RequestsMock) ->
     assert "OpenAI-Organization" not in headers and "OpenAI-Project" not in headers
 
 
-@pytest.mark.parametrize("base", ["http://api.test/v1", "http://api.test/v1/", "http://api.test/v1//"])
+@pytest.mark.parametrize("base", ["http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/", "http://127.0.0.1:9/v1//"])
 def test_base_url_joins_with_or_without_trailing_slash(mocked: responses.RequestsMock, base: str) -> None:
     serve_fixture(mocked, CHAT, "openai/chat_completion.hello_world.json")
     openai.Client(KEY, base_url=base).completion_model("m").completion_request("Hello").send()
@@ -434,18 +434,18 @@ def test_base_url_joins_with_or_without_trailing_slash(mocked: responses.Request
 
 
 def test_base_url_with_a_path_prefix(mocked: responses.RequestsMock) -> None:
-    url = "http://gateway.test/openai/v1/chat/completions"
+    url = "http://127.0.0.2:9/openai/v1/chat/completions"
     serve_fixture(mocked, url, "openai/chat_completion.hello_world.json")
-    openai.Client(KEY, base_url="http://gateway.test/openai/v1/").completion_model("m").completion_request("Hi").send()
+    openai.Client(KEY, base_url="http://127.0.0.2:9/openai/v1/").completion_model("m").completion_request("Hi").send()
     assert mocked.calls[0].request.url == url
 
 
 def test_from_env(mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
-    monkeypatch.setenv("OPENAI_BASE_URL", "http://env.test/v1/")
-    serve_fixture(mocked, "http://env.test/v1/chat/completions", "openai/chat_completion.hello_world.json")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.3:9/v1/")
+    serve_fixture(mocked, "http://127.0.0.3:9/v1/chat/completions", "openai/chat_completion.hello_world.json")
     env_client = openai.Client.from_env()
-    assert env_client.base_url == "http://env.test/v1"
+    assert env_client.base_url == "http://127.0.0.3:9/v1"
     env_client.completion_model("gpt-4o-mini").completion_request("Hello").send()
     assert mocked.calls[0].request.headers["Authorization"] == "Bearer sk-from-env"
 

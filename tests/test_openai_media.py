@@ -26,7 +26,7 @@ from rig_sync.providers import openai
 from rig_sync.testing import FakeProvider
 from rig_sync.transcription import TranscriptionRequest
 
-BASE = "http://api.test/v1"
+BASE = "http://127.0.0.1:9/v1"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -18,7 +18,7 @@ from rig_sync.providers import openai
 from rig_sync.streaming import FinalResponse, TextChunk, ToolCallChunk
 from rig_sync.testing import FakeProvider
 
-BASE = "http://api.test/v1"
+BASE = "http://127.0.0.1:9/v1"
 URL = f"{BASE}/responses"
 
 

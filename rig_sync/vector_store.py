@@ -1,0 +1,607 @@
+"""Vector stores: the `VectorStoreIndex` protocol, search requests with metadata filters, and an in-memory store.
+
+    store = InMemoryVectorStore.from_documents(EmbeddingsBuilder(model).documents(texts).build())
+    index = store.index(model)
+    index.top_n("query", 3)                                   # [(score, id, document)], best first
+    index.search(VectorSearchRequest("query", 5, threshold=0.3,
+                                     filter=Filter.eq("lang", "en") & Filter.gt("year", 2020)))
+    store.save("store.jsonl"); store = InMemoryVectorStore.load("store.jsonl")
+
+Scores are cosine similarities; a document with several vectors scores its best one. numpy is used
+when installed (the `numpy` extra); the pure-Python path gives the same ranking.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib
+import math
+import numbers
+import os
+import tempfile
+import threading
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import mul
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+import attrs
+import cattrs
+
+from . import _json
+from .embeddings import Embedding, EmbeddingModel
+from .errors import InvalidRequestError, RigError
+
+__all__ = [
+    "USE_NUMPY",
+    "VectorStoreError",
+    "FilterError",
+    "InvalidVectorError",
+    "DimensionMismatchError",
+    "Filter",
+    "VectorSearchRequest",
+    "VectorStoreIndex",
+    "InMemoryVectorStore",
+    "InMemoryVectorIndex",
+]
+
+try:  # imported by name so type checking works with or without the optional extra
+    _np: Any = importlib.import_module("numpy")
+except ImportError:  # pragma: no cover - depends on the optional extra
+    _np = None
+
+USE_NUMPY: bool = _np is not None
+"""Score with numpy when True (the default when numpy is installed); set False to force pure Python."""
+
+D = TypeVar("D")
+
+# A document's vectors: one Embedding, one vector, or several of either.
+Vectors = Embedding | Sequence[float] | Sequence[Embedding | Sequence[float]]
+
+
+class VectorStoreError(RigError):
+    """A vector store operation failed (bad file, unserialisable document, …)."""
+
+
+class FilterError(VectorStoreError, ValueError):
+    """A search filter is malformed: unknown operator, missing key, or a value of the wrong type."""
+
+
+class InvalidVectorError(VectorStoreError, ValueError):
+    """A vector is empty, zero, not numeric, or contains NaN/infinity."""
+
+
+class DimensionMismatchError(InvalidVectorError):
+    """A vector's length differs from the store's (or the embedding model's) dimension."""
+
+
+# --- filters ------------------------------------------------------------------------------------
+
+_LEAF_OPS = ("eq", "gt", "lt")
+_BRANCH_OPS = ("and", "or")
+
+
+def _kind(value: Any) -> str:
+    """The comparison family of a value; values of different families never match."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, numbers.Real):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    return "none" if value is None else "other"
+
+
+@attrs.frozen
+class Filter:
+    """A predicate over document metadata: `eq`, `gt`, `lt` on one key, combined with `and` / `or`.
+
+    Build with `Filter.eq("lang", "en") & Filter.gt("year", 2020)`, `Filter.or_(a, b)`, or from a
+    JSON-style dict with `Filter.parse({"and": [{"eq": {"lang": "en"}}, {"gt": {"year": 2020}}]})`.
+    A missing key, or a value of another type (`"2021"` vs `2020`), does not match.
+    """
+
+    op: str
+    key: str | None = None
+    value: Any = None
+    children: tuple[Filter, ...] = ()
+
+    def __attrs_post_init__(self) -> None:
+        if self.op in _BRANCH_OPS:
+            if self.key is not None or not self.children:
+                raise FilterError(f"{self.op!r} takes one or more filters and no key")
+            for child in self.children:
+                if not isinstance(child, Filter):
+                    raise FilterError(f"{self.op!r} combines Filter objects, not {type(child).__name__}")
+            return
+        if self.op not in _LEAF_OPS:
+            raise FilterError(f"unknown filter operator {self.op!r}; expected one of {_LEAF_OPS + _BRANCH_OPS}")
+        if not isinstance(self.key, str) or not self.key:
+            raise FilterError(f"{self.op!r} needs a non-empty string key, not {self.key!r}")
+        if self.children:
+            raise FilterError(f"{self.op!r} compares one key and takes no sub-filters")
+        kind = _kind(self.value)
+        allowed = ("str", "number", "bool", "none") if self.op == "eq" else ("str", "number")
+        if kind not in allowed or (kind == "number" and math.isnan(self.value)):
+            raise FilterError(
+                f"{self.op!r} on {self.key!r} needs a {' / '.join(allowed)} value, not {type(self.value).__name__}"
+            )
+
+    @classmethod
+    def eq(cls, key: str, value: Any) -> Filter:
+        return cls("eq", key, value)
+
+    @classmethod
+    def gt(cls, key: str, value: Any) -> Filter:
+        return cls("gt", key, value)
+
+    @classmethod
+    def lt(cls, key: str, value: Any) -> Filter:
+        return cls("lt", key, value)
+
+    @classmethod
+    def and_(cls, *filters: Filter) -> Filter:
+        return cls("and", children=tuple(filters))
+
+    @classmethod
+    def or_(cls, *filters: Filter) -> Filter:
+        return cls("or", children=tuple(filters))
+
+    def __and__(self, other: Filter) -> Filter:
+        return Filter.and_(self, other) if isinstance(other, Filter) else NotImplemented
+
+    def __or__(self, other: Filter) -> Filter:
+        return Filter.or_(self, other) if isinstance(other, Filter) else NotImplemented
+
+    @classmethod
+    def parse(cls, spec: Any) -> Filter:
+        """A filter from `{"eq": {"key": value}}`, `{"and": [spec, …]}` or `{"or": [spec, …]}`."""
+        if isinstance(spec, Filter):
+            return spec
+        if not isinstance(spec, Mapping) or len(spec) != 1:
+            raise FilterError(f"a filter spec is a one-key dict like {{'eq': {{'lang': 'en'}}}}, not {spec!r:.80}")
+        [(op, arg)] = spec.items()
+        if op in _BRANCH_OPS:
+            if not isinstance(arg, list | tuple):
+                raise FilterError(f"{op!r} takes a list of filter specs, not {type(arg).__name__}")
+            return cls(op, children=tuple(cls.parse(item) for item in arg))
+        if not isinstance(arg, Mapping) or len(arg) != 1:
+            raise FilterError(f"{op!r} takes a one-key dict {{key: value}}, not {arg!r:.80}")
+        [(key, value)] = arg.items()
+        return cls(op, key, value)
+
+    def matches(self, metadata: Mapping[str, Any]) -> bool:
+        """Whether `metadata` satisfies this filter."""
+        if self.op == "and":
+            return all(child.matches(metadata) for child in self.children)
+        if self.op == "or":
+            return any(child.matches(metadata) for child in self.children)
+        if self.key is None or self.key not in metadata:
+            return False
+        actual = metadata[self.key]
+        if _kind(actual) != _kind(self.value):
+            return False
+        if self.op == "eq":
+            return bool(actual == self.value)
+        return bool(actual > self.value) if self.op == "gt" else bool(actual < self.value)
+
+
+# --- requests and the index protocol ------------------------------------------------------------
+
+
+def _check_samples(_: Any, __: Any, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidRequestError(f"samples must be a positive integer, not {value!r}")
+
+
+def _check_threshold(_: Any, __: Any, value: Any) -> None:
+    if value is not None and (_kind(value) != "number" or not math.isfinite(value)):
+        raise InvalidRequestError(f"threshold must be a finite number or None, not {value!r}")
+
+
+def _check_filter(_: Any, __: Any, value: Any) -> None:
+    if value is not None and not isinstance(value, Filter):
+        raise FilterError(f"filter must be a Filter (see Filter.parse for dicts), not {type(value).__name__}")
+
+
+def _check_query(_: Any, __: Any, value: Any) -> None:
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"query must be a non-empty string, not {value!r:.80}")
+
+
+@attrs.frozen
+class VectorSearchRequest:
+    """The `samples` best matches for `query` scoring at least `threshold` whose metadata passes `filter`."""
+
+    query: str = attrs.field(validator=_check_query)
+    samples: int = attrs.field(validator=_check_samples)
+    threshold: float | None = attrs.field(default=None, validator=_check_threshold)
+    filter: Filter | None = attrs.field(default=None, validator=_check_filter)
+
+
+@runtime_checkable
+class VectorStoreIndex(Protocol):
+    """What agents (`dynamic_context`) and pipelines (`lookup`) need of a searchable store."""
+
+    def top_n(self, query: str, n: int) -> list[tuple[float, str, Any]]:
+        """The `n` documents nearest `query`: `(score, id, document)`, best first."""
+        ...
+
+    def top_n_ids(self, query: str, n: int) -> list[tuple[float, str]]:
+        """As `top_n`, without the documents."""
+        ...
+
+    def search(self, request: VectorSearchRequest) -> list[tuple[float, str, Any]]:
+        """As `top_n`, honouring the request's threshold and filter."""
+        ...
+
+
+# --- vectors ------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Vec:
+    """A stored vector and its L2 norm (kept as given, so save/load round-trips exactly)."""
+
+    values: array[float]
+    norm: float
+
+
+def _to_vec(raw: Any, where: str) -> _Vec:
+    if isinstance(raw, Embedding):
+        raw = raw.vec
+    try:
+        values = array("d", raw)
+    except (TypeError, ValueError):
+        raise InvalidVectorError(f"{where}: a vector is a sequence of numbers, not {type(raw).__name__}") from None
+    if not values:
+        raise InvalidVectorError(f"{where}: vector is empty")
+    norm = math.hypot(*values)
+    if not math.isfinite(norm):
+        raise InvalidVectorError(f"{where}: vector contains NaN or infinity")
+    if norm == 0.0:
+        raise InvalidVectorError(f"{where}: zero vector has no direction (cosine similarity is undefined)")
+    return _Vec(values, norm)
+
+
+def _to_vecs(value: Any, where: str) -> tuple[_Vec, ...]:
+    """A document's vectors from one Embedding / vector or a sequence of them."""
+    if isinstance(value, Embedding):
+        return (_to_vec(value, where),)
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidVectorError(
+            f"{where}: expected a vector, an Embedding, or a list of them, not {type(value).__name__}"
+        )
+    items = list(value)
+    if not items:
+        raise InvalidVectorError(f"{where}: no vectors")
+    if isinstance(items[0], numbers.Real):
+        return (_to_vec(items, where),)
+    return tuple(_to_vec(item, f"{where}, vector {i}") for i, item in enumerate(items))
+
+
+@attrs.frozen
+class _Entry(Generic[D]):
+    document: D
+    vecs: tuple[_Vec, ...]
+    metadata: Mapping[str, Any] | None
+
+
+def _parse_row(row: Any, position: int) -> tuple[str, _Entry[Any]]:
+    """`(id, document, vectors)` or `(id, document, vectors, metadata)` → (id, entry)."""
+    if not isinstance(row, tuple | list) or len(row) not in (3, 4):
+        raise TypeError(f"row {position}: expected (id, document, vectors[, metadata]), not {row!r:.80}")
+    doc_id, document, vectors = row[0], row[1], row[2]
+    metadata = row[3] if len(row) == 4 else None
+    if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+        doc_id = str(doc_id)
+    if not isinstance(doc_id, str):
+        raise TypeError(f"row {position}: id must be a str or int, not {type(doc_id).__name__}")
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"row {position} ({doc_id!r}): metadata must be a mapping, not {type(metadata).__name__}")
+    vecs = _to_vecs(vectors, f"document {doc_id!r}")
+    return doc_id, _Entry(document, vecs, None if metadata is None else dict(metadata))
+
+
+# --- search -------------------------------------------------------------------------------------
+
+
+class _Snapshot:
+    """An immutable view of the store for readers; the numpy matrix is built on first use."""
+
+    def __init__(self, entries: Mapping[str, _Entry[Any]], ndims: int | None) -> None:
+        self.ids = list(entries)
+        self.entries = list(entries.values())
+        self.ndims = ndims
+        self._lock = threading.Lock()
+        self._numpy: tuple[Any, Any, Any] | None = None
+
+    def metadata(self, position: int) -> Mapping[str, Any]:
+        entry = self.entries[position]
+        if entry.metadata is not None:
+            return entry.metadata
+        return entry.document if isinstance(entry.document, Mapping) else {}
+
+    def _matrix(self) -> tuple[Any, Any, Any]:
+        """(rows-by-ndims matrix, row norms, first row of each document or None when one row each)."""
+        with self._lock:
+            if self._numpy is None:
+                vecs = [vec for entry in self.entries for vec in entry.vecs]
+                matrix = _np.frombuffer(b"".join(vec.values for vec in vecs), dtype=_np.float64)
+                norms = _np.fromiter((vec.norm for vec in vecs), dtype=_np.float64, count=len(vecs))
+                starts = None
+                if len(vecs) != len(self.entries):
+                    starts = _np.cumsum([0] + [len(entry.vecs) for entry in self.entries[:-1]])
+                self._numpy = (matrix.reshape(len(vecs), -1), norms, starts)
+            return self._numpy
+
+    def top(self, query: _Vec, n: int, threshold: float | None, keep: Filter | None) -> list[tuple[float, int]]:
+        """(score, position) of the best `n` documents, best first; ties go to the earlier insert."""
+        if not self.entries:
+            return []
+        if self.ndims is not None and len(query.values) != self.ndims:
+            raise DimensionMismatchError(f"query vector has {len(query.values)} dimensions, the store {self.ndims}")
+        allowed = None if keep is None else [i for i in range(len(self.entries)) if keep.matches(self.metadata(i))]
+        if USE_NUMPY and _np is not None:
+            return self._top_numpy(query, n, threshold, allowed)
+        return self._top_pure(query, n, threshold, allowed)
+
+    def _top_pure(
+        self, query: _Vec, n: int, threshold: float | None, allowed: list[int] | None
+    ) -> list[tuple[float, int]]:
+        q = query.values
+
+        def score(i: int) -> float:
+            return max(sum(map(mul, vec.values, q)) / vec.norm for vec in self.entries[i].vecs) / query.norm
+
+        scored: Iterable[tuple[float, int]] = (
+            (score(i), i) for i in (range(len(self.entries)) if allowed is None else allowed)
+        )
+        if threshold is not None:
+            scored = (pair for pair in scored if pair[0] >= threshold)
+        return heapq.nlargest(n, scored, key=lambda pair: (pair[0], -pair[1]))
+
+    def _top_numpy(
+        self, query: _Vec, n: int, threshold: float | None, allowed: list[int] | None
+    ) -> list[tuple[float, int]]:
+        np = _np
+        matrix, norms, starts = self._matrix()
+        scores = (matrix @ np.frombuffer(query.values, dtype=np.float64)) / norms / query.norm
+        if starts is not None:
+            scores = np.maximum.reduceat(scores, starts)
+        positions = np.arange(len(scores)) if allowed is None else np.asarray(allowed, dtype=np.intp)
+        scores = scores[positions]
+        if threshold is not None:
+            kept = scores >= threshold
+            positions, scores = positions[kept], scores[kept]
+        if len(scores) > n:
+            # Partial selection finds the n-th best score; keep everything tying it so the final
+            # order (score desc, position asc) matches the pure path exactly.
+            cutoff = scores[np.argpartition(-scores, n - 1)[n - 1]]
+            kept = scores >= cutoff
+            positions, scores = positions[kept], scores[kept]
+        order = np.lexsort((positions, -scores))[:n]
+        return [(float(scores[o]), int(positions[o])) for o in order]
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+_FORMAT = "rig_sync.InMemoryVectorStore"
+_converter = cattrs.Converter()
+_LOAD_ERRORS: tuple[type[Exception], ...] = (*_json.JSONDecodeError, KeyError, TypeError, cattrs.BaseValidationError)
+
+
+class InMemoryVectorStore(Generic[D]):
+    """Documents with one or more vectors each (and optional metadata), searched by cosine similarity.
+
+    Writers take a lock; readers search an immutable snapshot, so queries from many threads run
+    safely while another thread inserts. Inserting an existing id replaces that document.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry[D]] = {}
+        self._ndims: int | None = None
+        self._snapshot: _Snapshot | None = None
+        self._auto_id = 0
+
+    # construction
+
+    @classmethod
+    def from_documents(
+        cls, documents: Iterable[tuple[D, Vectors]], *, id_fn: Callable[[D], str] | None = None
+    ) -> InMemoryVectorStore[D]:
+        """A store of `(document, vectors)` pairs (what `EmbeddingsBuilder.build()` returns).
+
+        Ids come from `id_fn(document)`, or are `doc0`, `doc1`, … in order.
+        """
+        store: InMemoryVectorStore[D] = cls()
+        store.add_documents(documents, id_fn=id_fn)
+        return store
+
+    @classmethod
+    def from_documents_with_ids(cls, rows: Iterable[Sequence[Any]]) -> InMemoryVectorStore[D]:
+        """A store of `(id, document, vectors[, metadata])` rows."""
+        store: InMemoryVectorStore[D] = cls()
+        store.insert_documents(rows)
+        return store
+
+    def add_documents(
+        self, documents: Iterable[tuple[D, Vectors]], *, id_fn: Callable[[D], str] | None = None
+    ) -> None:
+        """Insert `(document, vectors)` pairs under `id_fn(document)` or generated ids `doc<n>`."""
+        pairs = list(documents)
+        if id_fn is not None:
+            self.insert_documents([(id_fn(doc), doc, vecs) for doc, vecs in pairs])
+            return
+        with self._lock:  # reserve the ids so concurrent add_documents calls never collide
+            first, self._auto_id = self._auto_id, self._auto_id + len(pairs)
+        self.insert_documents([(f"doc{first + i}", doc, vecs) for i, (doc, vecs) in enumerate(pairs)])
+
+    def insert_documents(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Insert `(id, document, vectors)` or `(id, document, vectors, metadata)` rows, all or none.
+
+        `vectors` is one vector / `Embedding` or a list of them. Without metadata, a dict document
+        is its own metadata for filters.
+        """
+        parsed = [_parse_row(row, i) for i, row in enumerate(rows)]
+        if not parsed:
+            return
+        dims = {len(vec.values) for _, entry in parsed for vec in entry.vecs}
+        if len(dims) > 1:
+            raise DimensionMismatchError(f"vectors in one insert have different dimensions: {sorted(dims)}")
+        [ndims] = dims
+        with self._lock:
+            if self._ndims is not None and ndims != self._ndims:
+                raise DimensionMismatchError(f"vectors have {ndims} dimensions, the store holds {self._ndims}")
+            self._ndims = ndims
+            self._entries.update(parsed)
+            self._snapshot = None
+
+    add_documents_with_ids = insert_documents
+
+    # reading
+
+    def _snap(self) -> _Snapshot:
+        with self._lock:
+            if self._snapshot is None:
+                self._snapshot = _Snapshot(self._entries, self._ndims)
+            return self._snapshot
+
+    @property
+    def ndims(self) -> int | None:
+        """Vector dimension, fixed by the first insert."""
+        return self._ndims
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def __contains__(self, doc_id: object) -> bool:
+        with self._lock:
+            return doc_id in self._entries
+
+    def __repr__(self) -> str:
+        return f"InMemoryVectorStore({len(self)} documents, ndims={self._ndims})"
+
+    def _entry(self, doc_id: str) -> _Entry[D] | None:
+        with self._lock:  # a reader never sees half of a batch insert
+            return self._entries.get(doc_id)
+
+    def get_document(self, doc_id: str) -> D | None:
+        """The document stored under `doc_id`, or None."""
+        entry = self._entry(doc_id)
+        return None if entry is None else entry.document
+
+    def get_metadata(self, doc_id: str) -> Mapping[str, Any] | None:
+        """The metadata given for `doc_id`, or None."""
+        entry = self._entry(doc_id)
+        return None if entry is None else entry.metadata
+
+    # pickling (process pools, Dask): everything but the lock and the cached snapshot
+
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            return {"entries": dict(self._entries), "ndims": self._ndims, "auto_id": self._auto_id}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()  # type: ignore[misc]
+        self._entries, self._ndims, self._auto_id = state["entries"], state["ndims"], state["auto_id"]
+
+    def search_vector(
+        self, vector: Sequence[float] | Embedding, n: int, *, threshold: float | None = None,
+        filter: Filter | None = None,
+    ) -> list[tuple[float, str, D]]:
+        """The `n` documents nearest an already-embedded query: `(score, id, document)`, best first."""
+        for check, value in ((_check_samples, n), (_check_threshold, threshold), (_check_filter, filter)):
+            check(None, None, value)
+        snap = self._snap()
+        hits = snap.top(_to_vec(vector, "query"), n, threshold, filter)
+        return [(score, snap.ids[pos], snap.entries[pos].document) for score, pos in hits]
+
+    def index(self, model: EmbeddingModel) -> InMemoryVectorIndex[D]:
+        """A searchable index that embeds queries with `model`; it sees later inserts too."""
+        return InMemoryVectorIndex(self, model)
+
+    # persistence
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the store as JSON lines (a header, then one document per line), atomically.
+
+        Documents must be JSON-serialisable after `cattrs.unstructure` (str, dict, attrs classes, …).
+        """
+        snap = self._snap()
+        lines = [_json.dumps({"format": _FORMAT, "version": 1, "ndims": snap.ndims, "count": len(snap.ids)})]
+        for doc_id, entry in zip(snap.ids, snap.entries, strict=True):
+            record = {
+                "id": doc_id,
+                "document": _converter.unstructure(entry.document),
+                "vectors": [vec.values.tolist() for vec in entry.vecs],
+                "metadata": entry.metadata,
+            }
+            try:
+                lines.append(_json.dumps(record))
+            except TypeError as exc:
+                raise VectorStoreError(f"document {doc_id!r} cannot be saved as JSON: {exc}") from exc
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".rig-store-", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(b"\n".join(lines) + b"\n")
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], document_type: Any = None) -> InMemoryVectorStore[Any]:
+        """A store read from a file written by `save`; `document_type` structures documents with cattrs."""
+        store: InMemoryVectorStore[Any] = cls()
+        rows: list[tuple[str, Any, list[list[float]], Any]] = []
+        with open(path, "rb") as infile:
+            for lineno, line in enumerate(infile, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = _json.loads(line)
+                    if lineno == 1:
+                        if not isinstance(record, dict) or record.get("format") != _FORMAT:
+                            raise ValueError("not a rig_sync vector store file")
+                        continue
+                    document = record["document"]
+                    if document_type is not None:
+                        document = _converter.structure(document, document_type)
+                    rows.append((record["id"], document, record["vectors"], record.get("metadata")))
+                except (*_LOAD_ERRORS,) as exc:
+                    raise VectorStoreError(f"{os.fspath(path)}, line {lineno}: {type(exc).__name__}: {exc}") from exc
+        store.insert_documents(rows)
+        return store
+
+
+class InMemoryVectorIndex(Generic[D]):
+    """An `InMemoryVectorStore` searched by text: queries are embedded with the model's `embed_text`."""
+
+    def __init__(self, store: InMemoryVectorStore[D], model: EmbeddingModel) -> None:
+        ndims = model.ndims
+        if ndims is not None and store.ndims is not None and ndims != store.ndims:
+            raise DimensionMismatchError(
+                f"{model.provider}:{model.model} makes {ndims}-dimension vectors, the store holds {store.ndims}"
+            )
+        self.store = store
+        self.model = model
+
+    def __repr__(self) -> str:
+        return f"InMemoryVectorIndex({self.store!r}, model={self.model.provider}:{self.model.model})"
+
+    def search(self, request: VectorSearchRequest) -> list[tuple[float, str, D]]:
+        vector = self.model.embed_text(request.query).vec
+        return self.store.search_vector(vector, request.samples, threshold=request.threshold, filter=request.filter)
+
+    def search_ids(self, request: VectorSearchRequest) -> list[tuple[float, str]]:
+        return [(score, doc_id) for score, doc_id, _ in self.search(request)]
+
+    def top_n(self, query: str, n: int) -> list[tuple[float, str, D]]:
+        return self.search(VectorSearchRequest(query, n))
+
+    def top_n_ids(self, query: str, n: int) -> list[tuple[float, str]]:
+        return self.search_ids(VectorSearchRequest(query, n))
