@@ -5,7 +5,7 @@ connection on exit, whether or not the stream was read to the end.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -61,8 +61,10 @@ class StreamingCompletionResponse:
     (a cut-off stream never passes for a short answer).
     """
 
-    def __init__(self, chunks: Iterable[StreamChunk], provider: str) -> None:
+    def __init__(self, chunks: Iterable[StreamChunk], provider: str,
+                 abort: Callable[[], None] | None = None) -> None:
         self._chunks = iter(chunks)  # one pass: a list given here must not replay on a second loop
+        self._abort = abort
         self.provider = provider
         self._response: CompletionResponse | None = None
         self._closed = False
@@ -101,6 +103,13 @@ class StreamingCompletionResponse:
         close = getattr(self._chunks, "close", None)
         if close is not None:
             close()
+
+    def abort(self) -> None:
+        """Cancel from another thread: the thread reading this stream stops with `StreamError`
+        and the connection is dropped. (`close()` is for the reading thread itself.)"""
+        self._closed = True
+        if self._abort is not None:
+            self._abort()
 
     def __enter__(self) -> StreamingCompletionResponse:
         return self

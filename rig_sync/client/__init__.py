@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import attrs
 
 from ..errors import ClientBuildError, MissingAPIKeyError
-from ..http import RetryPolicy, Timeout, Transport
+from ..http import RateLimiterLike, RetryPolicy, Timeout, Transport
 
 if TYPE_CHECKING:
     import requests
@@ -173,6 +173,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         headers: Mapping[str, str] | None = None,
         pool_size: int = 64,
         verify: bool | str = True,
+        rate_limiter: RateLimiterLike | None = None,
         **options: Any,
     ) -> None:
         if api_key is not None and not isinstance(api_key, str):
@@ -202,6 +203,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
             pool_size=pool_size,
             session=session,
             verify=verify,
+            rate_limiter=rate_limiter,
         )
 
     # --- what a provider overrides ------------------------------------------------------------
@@ -367,6 +369,11 @@ class ClientBuilder:
     def pool_size(self, pool_size: int) -> ClientBuilder:
         """Most connections kept open at once; size it to the threads that share the client."""
         self._kwargs["pool_size"] = pool_size
+        return self
+
+    def rate_limit(self, limiter: RateLimiterLike) -> ClientBuilder:
+        """Pass every request of the client through `limiter` (e.g. `rig_sync.ratelimit.RateLimiter`)."""
+        self._kwargs["rate_limiter"] = limiter
         return self
 
     def verify(self, verify: bool | str) -> ClientBuilder:

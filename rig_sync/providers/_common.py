@@ -24,4 +24,4 @@ def sse_completion(
         with http:
             yield from parse(iter_sse(http.chunks()), client.provider)
 
-    return StreamingCompletionResponse(chunks(), client.provider)
+    return StreamingCompletionResponse(chunks(), client.provider, abort=http.abort)
