@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import HEADER, Row  # noqa: E402
+from _common import HEADER, Row
 
 SUITES = ["bench_import", "bench_requests"]
 
