@@ -13,16 +13,26 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
+import attrs
+
+from . import pipeline
+from .agent import AgentBuilder
 from .client import ProviderValue
 from .client.builder import DynClientBuilder
-from .completion import ToolDefinition
+from .completion import CompletionModel, ToolDefinition
+from .embeddings import EmbeddingModel
+from .extractor import ExtractorBuilder
 from .message import Message
 from .streaming import TextChunk
+from .testing import FakeProvider, Reply
+from .tool import tool
 from .transcription import TranscriptionRequest
+from .vector_store import InMemoryVectorStore
 
 
 @contextlib.contextmanager
-def _target(offline: bool, out: TextIO) -> Iterator[tuple[DynClientBuilder, ProviderValue | None, dict[str, str]]]:
+def _target(offline: bool, out: TextIO) -> Iterator[tuple[DynClientBuilder, ProviderValue | None, dict[str, str],
+                                                         FakeProvider | None]]:
     """A registry plus the settings to reach either the fake provider or the real OpenAI."""
     builder = DynClientBuilder()
     real_key = os.environ.get("OPENAI_API_KEY")
@@ -30,13 +40,11 @@ def _target(offline: bool, out: TextIO) -> Iterator[tuple[DynClientBuilder, Prov
               "image": "gpt-image-1", "tts": "tts-1"}
     if real_key and not offline:
         print("Using the real OpenAI API (OPENAI_API_KEY is set; pass --offline to use the fake).", file=out)
-        yield builder, None, models
+        yield builder, None, models, None
         return
-    from .testing import FakeProvider
-
     with FakeProvider() as fake:
         print(f"Using rig_sync.testing.FakeProvider at {fake.base_url} (offline, no API key needed).", file=out)
-        yield builder, ProviderValue(fake.api_key, base_url=fake.base_url), models
+        yield builder, ProviderValue(fake.api_key, base_url=fake.base_url), models, fake
 
 
 def _step(out: TextIO, title: str, fn: Callable[[], str]) -> None:
@@ -62,6 +70,61 @@ def _tiny_wav() -> bytes:
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
+DOCS = [
+    ("flurbo", "A flurbo is the currency of planet Blarg; one flurbo buys three glarbs."),
+    ("glarb", "A glarb is a small blue fruit grown on the moons of Blarg."),
+    ("invoice", "Quarterly invoices are due on the first Monday of each quarter."),
+]
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+
+
+@attrs.frozen
+class Person:
+    """A person mentioned in the text."""
+
+    name: str
+    age: int | None = None
+
+
+def _rag_agent(chat: CompletionModel, embedder: EmbeddingModel, fake: FakeProvider | None) -> str:
+    store: InMemoryVectorStore[str] = InMemoryVectorStore()
+    vectors = embedder.embed_texts([text for _, text in DOCS])
+    store.insert_documents([(doc_id, e.document, e.vec) for (doc_id, _), e in zip(DOCS, vectors, strict=True)])
+    index = store.index(embedder)
+    agent = (AgentBuilder(chat).preamble("Answer from the context; use tools for arithmetic.")
+             .dynamic_context(2, index).tool(add).temperature(0.0).build())
+    question = "What does a flurbo buy? And what is 2 + 3?"
+    hits = [doc_id for _, doc_id, _ in index.top_n(question, 2)]
+    prompt = 'call:add {"a": 2, "b": 3}' if fake is not None else question
+    details = agent.prompt_details(prompt)
+    return (f"retrieved for the question: {hits}\n"
+            f"answer after {len(details.history)} messages: {details.output!r} "
+            f"(tokens in/out: {details.usage.input_tokens}/{details.usage.output_tokens})")
+
+
+def _extraction(chat: CompletionModel, fake: FakeProvider | None) -> str:
+    if fake is not None:  # the fake answers with what a real model would submit
+        fake.script(Reply.tool_calls([("submit", {"name": "Ada Lovelace", "age": 36})]))
+    person = ExtractorBuilder(Person, chat).retries(1).build().extract("Ada Lovelace, 36, wrote the first program.")
+    return repr(person)
+
+
+def _pipeline(chat: CompletionModel, embedder: EmbeddingModel) -> str:
+    agent = AgentBuilder(chat).preamble("Be brief.").build()
+    op = pipeline.new().map(str.strip).map(lambda q: f"In one line: {q}").prompt(agent).build()
+    answers = op.batch_call(3, ["  what is a glarb? ", " what is a flurbo?", "who pays invoices?  "])
+    return "\n".join(answers)
+
 ADD_TOOL = ToolDefinition(
     "add",
     "Add two integers.",
@@ -75,7 +138,7 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     started = time.perf_counter()
-    with _target(offline, out) as (builder, value, models):
+    with _target(offline, out) as (builder, value, models, fake):
         chat = builder.completion("openai", models["chat"], value)
 
         _step(out, "A prompt", lambda: chat.completion_request("Say hello in five words.")
@@ -143,5 +206,9 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
             return "\n".join(lines)
 
         _step(out, "Choosing a provider at run time (DynClientBuilder)", dynamic)
+        embedder = builder.embeddings("openai", models["embed"], value)
+        _step(out, "A retrieval-augmented agent with a tool", lambda: _rag_agent(chat, embedder, fake))
+        _step(out, "Extraction into an attrs class", lambda: _extraction(chat, fake))
+        _step(out, "A pipeline, batched", lambda: _pipeline(chat, embedder))
     print(f"\nDone in {(time.perf_counter() - started):.2f} s.", file=out)
     return 0
