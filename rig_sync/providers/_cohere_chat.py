@@ -1,0 +1,449 @@
+"""Cohere v2 chat (`POST /v2/chat`): wire format, response parsing, streaming, completion model.
+
+Mapping decisions:
+- rig `Document`s travel as Cohere's native `documents` (`{id, data: {text, ...props}}`), so the
+  model can cite them; they are never folded into the prompt.
+- `tool_plan` (the plan Cohere writes before calling tools) and `thinking` content come back as
+  `Reasoning`; an assistant message sent back with tool calls carries its reasoning and text as
+  `tool_plan`, because Cohere refuses text content next to tool calls.
+- Finish reasons: COMPLETE -> "stop", STOP_SEQUENCE -> "stop_sequence", MAX_TOKENS -> "length",
+  TOOL_CALL -> "tool_calls"; ERROR and TIMEOUT raise `GenerationError` (never an empty answer).
+- Usage counts the tokens the model processed (`usage.tokens`), falling back to `billed_units`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+
+from .. import _json, _wire
+from .._model import ModelView
+from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
+from ..errors import APIStatusError, InvalidRequestError, StreamError, UnsupportedFeature
+from ..message import Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
+from ..streaming import (
+    FinalResponse,
+    ReasoningChunk,
+    StreamChunk,
+    StreamingCompletionResponse,
+    TextChunk,
+    ToolCallAssembler,
+    ToolCallChunk,
+    content_from,
+    parse_tool_call,
+)
+from ._common import sse_completion
+
+__all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "chat_body", "content_checked",
+           "parse_chat_response", "stream_chat"]
+
+converter = _wire.make_converter()
+
+
+class GenerationError(StreamError):
+    """Cohere gave up on the answer: finish_reason ERROR or TIMEOUT, streamed or not.
+
+    `reason` is Cohere's finish reason, `partial_text` whatever was generated before it stopped,
+    `body` the raw response (or final stream event). A `StreamError` so that code reading a
+    stream catches it with the other mid-stream failures; retryable, as the request was fine.
+    """
+
+    def __init__(self, message: str, *, provider: str | None = None, reason: str, partial_text: str = "",
+                 body: Any = None) -> None:
+        super().__init__(message, provider=provider, body=body, retryable=True)
+        self.reason = reason
+        self.partial_text = partial_text
+
+
+class ContentBlockedError(APIStatusError):
+    """HTTP 498: the request or the response contained a token Cohere deny-lists."""
+
+
+# --- request --------------------------------------------------------------------------------------
+
+
+@attrs.define
+class _TextPart:
+    text: str
+    type: str = "text"
+
+
+@attrs.define
+class _ThinkingPart:
+    thinking: str
+    type: str = "thinking"
+
+
+@attrs.define
+class _ImageURL:
+    url: str
+    detail: str | None = None
+
+
+@attrs.define
+class _ImagePart:
+    image_url: _ImageURL
+    type: str = "image_url"
+
+
+_Part = _TextPart | _ThinkingPart | _ImagePart
+
+
+@attrs.define
+class _Function:
+    name: str
+    arguments: str
+
+
+@attrs.define
+class _ToolCall:
+    id: str
+    function: _Function
+    type: str = "function"
+
+
+@attrs.define
+class _Message:
+    role: str
+    content: str | list[_Part] | None = None
+    tool_calls: list[_ToolCall] | None = None
+    tool_plan: str | None = None
+    tool_call_id: str | None = None
+
+
+@attrs.define
+class _Document:
+    data: dict[str, Any]
+    id: str | None = None
+
+
+@attrs.define
+class _FunctionDef:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@attrs.define
+class _Tool:
+    function: _FunctionDef
+    type: str = "function"
+
+
+@attrs.define
+class _ChatRequest:
+    model: str
+    messages: list[_Message]
+    stream: bool
+    documents: list[_Document] | None = None
+    tools: list[_Tool] | None = None
+    tool_choice: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+def _user_part(part: Part, provider: str) -> _Part:
+    if isinstance(part, Text):
+        return _TextPart(part.text)
+    if isinstance(part, Image):
+        return _ImagePart(_ImageURL(part.data_url(), part.detail))
+    raise UnsupportedFeature(f"{provider}: chat messages take text and images, not {type(part).__name__}")
+
+
+def _wire_messages(message: Message, provider: str) -> list[_Message]:
+    if message.role == "assistant":
+        text = "".join(p.text for p in message.content if isinstance(p, Text))
+        reasoning = "".join(p.text for p in message.content if isinstance(p, Reasoning))
+        calls = [_ToolCall(c.id, _Function(c.name, _json.dumps(c.arguments).decode()))
+                 for c in message.content if isinstance(c, ToolCall)]
+        if calls:
+            # Cohere refuses text content beside tool calls: the plan field carries it instead.
+            plan = "\n".join(p for p in (reasoning, text) if p)
+            return [_Message("assistant", tool_calls=calls, tool_plan=plan or None)]
+        if reasoning:
+            parts: list[_Part] = [_ThinkingPart(reasoning)]
+            if text:
+                parts.append(_TextPart(text))
+            return [_Message("assistant", parts)]
+        return [_Message("assistant", text)]
+    out = [_Message("tool", r.content, tool_call_id=r.id) for r in message.content if isinstance(r, ToolResult)]
+    rest = [p for p in message.content if not isinstance(p, ToolResult)]
+    if len(rest) == 1 and isinstance(rest[0], Text):
+        out.append(_Message("user", rest[0].text))
+    elif rest:
+        out.append(_Message("user", [_user_part(p, provider) for p in rest]))
+    return out
+
+
+def _tool_choice(choice: ToolChoice | None, provider: str) -> str | None:
+    if choice is None or choice.mode == "auto":
+        return None  # Cohere's default: the model decides
+    if choice.mode == "tool":
+        raise UnsupportedFeature(f"{provider} cannot force a named tool ({choice.name!r}); "
+                                 "use tool_choice 'required' with only that tool")
+    return choice.mode.upper()
+
+
+def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: bool) -> dict[str, Any]:
+    """The JSON body for one `/v2/chat` call."""
+    if not isinstance(request, CompletionRequest):
+        raise InvalidRequestError(f"expected a CompletionRequest, got {type(request).__name__}")
+    messages = [_Message("system", request.preamble)] if request.preamble else []
+    for message in request.chat_history:
+        messages.extend(_wire_messages(message, provider))
+    documents = [_Document({**d.additional_props, "text": d.text}, d.id) for d in request.documents]
+    tools = [_Tool(_FunctionDef(t.name, t.description, t.parameters)) for t in request.tools]
+    body = _wire.encode(converter, _ChatRequest(
+        model=model,
+        messages=messages,
+        stream=stream,
+        documents=documents or None,
+        tools=tools or None,
+        tool_choice=_tool_choice(request.tool_choice, provider) if tools else None,
+        temperature=request.temperature,
+        max_tokens=request.max_tokens,
+    ))
+    if request.additional_params:
+        body = deep_merge(body, request.additional_params)
+    return body
+
+
+# --- response -------------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Tokens:
+    input_tokens: float | None = None
+    output_tokens: float | None = None
+
+
+@attrs.define
+class _Usage:
+    billed_units: _Tokens | None = None
+    tokens: _Tokens | None = None
+    cached_tokens: float | None = None
+
+
+def usage_from(usage: _Usage | None) -> Usage:
+    if usage is None:
+        return Usage()
+    counted = usage.tokens or usage.billed_units or _Tokens()
+    given = counted.input_tokens or 0, counted.output_tokens or 0, usage.cached_tokens or 0
+    inp, out, cached = (round(n) for n in given)  # Cohere types counts as numbers: 18.0 occurs
+    return Usage(inp, out, inp + out, cached)
+
+
+@attrs.define
+class _RespContent:
+    type: str = "text"
+    text: str | None = None
+    thinking: str | None = None
+
+
+@attrs.define
+class _RespFunction:
+    name: str
+    arguments: str | None = None
+
+
+@attrs.define
+class _RespToolCall:
+    id: str
+    function: _RespFunction
+
+
+@attrs.define
+class _RespMessage:
+    content: list[_RespContent] | None = None
+    tool_plan: str | None = None
+    tool_calls: list[_RespToolCall] | None = None
+
+
+@attrs.define
+class _ChatResponse:
+    message: _RespMessage
+    id: str | None = None
+    finish_reason: str | None = None
+    usage: _Usage | None = None
+
+
+_FINISH = {"COMPLETE": "stop", "STOP_SEQUENCE": "stop_sequence", "MAX_TOKENS": "length", "TOOL_CALL": "tool_calls"}
+_FAILED = ("ERROR", "TIMEOUT")
+
+
+def _finish(reason: str | None, provider: str, text: str, body: Any, error: str | None = None) -> str | None:
+    """Our finish reason for Cohere's; ERROR and TIMEOUT raise instead of passing as an answer."""
+    if reason in _FAILED:
+        said = f": {error}" if error else ""
+        raise GenerationError(f"{provider} stopped generating with finish_reason {reason}{said}",
+                              provider=provider, reason=reason, partial_text=text, body=body)
+    if reason is None:
+        return None
+    return _FINISH.get(reason, reason.lower())
+
+
+def parse_chat_response(data: Any, provider: str) -> CompletionResponse:
+    resp = _wire.decode(converter, data, _ChatResponse, provider)
+    msg = resp.message
+    content = msg.content or []
+    text = "".join(c.text or "" for c in content if c.type == "text")
+    thinking = "".join(c.thinking or "" for c in content if c.type == "thinking")
+    finish = _finish(resp.finish_reason, provider, text, data)
+    calls = [parse_tool_call(c.id, c.function.name, c.function.arguments, provider) for c in msg.tool_calls or ()]
+    reasoning = "\n".join(r for r in (thinking, msg.tool_plan) if r)
+    return CompletionResponse(content_from(text, reasoning, calls), usage_from(resp.usage), data, finish, resp.id)
+
+
+# --- streaming ------------------------------------------------------------------------------------
+
+
+@attrs.define
+class _DeltaContent:
+    text: str | None = None
+    thinking: str | None = None
+
+
+@attrs.define
+class _DeltaFunction:
+    name: str | None = None
+    arguments: str | None = None
+
+
+@attrs.define
+class _DeltaToolCall:
+    id: str | None = None
+    function: _DeltaFunction | None = None
+
+
+@attrs.define
+class _DeltaMessage:
+    content: _DeltaContent | None = None
+    tool_plan: str | None = None
+    tool_calls: _DeltaToolCall | None = None
+
+
+@attrs.define
+class _Delta:
+    message: _DeltaMessage | None = None
+    finish_reason: str | None = None
+    usage: _Usage | None = None
+    error: str | None = None
+
+
+@attrs.define
+class _Event:
+    type: str
+    id: str | None = None
+    index: int = 0
+    delta: _Delta | None = None
+
+
+def _text_delta(data: Any) -> str | None:
+    """The text of a plain `content-delta` event, read without the typed decode (the hot path)."""
+    if data.__class__ is not dict or data.get("type") != "content-delta":
+        return None
+    try:
+        content = data["delta"]["message"]["content"]
+    except (KeyError, TypeError):
+        return None
+    if content.__class__ is not dict or len(content) != 1:
+        return None  # thinking, or more than text: the typed path reads it
+    text = content.get("text")
+    return text if text.__class__ is str else None
+
+
+def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
+    """Chunks from a Cohere v2 SSE stream. `message-end` is the completion marker (a `[DONE]`
+    may follow); a stream that stops before it raises `StreamError`."""
+    text: list[str] = []
+    reasoning: list[str] = []
+    calls = ToolCallAssembler(provider)
+    rid: str | None = None
+    end: _Delta | None = None
+    end_data: Any = None
+    for event in events:
+        if event.data == "[DONE]":
+            break
+        try:
+            data = _json.loads(event.data)
+        except _json.JSONDecodeError:
+            raise StreamError(f"{provider} sent a stream event that is not JSON: {event.data[:200]!r}",
+                              provider=provider) from None
+        piece = _text_delta(data)
+        if piece is not None:
+            if piece:
+                text.append(piece)
+                yield TextChunk(piece)
+            continue
+        if isinstance(data, dict) and "type" not in data and isinstance(data.get("message"), str):
+            # An error object ({"message": …}, Cohere's error shape) in place of an event.
+            raise StreamError(f"{provider} reported an error mid-stream: {data['message']}", provider=provider,
+                              body=data)
+        if isinstance(data, dict) and "type" not in data and event.event:
+            data = {**data, "type": event.event}  # the SSE event name says it where the data does not
+        ev = _wire.decode(converter, data, _Event, provider)
+        delta = ev.delta or _Delta()
+        message = delta.message or _DeltaMessage()
+        if ev.type == "message-start":
+            rid = ev.id
+        elif ev.type == "content-delta" and message.content is not None:
+            if message.content.thinking:
+                reasoning.append(message.content.thinking)
+                yield ReasoningChunk(message.content.thinking)
+            if message.content.text:
+                text.append(message.content.text)
+                yield TextChunk(message.content.text)
+        elif ev.type == "tool-plan-delta" and message.tool_plan:
+            reasoning.append(message.tool_plan)
+            yield ReasoningChunk(message.tool_plan)
+        elif ev.type in ("tool-call-start", "tool-call-delta") and message.tool_calls is not None:
+            call = message.tool_calls
+            fn = call.function or _DeltaFunction()
+            calls.add(ev.index, id=call.id, name=fn.name, arguments=fn.arguments)
+        elif ev.type == "message-end":
+            end, end_data = delta, data
+    if end is None:
+        raise StreamError(f"{provider} stream ended before message-end: the answer is incomplete",
+                          provider=provider, retryable=True)
+    finish = _finish(end.finish_reason, provider, "".join(text), end_data, end.error)
+    tool_calls = calls.finish()
+    for tool_call in tool_calls:
+        yield ToolCallChunk(tool_call)
+    response = CompletionResponse(content_from("".join(text), "".join(reasoning), tool_calls),
+                                  usage_from(end.usage), None, finish, rid)
+    yield FinalResponse(response)
+
+
+# --- model ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def content_checked() -> Iterator[None]:
+    """Turns HTTP 498 (deny-listed content) into `ContentBlockedError`; other errors pass."""
+    try:
+        yield
+    except APIStatusError as err:
+        if err.status_code != 498:
+            raise
+        raise ContentBlockedError(err.message, status_code=498, provider=err.provider, request_id=err.request_id,
+                                  headers=err.headers, body=err.body, code=err.code) from err
+
+
+class CompletionModel(ModelView, BaseCompletionModel):
+    """A chat model on `POST {base_url}/v2/chat`."""
+
+    path = "/v2/chat"
+
+    def completion(self, request: CompletionRequest) -> CompletionResponse:
+        body = chat_body(self.model, request, self.provider, stream=False)
+        with content_checked():
+            data = self.client.transport.post_json(self.path, body)
+        return parse_chat_response(data, self.provider)
+
+    def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
+        body = chat_body(self.model, request, self.provider, stream=True)
+        with content_checked():
+            return sse_completion(self.client, self.path, body, stream_chat)

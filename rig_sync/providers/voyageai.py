@@ -1,0 +1,178 @@
+"""Voyage AI: embeddings (`POST /embeddings`) and reranking (`POST /rerank`).
+
+    from rig_sync.providers import voyageai
+    client = voyageai.Client.from_env()                  # VOYAGE_API_KEY, VOYAGEAI_BASE_URL / VOYAGE_BASE_URL
+    docs = client.embedding_model("voyage-3")            # input_type "document" by default
+    query = docs.with_input_type("query")                # for the text you search with
+    client.rerank_model("rerank-2").rerank("query", ["doc a", "doc b"], top_k=1)
+
+Batches hold at most 128 texts: the limit the Voyage API spec documents for every model (newer
+models accept up to 1000, but also cap the tokens per request, which 128 texts rarely reach).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import attrs
+
+from .. import _wire
+from .._model import ModelView
+from ..client import EmbeddingsClient, ProviderClient
+from ..embeddings import BaseEmbeddingModel
+from ..errors import InvalidRequestError, ResponseDecodeError
+
+__all__ = ["Client", "ClientBuilder", "EmbeddingModel", "RerankModel", "RerankResult", "INPUT_TYPES", "KNOWN_NDIMS"]
+
+VOYAGE_3 = "voyage-3"
+VOYAGE_3_LITE = "voyage-3-lite"
+VOYAGE_3_LARGE = "voyage-3-large"
+VOYAGE_CODE_3 = "voyage-code-3"
+VOYAGE_2 = "voyage-2"
+RERANK_2 = "rerank-2"
+
+KNOWN_NDIMS = {
+    "voyage-3": 1024,
+    "voyage-3-lite": 512,
+    "voyage-3-large": 1024,
+    "voyage-code-3": 1024,
+    "voyage-2": 1024,
+}
+
+# None leaves the text as is; "query" and "document" prepend Voyage's retrieval prompts.
+INPUT_TYPES = (None, "query", "document")
+
+converter = _wire.make_converter()
+# Vectors are the bulk of the body: one comprehension per vector instead of cattrs per float.
+converter.register_structure_hook_func(lambda t: t == list[float], lambda value, _: [float(v) for v in value])
+
+
+@attrs.define
+class _EmbeddingsRequest:
+    input: list[str]
+    model: str
+    input_type: str | None = None
+    output_dimension: int | None = None
+
+
+@attrs.define
+class _EmbeddingItem:
+    embedding: list[float]
+    index: int = 0
+
+
+@attrs.define
+class _EmbeddingsResponse:
+    data: list[_EmbeddingItem]
+
+
+@attrs.define
+class _RerankRequest:
+    query: str
+    documents: list[str]
+    model: str
+    top_k: int | None = None
+
+
+@attrs.define
+class _RerankItem:
+    index: int
+    relevance_score: float
+
+
+@attrs.define
+class _RerankResponse:
+    data: list[_RerankItem]
+
+
+@attrs.frozen
+class RerankResult:
+    """One document's place in a reranking: its index in the input, its score, the text."""
+
+    index: int
+    relevance_score: float
+    document: str
+
+
+class EmbeddingModel(ModelView, BaseEmbeddingModel):
+    """`POST {base_url}/embeddings`, in batches of 128 texts."""
+
+    path = "/embeddings"
+    _max_documents = 128
+
+    def __init__(self, client: Any, model: str, ndims: int | None = None,
+                 input_type: str | None = "document") -> None:
+        super().__init__(client, model)
+        if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
+            raise ValueError(f"ndims must be a positive integer, not {ndims!r}")
+        if input_type not in INPUT_TYPES:
+            raise ValueError(f"{self.provider}: input_type must be 'query', 'document' or None, not {input_type!r}")
+        self.input_type = input_type
+        self._requested_ndims = ndims
+        self._ndims = ndims or KNOWN_NDIMS.get(model)
+
+    def with_input_type(self, input_type: str | None) -> EmbeddingModel:
+        """The same model embedding for another purpose ("query", "document" or None)."""
+        return EmbeddingModel(self.client, self.model, self._requested_ndims, input_type)
+
+    def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
+        request = _EmbeddingsRequest(texts, self.model, self.input_type, self._requested_ndims)
+        data = self.client.transport.post_json(self.path, _wire.encode(converter, request))
+        resp = _wire.decode(converter, data, _EmbeddingsResponse, self.provider)
+        items = sorted(resp.data, key=lambda item: item.index)
+        if [item.index for item in items] != list(range(len(items))):
+            raise ResponseDecodeError(f"{self.provider} answered with embedding indexes that do not match the input",
+                                      provider=self.provider, field="data.index", body=data)
+        if items and self._ndims is None:
+            self._ndims = len(items[0].embedding)
+        return [item.embedding for item in items]
+
+
+class RerankModel(ModelView):
+    """`POST {base_url}/rerank`: orders documents by relevance to a query."""
+
+    path = "/rerank"
+
+    def rerank(self, query: str, documents: Sequence[str], *, top_k: int | None = None) -> list[RerankResult]:
+        """The documents ordered by relevance to `query`, best first (the `top_k` best, if given)."""
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidRequestError("rerank needs a non-empty query")
+        if isinstance(documents, str) or not isinstance(documents, Sequence):
+            raise TypeError("rerank takes a list of document strings")
+        texts = list(documents)
+        if not texts or not all(isinstance(t, str) and t for t in texts):
+            raise InvalidRequestError("rerank needs at least one document, each a non-empty string")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
+            raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
+        body = _wire.encode(converter, _RerankRequest(query, texts, self.model, top_k))
+        data = self.client.transport.post_json(self.path, body)
+        resp = _wire.decode(converter, data, _RerankResponse, self.provider)
+        out: list[RerankResult] = []
+        for item in resp.data:
+            if not 0 <= item.index < len(texts):
+                raise ResponseDecodeError(f"{self.provider} ranked a document index ({item.index}) it was not sent",
+                                          provider=self.provider, field="data.index", body=data)
+            out.append(RerankResult(item.index, item.relevance_score, texts[item.index]))
+        return sorted(out, key=lambda r: -r.relevance_score)
+
+
+class Client(ProviderClient, EmbeddingsClient):
+    """A Voyage AI client (`Authorization: Bearer <key>`); embeddings, plus reranking (`rerank_model`)."""
+
+    provider: ClassVar[str] = "voyageai"
+    default_base_url: ClassVar[str] = "https://api.voyageai.com/v1"
+    env_api_key: ClassVar[tuple[str, ...]] = ("VOYAGE_API_KEY",)
+    env_base_url: ClassVar[tuple[str, ...]] = ("VOYAGEAI_BASE_URL", "VOYAGE_BASE_URL")
+
+    def embedding_model(self, model: str, ndims: int | None = None, *,
+                        input_type: str | None = "document") -> EmbeddingModel:
+        """`ndims` asks for shorter vectors where the model offers them (`output_dimension`)."""
+        return EmbeddingModel(self, model, ndims, input_type)
+
+    def rerank_model(self, model: str) -> RerankModel:
+        """A reranker on `POST {base_url}/rerank` (e.g. "rerank-2")."""
+        return RerankModel(self, model)
+
+
+ClientBuilder = Client.Builder

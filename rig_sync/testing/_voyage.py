@@ -1,0 +1,64 @@
+"""Voyage AI wire format for the fake provider (routes under ``/v1``).
+
+Voyage's ``POST /v1/embeddings`` is OpenAI's shape (``input`` list + ``model`` ->
+``data[].embedding``), so the OpenAI route serves it; only ``/v1/rerank`` is added here. Its
+scores are the cosine similarity of the fake embeddings, and its errors Voyage's
+``{"detail": …}`` shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ._openai import _model, _words, embed_text
+from ._server import ApiError, Call, Dialect, JSONDict, Response, _bearer_key, dumps, route
+
+__all__ = ["VOYAGE_DIALECT"]
+
+
+def _error_body(status: int, message: str, type: str, code: str | None, param: str | None) -> JSONDict:
+    return {"detail": message}
+
+
+def _status_error(status: int) -> JSONDict:
+    if status == 429:
+        return {"detail": "You have exceeded the rate limit. Please wait and try again."}
+    return {"detail": "Internal server error" if status >= 500 else "Request failed"}
+
+
+def _sse_error(error: Mapping[str, object]) -> bytes:  # Voyage does not stream; kept for the Dialect
+    return b"data: " + dumps({"detail": error.get("message")}) + b"\n\n"
+
+
+VOYAGE_DIALECT = Dialect(
+    name="voyage",
+    extract_key=_bearer_key,
+    error_body=_error_body,
+    status_error=_status_error,
+    sse_error=_sse_error,
+)
+
+_DIMS = 256  # enough for stable similarities, cheap to compute
+
+
+@route("POST", r"/v1/rerank", dialect=VOYAGE_DIALECT)
+def rerank(call: Call) -> Response:
+    """Voyage ``POST /v1/rerank``: documents by similarity to the query, best first."""
+    body = call.body_object()
+    query, documents, top_k = body.get("query"), body.get("documents"), body.get("top_k")
+    if not isinstance(query, str) or not query:
+        raise ApiError(400, "query must be a non-empty string")
+    if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
+        raise ApiError(400, "documents must be a non-empty list of strings")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ApiError(400, "top_k must be a positive integer")
+    q = embed_text(query, _DIMS)
+    scores = [sum(a * b for a, b in zip(q, embed_text(d, _DIMS), strict=True)) for d in documents]
+    ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_k]
+    tokens = _words(query) * len(documents) + sum(_words(d) for d in documents)
+    return Response.json({
+        "object": "list",
+        "data": [{"relevance_score": round(scores[i], 6), "index": i} for i in ranked],
+        "model": _model(body),
+        "usage": {"total_tokens": tokens},
+    })
