@@ -1,0 +1,70 @@
+"""Google Gemini (the Generative Language API): chat, streaming, tools, embeddings, transcription.
+
+    from rig_sync.providers import gemini
+    client = gemini.Client.from_env()            # GEMINI_API_KEY (or GOOGLE_API_KEY), GEMINI_BASE_URL
+    client.completion_model(gemini.GEMINI_2_5_FLASH).completion_request("Hi").send()
+    client.embedding_model(gemini.GEMINI_EMBEDDING_001, 768, task_type="RETRIEVAL_DOCUMENT")
+    gemini.Client("key", api_version="v1")       # default "v1beta"
+
+The key travels in the `x-goog-api-key` header, never in the URL. Blocked prompts and answers
+raise `ContentBlockedError`; answers that stop with nothing in them raise `GenerationError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ..client import CompletionClient, EmbeddingsClient, ProviderClient, TranscriptionClient
+from ..errors import ClientBuildError
+from ._gemini_chat import CompletionModel, ContentBlockedError, GenerationError
+from ._gemini_media import EmbeddingModel, TranscriptionModel
+
+__all__ = ["Client", "ClientBuilder", "CompletionModel", "EmbeddingModel", "TranscriptionModel",
+           "ContentBlockedError", "GenerationError"]
+
+# Model names, for convenience and typo-safety.
+GEMINI_2_5_PRO = "gemini-2.5-pro"
+GEMINI_2_5_FLASH = "gemini-2.5-flash"
+GEMINI_2_5_FLASH_LITE = "gemini-2.5-flash-lite"
+GEMINI_2_0_FLASH = "gemini-2.0-flash"
+GEMINI_EMBEDDING_001 = "gemini-embedding-001"
+TEXT_EMBEDDING_004 = "text-embedding-004"
+
+_API_VERSION = re.compile(r"v\d+(alpha|beta)?\d*")
+
+
+class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient):
+    """A Gemini client. Option: `api_version` (the URL's version segment, default "v1beta")."""
+
+    provider: ClassVar[str] = "gemini"
+    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
+    env_api_key: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    env_base_url: ClassVar[tuple[str, ...]] = ("GEMINI_BASE_URL",)
+
+    api_version: str
+
+    def _configure(self, options: Mapping[str, Any]) -> None:
+        options = dict(options)
+        version = options.pop("api_version", "v1beta")
+        if not isinstance(version, str) or not _API_VERSION.fullmatch(version):
+            raise ClientBuildError(f"gemini: api_version must look like 'v1beta' or 'v1', not {version!r}")
+        self.api_version = version
+        super()._configure(options)
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"x-goog-api-key": api_key}
+
+    def completion_model(self, model: str) -> CompletionModel:
+        return CompletionModel(self, model)
+
+    def embedding_model(self, model: str, ndims: int | None = None, *,
+                        task_type: str | None = None) -> EmbeddingModel:
+        return EmbeddingModel(self, model, ndims, task_type=task_type)
+
+    def transcription_model(self, model: str) -> TranscriptionModel:
+        return TranscriptionModel(self, model)
+
+
+ClientBuilder = Client.Builder
