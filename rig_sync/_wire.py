@@ -31,14 +31,8 @@ def make_converter() -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=False)
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(int, _structure_int)
-
-    def optional_hook(kind: Any) -> Callable[[Any, Any], Any]:
-        # cattrs re-dispatches `X | None` on every value; resolve X's hook once instead.
-        (inner,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-        hook = converter.get_structure_hook(inner)
-        return lambda value, _: None if value is None else hook(value, inner)
-
-    converter.register_structure_hook_factory(_is_optional, optional_hook)
+    converter.register_structure_hook(bool, _structure_bool)  # bool is an int subclass: its own hook
+    converter.register_structure_hook_factory(_is_optional, _optional_hook)
 
     def unstructure_fn(cls: type[Any]) -> Any:
         overrides: dict[str, Any] = {
@@ -56,6 +50,20 @@ def _structure_str(value: Any, _: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"expected text, got {type(value).__name__}")
+
+
+def _structure_bool(value: Any, _: Any) -> bool:
+    if value is True or value is False:
+        return value
+    raise ValueError(f"expected true or false, got {type(value).__name__}")
+
+
+def _optional_hook(kind: Any, converter: cattrs.Converter) -> Callable[[Any, Any], Any]:
+    # cattrs re-dispatches `X | None` on every value; resolve X's hook once instead. Taking the
+    # converter as an argument makes the detailed copy in `decode` resolve its own, detailed hook.
+    (inner,) = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+    hook = converter.get_structure_hook(inner)
+    return lambda value, _: None if value is None else hook(value, inner)
 
 
 def _structure_int(value: Any, _: Any) -> int:

@@ -299,6 +299,8 @@ def status_error(
         haystack = f"{code or ''} {message}".lower()
         if any(marker in haystack for marker in _CONTEXT_MARKERS):
             cls = ContextWindowExceededError
+        elif "API_KEY_INVALID" in str(body):  # Google answers a bad key with 400 INVALID_ARGUMENT
+            cls = AuthenticationError
     if status_code != 529 and code in ("overloaded_error", "overloaded"):
         cls = OverloadedError
     return cls(

@@ -203,7 +203,7 @@ FIXTURE_CASES: list[tuple[str, type[APIStatusError], str, str | None, str | None
      "This request would exceed your organization's rate limit", "rate_limit_error", "req_011CYK5mje9HkutJtmfPzzNC"),
     ("anthropic/error.429_rate_limit_error.account.json", RateLimitError,
      "This request would exceed your account's rate limit.", "rate_limit_error", "req_011Ca6D6rf4MCMtM7gur72MZ"),
-    ("gemini/error.400_api_key_invalid.json", BadRequestError,
+    ("gemini/error.400_api_key_invalid.json", AuthenticationError,
      "API key not valid. Please pass a valid API key.", "INVALID_ARGUMENT", None),
     ("gemini/error.403_service_disabled.json", PermissionDeniedError,
      "Generative Language API has not been used", "PERMISSION_DENIED", None),

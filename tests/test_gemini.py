@@ -297,7 +297,7 @@ def test_image_output_is_refused_not_dropped(mocked: responses.RequestsMock) -> 
 
 
 @pytest.mark.parametrize(("name", "cls", "code", "message"), [
-    ("error.400_api_key_invalid.json", errors.BadRequestError, "INVALID_ARGUMENT", "API key not valid"),
+    ("error.400_api_key_invalid.json", errors.AuthenticationError, "INVALID_ARGUMENT", "API key not valid"),
     ("error.403_service_disabled.json", errors.PermissionDeniedError, "PERMISSION_DENIED",
      "Generative Language API has not been used"),
     ("error.404_model_not_found.json", errors.NotFoundError, "NOT_FOUND", "models/gemini-5.0-flash is not found"),
