@@ -225,6 +225,10 @@ def dumps(obj: object) -> bytes:
 # --------------------------------------------------------------------------- #
 
 
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def _bearer_key(req: RecordedRequest) -> str | None:
     auth = req.headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
@@ -702,7 +706,9 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "sse_error":
                 assert fault is not None
                 err = dict(fault.error)
-                self._send_full(500, dumps({"error": err}), "application/json", (), request_id)
+                body = dialect.error_body(500, str(err.get("message", "")), str(err.get("type", "server_error")),
+                                          _opt_str(err.get("code")), _opt_str(err.get("param")))
+                self._send_full(500, dumps(body), "application/json", (), request_id)
                 return
             self._send_full(resp.status, resp.body, resp.content_type, resp.headers, request_id)
             return
