@@ -7,13 +7,10 @@ import sys
 
 
 def _providers(_: argparse.Namespace) -> int:
+    """The capability matrix, read from the provider classes themselves (nothing listed by hand)."""
     from .client.builder import builtin_provider_names, load_provider
 
-    columns = ["completion", "streaming", "embeddings", "transcription", "image_generation",
-               "audio_generation", "tools"]
-    short = {"completion": "C", "streaming": "S", "embeddings": "E", "transcription": "T",
-             "image_generation": "I", "audio_generation": "A", "tools": "tools"}
-    print("| provider | env | default base URL | capabilities |")
+    print("| provider | env | default base URL | capabilities (C S E T I A tools) |")
     print("|---|---|---|---|")
     for name in builtin_provider_names():
         cls = load_provider(name)
@@ -23,9 +20,15 @@ def _providers(_: argparse.Namespace) -> int:
                 caps.add("streaming")
             if cls.supports_tools:
                 caps.add("tools")
-        env = ", ".join(cls.env_api_key + cls.env_base_url)
-        print(f"| {name} | {env} | {cls.default_base_url} | {' '.join(short[c] for c in columns if c in caps)} |")
+        env = ", ".join((*cls.env_api_key, *cls.env_base_url))
+        letters = " ".join(short for cap, short in _COLUMNS if cap in caps)
+        print(f"| {name} | {env} | {cls.default_base_url or '-'} | {letters} |")
     return 0
+
+
+# Capability -> its letter in the matrix, in column order.
+_COLUMNS = (("completion", "C"), ("streaming", "S"), ("embeddings", "E"), ("transcription", "T"),
+            ("image_generation", "I"), ("audio_generation", "A"), ("tools", "tools"))
 
 
 def _demo(args: argparse.Namespace) -> int:

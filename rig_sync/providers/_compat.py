@@ -2,18 +2,23 @@
 
 A provider that speaks OpenAI's wire format is a `CompatProvider` row: its name, default base
 URL, environment variables, the capabilities it really has, and small named deviations (no
-tools, no streaming usage, extra headers). `client_class(row)` turns a row into a real client
-class with exactly the capability mixins it claims; each `rig_sync.providers.<name>` module is
-three lines that pick its row. Adding a compatible provider is adding a row.
+tools, no streaming usage, its word for a required tool choice, float embeddings, extra
+headers). Where a capability sits on an endpoint of the provider's own, the row's `models`
+names the class serving it (see `_compat_media`). `client_class(row)` turns a row into a real
+client class with exactly the capability mixins it claims; each `rig_sync.providers.<name>`
+module is three lines that pick its row. Adding a compatible provider is adding a row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
 
+from ..audio_generation import AudioGenerationModel as AudioGenerationModelProtocol
 from ..client import (
+    CAPABILITIES,
     AudioGenerationClient,
     CompletionClient,
     EmbeddingsClient,
@@ -21,26 +26,53 @@ from ..client import (
     ProviderClient,
     TranscriptionClient,
 )
+from ..image_generation import ImageGenerationModel as ImageGenerationModelProtocol
+from ..transcription import TranscriptionModel as TranscriptionModelProtocol
+from ._compat_media import (
+    HFInferenceImageGenerationModel,
+    HFInferenceTranscriptionModel,
+    HyperbolicAudioGenerationModel,
+    HyperbolicImageGenerationModel,
+)
 from ._openai_chat import ChatCompletionsModel
-from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
+from ._openai_media import (
+    KNOWN_NDIMS,
+    AudioGenerationModel,
+    EmbeddingModel,
+    ImageGenerationModel,
+    TranscriptionModel,
+)
 
 __all__ = ["CompatProvider", "ROWS", "MIXINS", "client_class"]
 
 
 @attrs.frozen
 class CompatProvider:
+    """One OpenAI-compatible provider: where it is, what it can do, how it deviates."""
+
     name: str
     base_url: str
     capabilities: frozenset[str] = frozenset({"completion"})
     tools: bool = True
     streaming: bool = True
-    stream_usage: bool = True  # accepts stream_options.include_usage
+    stream_usage: bool = True  # accepts stream_options.include_usage (False: the field is left out)
     done_marker: bool = True  # ends streams with `data: [DONE]`
+    required_tool_choice: str = "required"  # its word for ToolChoice "required" (Mistral: "any")
     requires_api_key: bool = True
     env_api_key: tuple[str, ...] | None = None  # default: <NAME>_API_KEY
     env_base_url: tuple[str, ...] | None = None  # default: <NAME>_BASE_URL
     headers: tuple[tuple[str, str], ...] = ()
     max_documents: int = 2048
+    embedding_encoding: str | None = "base64"  # None: float lists, for APIs that do not document base64
+    dimensions_field: str = "dimensions"  # the embeddings request's vector-size field
+    known_ndims: tuple[tuple[str, int], ...] = ()  # embedding model -> vector size, known before a request
+    # capability -> the model class serving it, where the provider's endpoint is not OpenAI's
+    models: Mapping[str, type] = attrs.field(factory=dict, hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not set(self.models) <= self.capabilities <= set(CAPABILITIES):
+            raise ValueError(f"row {self.name!r}: capabilities {sorted(self.capabilities)} must be known ones "
+                             f"({', '.join(CAPABILITIES)}) and cover its models {sorted(self.models)}")
 
 
 _C = frozenset({"completion"})
@@ -52,7 +84,8 @@ ROWS: dict[str, CompatProvider] = {
         CompatProvider("groq", "https://api.groq.com/openai/v1", frozenset({"completion", "transcription"})),
         CompatProvider("deepseek", "https://api.deepseek.com"),
         CompatProvider("xai", "https://api.x.ai/v1"),
-        CompatProvider("together", "https://api.together.xyz/v1", _CE),
+        # Together's /embeddings takes {model, input} only: vectors come back as float lists.
+        CompatProvider("together", "https://api.together.xyz/v1", _CE, embedding_encoding=None),
         CompatProvider("openrouter", "https://openrouter.ai/api/v1"),
         CompatProvider("perplexity", "https://api.perplexity.ai", tools=False, stream_usage=False),
         CompatProvider("moonshot", "https://api.moonshot.ai/v1"),
@@ -61,14 +94,27 @@ ROWS: dict[str, CompatProvider] = {
         CompatProvider(
             "huggingface", "https://router.huggingface.co/v1",
             frozenset({"completion", "transcription", "image_generation"}),
+            env_api_key=("HUGGINGFACE_API_KEY", "HF_TOKEN"),
+            models={"transcription": HFInferenceTranscriptionModel,
+                    "image_generation": HFInferenceImageGenerationModel},
         ),
         CompatProvider(
             "hyperbolic", "https://api.hyperbolic.xyz/v1",
             frozenset({"completion", "image_generation", "audio_generation"}), tools=False,
+            models={"image_generation": HyperbolicImageGenerationModel,
+                    "audio_generation": HyperbolicAudioGenerationModel},
         ),
         CompatProvider(
             "llamacpp", "http://localhost:8080/v1", _CE, requires_api_key=False,
             env_base_url=("LLAMACPP_API_BASE_URL", "LLAMACPP_BASE_URL"), stream_usage=False,
+        ),
+        # Mistral's chat request forbids unknown fields (no stream_options; usage rides on the last
+        # chunk anyway) and spells "required" as "any"; its embeddings schema documents float
+        # vectors only and sizes them with `output_dimension`.
+        CompatProvider(
+            "mistral", "https://api.mistral.ai/v1", _CE, stream_usage=False, required_tool_choice="any",
+            max_documents=512, embedding_encoding=None, dimensions_field="output_dimension",
+            known_ndims=(("mistral-embed", 1024), ("codestral-embed", 1536)),
         ),
     )
 }
@@ -78,39 +124,59 @@ class OpenAICompletion(CompletionClient):
     """Chat models on `/chat/completions`."""
 
     stream_usage: ClassVar[bool] = True
+    required_tool_choice: ClassVar[str] = "required"
+    completion_model_class: ClassVar[Any] = ChatCompletionsModel  # a row may name a subclass
 
     def completion_model(self, model: str) -> ChatCompletionsModel:
-        return ChatCompletionsModel(self, model)
+        made: ChatCompletionsModel = self.completion_model_class(self, model)
+        return made
 
 
 class OpenAIEmbeddings(EmbeddingsClient):
     """Embedding models on `/embeddings`."""
 
     max_documents: ClassVar[int] = 2048
+    embedding_encoding: ClassVar[str | None] = "base64"
+    dimensions_field: ClassVar[str] = "dimensions"
+    known_ndims: ClassVar[Mapping[str, int]] = KNOWN_NDIMS
+    embeddings_model_class: ClassVar[Any] = EmbeddingModel  # a row may name a subclass
 
     def embedding_model(self, model: str, ndims: int | None = None) -> EmbeddingModel:
-        return EmbeddingModel(self, model, ndims, max_documents=self.max_documents)
+        made: EmbeddingModel = self.embeddings_model_class(
+            self, model, ndims, max_documents=self.max_documents, encoding_format=self.embedding_encoding,
+            dimensions_field=self.dimensions_field, known_ndims=self.known_ndims,
+        )
+        return made
 
 
 class OpenAITranscription(TranscriptionClient):
-    """Speech-to-text models on `/audio/transcriptions`."""
+    """Speech-to-text models on `/audio/transcriptions` (or the row's own endpoint)."""
 
-    def transcription_model(self, model: str) -> TranscriptionModel:
-        return TranscriptionModel(self, model)
+    transcription_model_class: ClassVar[Any] = TranscriptionModel
+
+    def transcription_model(self, model: str) -> TranscriptionModelProtocol:
+        made: TranscriptionModelProtocol = self.transcription_model_class(self, model)
+        return made
 
 
 class OpenAIImageGeneration(ImageGenerationClient):
-    """Image models on `/images/generations`."""
+    """Image models on `/images/generations` (or the row's own endpoint)."""
 
-    def image_generation_model(self, model: str) -> ImageGenerationModel:
-        return ImageGenerationModel(self, model)
+    image_generation_model_class: ClassVar[Any] = ImageGenerationModel
+
+    def image_generation_model(self, model: str) -> ImageGenerationModelProtocol:
+        made: ImageGenerationModelProtocol = self.image_generation_model_class(self, model)
+        return made
 
 
 class OpenAIAudioGeneration(AudioGenerationClient):
-    """Speech models on `/audio/speech`."""
+    """Speech models on `/audio/speech` (or the row's own endpoint)."""
 
-    def audio_generation_model(self, model: str) -> AudioGenerationModel:
-        return AudioGenerationModel(self, model)
+    audio_generation_model_class: ClassVar[Any] = AudioGenerationModel
+
+    def audio_generation_model(self, model: str) -> AudioGenerationModelProtocol:
+        made: AudioGenerationModelProtocol = self.audio_generation_model_class(self, model)
+        return made
 
 
 # The OpenAI implementation of each capability, shared by OpenAI itself and every row below.
@@ -145,7 +211,12 @@ def client_class(name: str, module: str) -> type[Any]:
         "supports_tools": row.tools,
         "stream_usage": row.stream_usage,
         "stream_done_marker": row.done_marker,
+        "required_tool_choice": row.required_tool_choice,
         "max_documents": row.max_documents,
+        "embedding_encoding": row.embedding_encoding,
+        "dimensions_field": row.dimensions_field,
+        **({"known_ndims": dict(row.known_ndims)} if row.known_ndims else {}),
+        **{f"{cap}_model_class": model for cap, model in row.models.items()},
     }
     if row.env_api_key is not None:
         namespace["env_api_key"] = row.env_api_key

@@ -15,7 +15,7 @@ import attrs
 from .. import _json, _wire
 from .._model import ModelView
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
-from ..errors import InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
+from ..errors import APIError, InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
 from ..message import (
     Audio,
     DocumentContent,
@@ -38,7 +38,7 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import sse_completion
+from ._common import report_usage, sse_completion
 
 __all__ = ["ChatCompletionsModel", "converter", "usage_from"]
 
@@ -186,17 +186,22 @@ def _wire_messages(message: Message, provider: str) -> list[_Message]:
     return out
 
 
-def _tool_choice(choice: ToolChoice | None) -> str | dict[str, Any] | None:
+def _tool_choice(choice: ToolChoice | None, required: str) -> str | dict[str, Any] | None:
     if choice is None:
         return None
     if choice.mode == "tool":
         return {"type": "function", "function": {"name": choice.name}}
-    return choice.mode
+    return required if choice.mode == "required" else choice.mode
 
 
 def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: bool,
-              supports_tools: bool = True, stream_usage: bool = True) -> dict[str, Any]:
-    """The JSON body for one chat completion (shared by every OpenAI-compatible provider)."""
+              supports_tools: bool = True, stream_usage: bool = True,
+              required_tool_choice: str = "required") -> dict[str, Any]:
+    """The JSON body for one chat completion (shared by every OpenAI-compatible provider).
+
+    `stream_usage=False` leaves out `stream_options` (providers that reject it, or send usage
+    unasked); `required_tool_choice` is the provider's word for "must call a tool" (Mistral: "any").
+    """
     if request.tools and not supports_tools:
         raise UnsupportedFeature(f"{provider} does not support tool calling; send the request without tools")
     body = _wire.encode(
@@ -207,7 +212,7 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             tools=[_Tool(_FunctionDef(t.name, t.description, t.parameters)) for t in request.tools] or None,
-            tool_choice=_tool_choice(request.tool_choice) if request.tools else None,
+            tool_choice=_tool_choice(request.tool_choice, required_tool_choice) if request.tools else None,
             stream=True if stream else None,
             stream_options=_StreamOptions() if stream and stream_usage else None,
         ),
@@ -244,7 +249,7 @@ def usage_from(usage: _Usage | None) -> Usage:
 @attrs.define
 class _RespFunction:
     name: str
-    arguments: str | None = None
+    arguments: Any = None  # JSON text; Mistral may send the object itself
 
 
 @attrs.define
@@ -255,7 +260,7 @@ class _RespToolCall:
 
 @attrs.define
 class _RespMessage:
-    content: str | None = None
+    content: Any = None  # text, or (Mistral) a list of text / thinking chunks
     tool_calls: list[_RespToolCall] | None = None
     refusal: str | None = None
     reasoning_content: str | None = None  # deepseek, xai, …
@@ -276,23 +281,55 @@ class _ChatResponse:
     usage: _Usage | None = None
 
 
+def _content_pieces(content: Any, provider: str) -> tuple[str, str]:
+    """(text, reasoning) of a message's content: a string, or a list of typed chunks (Mistral:
+    `{"type": "text", "text": …}` and `{"type": "thinking", "thinking": [text chunks]}`)."""
+    if content is None or content.__class__ is str:
+        return content or "", ""
+    if not isinstance(content, list):
+        raise ResponseDecodeError(f"{provider} sent message content of type {type(content).__name__}",
+                                  provider=provider, field="content", body=content)
+    text: list[str] = []
+    reasoning: list[str] = []
+    for chunk in content:
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("type") == "text" and isinstance(chunk.get("text"), str):
+            text.append(chunk["text"])
+        elif chunk.get("type") == "thinking" and isinstance(chunk.get("thinking"), list):
+            thought = chunk["thinking"]
+            reasoning.extend(t["text"] for t in thought if isinstance(t, dict) and isinstance(t.get("text"), str))
+    return "".join(text), "".join(reasoning)
+
+
+def _check_finish(finish: str | None, provider: str, body: Any, *, stream: bool) -> None:
+    # Mistral ends a generation that failed server-side with finish_reason "error": not an answer.
+    if finish == "error":
+        message = f"{provider} stopped the generation with finish_reason 'error'; the answer is unusable"
+        if stream:
+            raise StreamError(message, provider=provider, body=body, retryable=True)
+        raise APIError(message, provider=provider)
+
+
 def parse_chat_response(data: Any, provider: str) -> CompletionResponse:
     resp = _wire.decode(converter, data, _ChatResponse, provider)
     if not resp.choices:
         raise ResponseDecodeError(f"{provider} returned no choices", provider=provider, field="choices", body=data)
     choice = resp.choices[0]
+    _check_finish(choice.finish_reason, provider, data, stream=False)
     msg = choice.message
     parts: list[Any] = []
-    reasoning = msg.reasoning_content or msg.reasoning
+    content, thinking = _content_pieces(msg.content, provider)
+    reasoning = msg.reasoning_content or msg.reasoning or thinking
     if reasoning:
         parts.append(Reasoning(reasoning))
-    if msg.content:
-        parts.append(Text(msg.content))
+    if content:
+        parts.append(Text(content))
     elif msg.refusal:
         parts.append(Text(msg.refusal))
     for call in msg.tool_calls or ():
         parts.append(parse_tool_call(call.id, call.function.name, call.function.arguments, provider))
-    finish = "refusal" if msg.refusal and not msg.content else choice.finish_reason
+    finish = "refusal" if msg.refusal and not content else choice.finish_reason
     return CompletionResponse(tuple(parts), usage_from(resp.usage), data, finish, resp.id, resp.model)
 
 
@@ -302,7 +339,7 @@ def parse_chat_response(data: Any, provider: str) -> CompletionResponse:
 @attrs.define
 class _DeltaFunction:
     name: str | None = None
-    arguments: str | None = None
+    arguments: Any = None  # JSON text piece; Mistral may send the whole object at once
 
 
 @attrs.define
@@ -314,7 +351,7 @@ class _DeltaToolCall:
 
 @attrs.define
 class _Delta:
-    content: str | None = None
+    content: Any = None  # text, or (Mistral) a list of text / thinking chunks
     tool_calls: list[_DeltaToolCall] | None = None
     refusal: str | None = None
     reasoning_content: str | None = None
@@ -372,6 +409,8 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
     rid = model = None
     done = False
     refused = answered = False  # a refusal with no content finishes as "refusal", as unstreamed answers do
+    slots: dict[int, tuple[int, str | None]] = {}  # wire index -> (assembler key, call id)
+    opened = 0
     for event in events:
         if event.data == "[DONE]":
             done = True
@@ -405,19 +444,30 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
             delta = choice.delta
             if delta is None:
                 continue
-            piece = delta.reasoning_content or delta.reasoning
+            content, thinking = _content_pieces(delta.content, provider)
+            piece = delta.reasoning_content or delta.reasoning or thinking
             if piece:
                 reasoning.append(piece)
                 yield ReasoningChunk(piece)
-            answered = answered or bool(delta.content)
+            answered = answered or bool(content)
             refused = refused or bool(delta.refusal)
-            piece = delta.content or delta.refusal
-            if piece:
-                text.append(piece)
-                yield TextChunk(piece)
+            said = content or delta.refusal
+            if said:
+                text.append(said)
+                yield TextChunk(said)
             for tc in delta.tool_calls or ():
+                slot = slots.get(tc.index)
+                if slot is None or (tc.id and slot[1] and tc.id != slot[1]):
+                    # A new id at a used index is a new call: Mistral (and some servers) send each
+                    # parallel call whole, every one at index 0.
+                    slot = slots[tc.index] = (opened, tc.id)
+                    opened += 1
                 fn = tc.function
-                calls.add(tc.index, id=tc.id, name=fn.name if fn else None, arguments=fn.arguments if fn else None)
+                args = fn.arguments if fn else None
+                if args is not None and not isinstance(args, str):
+                    args = _json.dumps(args).decode()
+                calls.add(slot[0], id=tc.id, name=fn.name if fn else None, arguments=args)
+    _check_finish(finish, provider, None, stream=True)
     if not done and (require_done or finish is None):
         raise StreamError(f"{provider} stream ended before its [DONE] marker: the answer is incomplete",
                           provider=provider, retryable=True)
@@ -445,15 +495,19 @@ class ChatCompletionsModel(ModelView, BaseCompletionModel):
             raise InvalidRequestError(f"expected a CompletionRequest, got {type(request).__name__}")
         return chat_body(self.model, request, self.provider, stream=stream,
                          supports_tools=self.client.supports_tools,
-                         stream_usage=getattr(self.client, "stream_usage", True))
+                         stream_usage=getattr(self.client, "stream_usage", True),
+                         required_tool_choice=getattr(self.client, "required_tool_choice", "required"))
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        data = self.client.transport.post_json(self.path, self._body(request, stream=False))
-        return parse_chat_response(data, self.provider)
+        data = self.client.transport.post_json(self.path, self._body(request, stream=False), model=self.model,
+                                               capability="completion")
+        response = parse_chat_response(data, self.provider)
+        report_usage(self.client, self.model, "completion", response.usage)
+        return response
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         if not self.client.streams_completions:
             raise UnsupportedFeature(f"{self.provider} does not support streaming")
         body = self._body(request, stream=True)
         parse = partial(stream_chat, require_done=getattr(self.client, "stream_done_marker", True))
-        return sse_completion(self.client, self.path, body, parse)
+        return sse_completion(self.client, self.path, body, parse, model=self.model)

@@ -9,6 +9,7 @@ import base64
 import binascii
 import sys
 from array import array
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -16,16 +17,17 @@ import attrs
 from .. import _json, _wire
 from .._model import ModelView
 from ..audio_generation import AudioGenerationRequest, AudioGenerationResponse, BaseAudioGenerationModel
-from ..completion import deep_merge
+from ..completion import Usage, deep_merge
 from ..embeddings import BaseEmbeddingModel
 from ..errors import ResponseDecodeError, StreamError
 from ..http import Response
 from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
 from ..sse import iter_sse
 from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
+from ._common import report_usage
 
 __all__ = ["EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel",
-           "decode_vector"]
+           "decode_vector", "decode_b64"]
 
 converter = _wire.make_converter()
 
@@ -47,6 +49,18 @@ def decode_vector(value: Any) -> list[float]:
     if isinstance(value, list):
         return [float(v) for v in value]
     raise ValueError(f"embedding is {type(value).__name__}, expected base64 text or a list of numbers")
+
+
+def decode_b64(value: str, provider: str, field: str, body: Any = None) -> bytes:
+    """Media bytes from a base64 answer field; anything else is a `ResponseDecodeError` naming the field."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if not raw:
+        raise ResponseDecodeError(f"{provider} {field} is not base64 data: {value[:40]!r}", provider=provider,
+                                  field=field, body=body)
+    return raw
 
 
 def _sse_body(resp: Response) -> list[dict[str, Any]] | None:
@@ -86,8 +100,15 @@ class _EmbeddingItem:
 
 
 @attrs.frozen
+class _EmbeddingUsage:
+    prompt_tokens: int = 0
+    total_tokens: int = 0
+
+
+@attrs.frozen
 class _EmbeddingResponse:
     data: list[_EmbeddingItem]
+    usage: _EmbeddingUsage | None = None
 
 
 converter.register_structure_hook_func(
@@ -96,27 +117,38 @@ converter.register_structure_hook_func(
 
 
 class EmbeddingModel(ModelView, BaseEmbeddingModel):
-    """`POST {base_url}/embeddings`, asking for base64 vectors (2.5x faster than float JSON)."""
+    """`POST {base_url}/embeddings`, asking for base64 vectors (2.5x faster than float JSON).
+
+    Compatible providers differ in small ways, passed in by their client: `encoding_format=None`
+    asks for the default float lists (for APIs that do not document base64), `dimensions_field`
+    names the size parameter (Mistral: `output_dimension`), `known_ndims` maps model names to sizes.
+    """
 
     path = "/embeddings"
-    encoding_format: str | None = "base64"
 
-    def __init__(self, client: Any, model: str, ndims: int | None = None, max_documents: int = 2048) -> None:
+    def __init__(self, client: Any, model: str, ndims: int | None = None, max_documents: int = 2048, *,
+                 encoding_format: str | None = "base64", dimensions_field: str = "dimensions",
+                 known_ndims: Mapping[str, int] = KNOWN_NDIMS) -> None:
         super().__init__(client, model)
         if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
             raise ValueError(f"ndims must be a positive integer, not {ndims!r}")
         self._requested_ndims = ndims
-        self._ndims = ndims or KNOWN_NDIMS.get(model)
+        self._ndims = ndims or known_ndims.get(model)
         self._max_documents = max_documents
+        self.encoding_format = encoding_format
+        self.dimensions_field = dimensions_field
 
     def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
         body: dict[str, Any] = {"model": self.model, "input": texts}
         if self.encoding_format:
             body["encoding_format"] = self.encoding_format
         if self._requested_ndims:
-            body["dimensions"] = self._requested_ndims
-        data = self.client.transport.post_json(self.path, body)
+            body[self.dimensions_field] = self._requested_ndims
+        data = self.client.transport.post_json(self.path, body, model=self.model, capability="embeddings")
         resp = _wire.decode(converter, data, _EmbeddingResponse, self.provider)
+        if resp.usage is not None:
+            report_usage(self.client, self.model, "embeddings",
+                         Usage(resp.usage.prompt_tokens, 0, resp.usage.total_tokens or resp.usage.prompt_tokens))
         items = sorted(resp.data, key=lambda item: item.index)
         if items and self._ndims is None:
             self._ndims = len(items[0].embedding)
@@ -136,7 +168,8 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
                 fields[name] = str(value)
         fields.update({k: str(v) for k, v in (request.additional_params or {}).items()})
         files = {"file": (request.filename, request.data)}
-        resp = self.client.transport.request("POST", self.path, data=fields, files=files)
+        resp = self.client.transport.request("POST", self.path, data=fields, files=files, model=self.model,
+                                             capability="transcription")
         events = _sse_body(resp)
         if events is not None:
             done = _final_event(events, "transcript.text.done", self.provider)
@@ -177,23 +210,17 @@ class ImageGenerationModel(ModelView, BaseImageGenerationModel):
         if self.model.startswith("dall-e"):  # gpt-image models always answer in base64 and reject the field
             body["response_format"] = "b64_json"
         body = deep_merge(body, request.additional_params)
-        data = self.client.transport.post_json(self.path, body)
+        data = self.client.transport.post_json(self.path, body, model=self.model, capability="image_generation")
         resp = _wire.decode(converter, data, _ImageResponse, self.provider)
         if not resp.data:
             raise ResponseDecodeError(f"{self.provider} returned no image", provider=self.provider,
                                       field="data", body=data)
         item = resp.data[0]
         if item.b64_json:
-            try:
-                image = base64.b64decode(item.b64_json, validate=True)
-            except binascii.Error:
-                image = b""
-            if not image:
-                raise ResponseDecodeError(f"{self.provider} image is not base64: {item.b64_json[:40]!r}",
-                                          provider=self.provider, field="data[0].b64_json", body=data)
-            return ImageGenerationResponse(image, data)
+            return ImageGenerationResponse(decode_b64(item.b64_json, self.provider, "data[0].b64_json", data), data)
         if item.url:  # fetched without our credentials: it is another host
-            return ImageGenerationResponse(self.client.transport.request("GET", item.url).content, data)
+            image = self.client.transport.request("GET", item.url, model=self.model, capability="image_generation")
+            return ImageGenerationResponse(image.content, data)
         raise ResponseDecodeError(f"{self.provider} image has neither b64_json nor url", provider=self.provider,
                                   field="data[0].b64_json", body=data)
 
@@ -206,7 +233,8 @@ class AudioGenerationModel(ModelView, BaseAudioGenerationModel):
     def audio_generation(self, request: AudioGenerationRequest) -> AudioGenerationResponse:
         body = deep_merge({"model": self.model, "input": request.text, "voice": request.voice,
                            "speed": request.speed}, request.additional_params)
-        resp = self.client.transport.request("POST", self.path, json=body)
+        resp = self.client.transport.request("POST", self.path, json=body, model=self.model,
+                                             capability="audio_generation")
         events = _sse_body(resp)
         if events is not None:  # stream_format=sse: base64 audio deltas, then speech.audio.done
             done = _final_event(events, "speech.audio.done", self.provider)
