@@ -17,7 +17,13 @@ Importing this package starts nothing and imports only the standard library.
 
 from __future__ import annotations
 
+from . import _anthropic as _anthropic  # registers the Anthropic routes
+from . import _azure as _azure  # registers the Azure OpenAI routes
+from . import _cohere as _cohere  # registers the Cohere routes
+from . import _gemini as _gemini  # registers the Gemini routes
+from . import _ollama as _ollama  # registers the Ollama routes
 from . import _openai as _openai  # registers the OpenAI routes
+from . import _voyage as _voyage  # registers the Voyage AI rerank route
 from ._faults import Fault
 from ._server import FakeProvider, RecordedRequest, Reply, ToolCall
 

@@ -1,0 +1,174 @@
+"""Azure OpenAI: OpenAI's wire formats on per-deployment URLs.
+
+    from rig_sync.providers import azure
+    client = azure.Client("<key>", endpoint="https://myres.openai.azure.com")   # api-key header
+    client = azure.Client(token="<entra id token>", endpoint="https://…")      # Authorization: Bearer
+    client = azure.Client.from_env()    # AZURE_API_KEY or AZURE_TOKEN, AZURE_ENDPOINT, AZURE_API_VERSION
+    client.completion_model("my-gpt-4o-deployment")     # the model name is the deployment name
+
+Every request goes to `{endpoint}/openai/deployments/{deployment}/<operation>?api-version=<v>`:
+the api-version rides on the client's base URL (`{endpoint}/openai?api-version=<v>`, which the
+transport keeps on every joined path) and each model gets its deployment's path, so the OpenAI
+models serve Azure unchanged.
+
+Azure's content filter: a prompt it blocks is refused with HTTP 400 and code "content_filter"
+(`BadRequestError`, `.code == "content_filter"`); an answer it blocks entirely (finish reason
+"content_filter", no text, no tool calls) raises `ContentFilteredError`. An answer it cut short
+keeps its text, with `finish_reason == "content_filter"`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any, ClassVar, Protocol, TypeVar
+from urllib.parse import quote
+
+from ..client import (
+    AudioGenerationClient,
+    CompletionClient,
+    EmbeddingsClient,
+    ImageGenerationClient,
+    ProviderClient,
+    TranscriptionClient,
+)
+from ..completion import CompletionRequest, CompletionResponse
+from ..errors import APIError, ClientBuildError, MissingAPIKeyError
+from ..streaming import FinalResponse, StreamChunk, StreamingCompletionResponse
+from . import _openai_chat
+from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
+
+__all__ = ["Client", "ClientBuilder", "ChatCompletionsModel", "ContentFilteredError", "DEFAULT_API_VERSION"]
+
+DEFAULT_API_VERSION = "2024-10-21"
+
+
+class ContentFilteredError(APIError):
+    """Azure's content filter withheld the whole answer (finish reason "content_filter").
+    `body` is the raw response (None for a stream), `reason` the finish reason."""
+
+    def __init__(self, message: str, *, provider: str | None = None, body: Any = None,
+                 reason: str = "content_filter") -> None:
+        super().__init__(message, provider=provider)
+        self.body = body
+        self.reason = reason
+
+
+def _checked(response: CompletionResponse, provider: str) -> CompletionResponse:
+    if response.finish_reason == "content_filter" and not response.text and not response.tool_calls:
+        raise ContentFilteredError(f"{provider}: the content filter withheld the answer (finish_reason "
+                                   "content_filter)", provider=provider, body=response.raw_response)
+    return response
+
+
+class ChatCompletionsModel(_openai_chat.ChatCompletionsModel):
+    """OpenAI Chat Completions on a deployment, with Azure's content filter made visible."""
+
+    def completion(self, request: CompletionRequest) -> CompletionResponse:
+        return _checked(super().completion(request), self.provider)
+
+    def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
+        inner = super().stream(request)
+
+        def chunks() -> Iterator[StreamChunk]:
+            with inner:  # closing this stream closes the connection too
+                for chunk in inner:
+                    if isinstance(chunk, FinalResponse):
+                        _checked(chunk.response, self.provider)
+                    yield chunk
+
+        return StreamingCompletionResponse(chunks(), self.provider, abort=inner.abort)
+
+
+class _Deployable(Protocol):
+    path: str
+    model: str
+
+
+M = TypeVar("M", bound=_Deployable)
+
+
+def _on_deployment(model: M) -> M:
+    """`model` sending to its deployment's path: `/deployments/{name}` + the operation's path."""
+    model.path = f"/deployments/{quote(model.model, safe='')}{model.path}"
+    return model
+
+
+class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient, ImageGenerationClient,
+             AudioGenerationClient):
+    """An Azure OpenAI client: an API key (`api-key` header) or an Entra ID `token`, exactly one.
+
+    `endpoint` is the resource URL (`base_url` is accepted as its alias, e.g. from a
+    `ProviderValue`); `api_version` defaults to `DEFAULT_API_VERSION`.
+    """
+
+    provider: ClassVar[str] = "azure"
+    default_base_url: ClassVar[str] = ""  # none: every resource has its own endpoint
+    env_api_key: ClassVar[tuple[str, ...]] = ("AZURE_API_KEY",)
+    env_base_url: ClassVar[tuple[str, ...]] = ("AZURE_ENDPOINT",)
+    requires_api_key: ClassVar[bool] = False  # a key or a token: checked in __init__
+
+    def __init__(self, api_key: str | None = None, *, endpoint: str | None = None, base_url: str | None = None,
+                 api_version: str | None = None, token: str | None = None, **kwargs: Any) -> None:
+        if endpoint is not None and base_url is not None and endpoint != base_url:
+            raise ClientBuildError("azure: pass the resource URL as endpoint or base_url, not both")
+        endpoint = endpoint if endpoint is not None else base_url
+        if not isinstance(endpoint, str) or not endpoint.strip():
+            raise ClientBuildError("azure: no endpoint. Pass endpoint='https://<resource>.openai.azure.com' "
+                                   "or set AZURE_ENDPOINT and use Client.from_env()")
+        for name, value in (("api_key", api_key), ("token", token), ("api_version", api_version)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"azure: {name} must be a string, not {type(value).__name__}")
+        has_key, has_token = bool(api_key and api_key.strip()), bool(token and token.strip())
+        if has_key and has_token:
+            raise ClientBuildError("azure: pass an API key or an Entra ID token, not both")
+        if not (has_key or has_token):
+            raise MissingAPIKeyError("azure: no credentials. Pass an API key (or set AZURE_API_KEY) or an "
+                                     "Entra ID token=... (or set AZURE_TOKEN)")
+        version = (api_version or DEFAULT_API_VERSION).strip()
+        if not version:
+            raise ClientBuildError("azure: api_version must not be blank")
+        self.api_version = version
+        self._token_auth = has_token
+        root = endpoint.strip().rstrip("/")
+        root = root[: -len("/openai")] if root.endswith("/openai") else root
+        self.endpoint = root
+        super().__init__(token if has_token else api_key,
+                         base_url=f"{root}/openai?api-version={quote(version, safe='')}", **kwargs)
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"} if self._token_auth else {"api-key": api_key}
+
+    @classmethod
+    def from_env(cls) -> Client:
+        """A client from AZURE_API_KEY or AZURE_TOKEN, AZURE_ENDPOINT and AZURE_API_VERSION."""
+
+        def env(name: str) -> str | None:
+            value = os.environ.get(name, "").strip()
+            return value or None
+
+        return cls(env("AZURE_API_KEY"), endpoint=env("AZURE_ENDPOINT"), api_version=env("AZURE_API_VERSION"),
+                   token=env("AZURE_TOKEN"))
+
+    # The model name is the deployment name; each model sends to its deployment's path.
+
+    def completion_model(self, model: str) -> ChatCompletionsModel:
+        return _on_deployment(ChatCompletionsModel(self, model))
+
+    def embedding_model(self, model: str, ndims: int | None = None) -> EmbeddingModel:
+        return _on_deployment(EmbeddingModel(self, model, ndims))
+
+    def transcription_model(self, model: str) -> TranscriptionModel:
+        return _on_deployment(TranscriptionModel(self, model))
+
+    def image_generation_model(self, model: str) -> ImageGenerationModel:
+        return _on_deployment(ImageGenerationModel(self, model))
+
+    def audio_generation_model(self, model: str) -> AudioGenerationModel:
+        return _on_deployment(AudioGenerationModel(self, model))
+
+    def __repr__(self) -> str:
+        return f"azure.Client(endpoint={self.endpoint!r}, api_version={self.api_version!r})"
+
+
+ClientBuilder = Client.Builder

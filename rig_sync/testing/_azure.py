@@ -1,0 +1,70 @@
+"""Azure OpenAI for the fake provider: OpenAI's formats under per-deployment paths.
+
+Importing this module registers ``/openai/deployments/{deployment}/…`` for chat completions,
+embeddings, transcriptions, image generation and speech; each reuses the OpenAI handler after
+checking the ``api-version`` query parameter (missing: 400 ``MissingApiVersionParameter``).
+The key comes in the ``api-key`` header (or an Entra ID token as ``Authorization: Bearer``).
+Point ``azure.Client(fake.api_key, endpoint=fake.url)`` at it. Errors have Azure's shape,
+``{"error": {"code": …, "message": …}}``.
+"""
+
+from __future__ import annotations
+
+from . import _openai
+from ._server import (
+    OPENAI_DIALECT,
+    ApiError,
+    Call,
+    Dialect,
+    Handler,
+    JSONDict,
+    Response,
+    _openai_status_error,
+    route,
+)
+
+__all__ = ["AZURE_DIALECT"]
+
+
+def _error_body(status: int, message: str, type: str, code: str | None, param: str | None) -> JSONDict:
+    error: JSONDict = {"code": code or str(status), "message": message}
+    if param is not None:
+        error["param"] = param
+    return {"error": error}
+
+
+def _status_error(status: int) -> JSONDict:
+    return _error_body(status, _openai_status_error(status)["error"]["message"], "", None, None)
+
+
+AZURE_DIALECT = Dialect(
+    name="azure",
+    extract_key=OPENAI_DIALECT.extract_key,  # `api-key`, or an Entra ID bearer token
+    error_body=_error_body,
+    status_error=_status_error,
+    sse_error=OPENAI_DIALECT.sse_error,
+)
+
+
+def _versioned(handler: Handler) -> Handler:
+    def run(call: Call) -> Response:
+        if not call.request.query.get("api-version"):
+            raise ApiError(400, "The api-version query parameter (?api-version=) is required for all requests.",
+                           code="MissingApiVersionParameter")
+        return handler(call)
+
+    run.__doc__ = f"Azure OpenAI deployment route over {handler.__name__}."
+    return run
+
+
+_DEPLOYMENT = r"/openai/deployments/(?P<deployment>[^/]+)/"
+
+for _suffix, _handler, _conversational, _json_body in (
+    ("chat/completions", _openai.chat_completions, True, True),
+    ("embeddings", _openai.embeddings, False, True),
+    ("audio/transcriptions", _openai.audio_transcriptions, False, False),
+    ("images/generations", _openai.images_generations, False, True),
+    ("audio/speech", _openai.audio_speech, False, True),
+):
+    route("POST", _DEPLOYMENT + _suffix, dialect=AZURE_DIALECT, conversational=_conversational,
+          expects_json=_json_body)(_versioned(_handler))
