@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import HEADER, Row
 
-SUITES = ["bench_import", "bench_requests"]
+SUITES = ["bench_import", "bench_requests", "bench_ratelimit"]
 
 
 def main() -> int:

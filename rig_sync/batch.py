@@ -6,19 +6,28 @@
 * `map` returns results in input order. A failure raises `BatchError` carrying every finished
   result and every failure with its index (or, with `return_exceptions=True`, the exception
   stands in the failed item's place).
-* `imap` yields `(index, result_or_exception)` as items finish, holding at most a bounded number
-  of items in flight, so an iterator of a million prompts is never materialised.
+* `imap` yields `(index, result_or_exception)` as items finish, holding at most `2 * max_workers`
+  items at once, so an iterator of a million prompts is never materialised.
 * `journal=path` appends every finished item to a JSON-lines file as it completes (flushed); a
-  job started again with the same journal skips the finished items.
-* Ctrl-C stops promptly: nothing new starts, queued work is cancelled, and what finished is in
-  the `BatchInterrupted` error (and in the journal).
+  job started again with the same journal skips the finished items (see `rig_sync.journal`).
+* Ctrl-C stops promptly: nothing new starts, queued work is cancelled, what finished is in the
+  `BatchInterrupted` error and the journal; requests already on the wire are left to finish in
+  the background and are journaled when they land (they were paid for).
+* `executor=` takes any `concurrent.futures.Executor`, e.g. a Dask cluster's
+  `Client(...).get_executor()`: clients and models pickle without their connections.
+* Connections: every client's pool blocks instead of overflowing, so a batch never opens more
+  connections than the pool holds (`pool_size`, 64 by default) however many workers share it;
+  `embed_texts` and `fan_out` also cap their workers at the model's pool.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
+import pickle
+import socket
 import threading
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from .errors import RigError
@@ -26,9 +35,12 @@ from .progress import Progress, make_progress
 
 if TYPE_CHECKING:
     from .client.builder import DynClientBuilder
+    from .completion import CompletionModel
     from .embeddings import Embedding, EmbeddingModel
-    from .journal import Journal
+    from .journal import JournalLike
     from .ratelimit import RateLimiter
+
+    JournalArg = str | os.PathLike[str] | JournalLike | None  # a path (opened and closed by the batch) or yours
 
 __all__ = ["map", "imap", "fan_out", "embed_texts", "BatchError", "BatchInterrupted", "FanOutError"]
 
@@ -39,8 +51,8 @@ DEFAULT_WORKERS = 16
 
 
 class BatchError(RigError, Generic[R]):
-    """Some items failed. `results[i]` is the result of item i (None where it failed);
-    `failures` maps each failed index to its exception. Nothing is dropped."""
+    """Some items failed. `results[i]` is the result of item i (None where it failed or never
+    ran); `failures` maps each failed index to its exception. Nothing is dropped."""
 
     def __init__(self, results: list[R | None], failures: dict[int, BaseException], message: str = "") -> None:
         self.results = results
@@ -56,11 +68,12 @@ class BatchError(RigError, Generic[R]):
 
 
 class BatchInterrupted(BatchError[R], KeyboardInterrupt):
-    """Ctrl-C arrived. Finished results and failures are kept; the rest never started."""
+    """Ctrl-C arrived. Finished results and failures are kept; `pending` lists the items that
+    did not finish (never started, cancelled, or still on the wire when the batch stopped)."""
 
     def __init__(self, results: list[R | None], failures: dict[int, BaseException], pending: list[int]) -> None:
         self.pending = pending
-        super().__init__(results, failures, f"interrupted with {len(pending)} items not done")
+        super().__init__(results, failures, f"interrupted with {len(pending)} of {len(results)} items not done")
 
 
 class FanOutError(RigError):
@@ -68,7 +81,7 @@ class FanOutError(RigError):
 
     def __init__(self, errors: dict[tuple[str, str], BaseException]) -> None:
         self.errors = errors
-        summary = "; ".join(f"{p}:{m}: {type(e).__name__}" for (p, m), e in errors.items())
+        summary = "; ".join(f"{p}:{m}: {type(e).__name__}: {e}" for (p, m), e in errors.items())
         super().__init__(f"all {len(errors)} targets failed: {summary}")
 
 
@@ -78,6 +91,128 @@ def _check_workers(max_workers: int) -> int:
     return max_workers
 
 
+# --- the engine shared by map and imap ----------------------------------------------------------
+
+
+def _outcome(future: cf.Future[Any]) -> tuple[Any, bool]:
+    try:
+        return future.result(), True
+    except Exception as exc:  # noqa: BLE001 - every failure (and a foreign executor's cancel) is reported
+        return exc, False
+
+
+def _run(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    max_workers: int,
+    rate_limit: RateLimiter | None,
+    executor: cf.Executor | None,
+    journal: JournalArg,
+    progress: bool | Progress | None,
+    total: int | None,
+    sink: Callable[[int, Any], None] | None = None,
+) -> Generator[tuple[int, Any], None, None]:
+    """Submit items as slots free up, yield outcomes as they finish. `sink` sees every outcome
+    before the progress bar does, so an interrupt raised by the bar never loses the item."""
+    workers = _check_workers(max_workers)
+    if total is None and isinstance(items, Sized):
+        total = len(items)
+    log, own_log = _open_journal(journal)
+    bar = make_progress(progress, total)
+    pool = executor or cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rig_sync.batch")
+    call = _limited(fn, rate_limit) if rate_limit is not None else fn
+    in_flight: dict[cf.Future[Any], int] = {}
+    source = enumerate(items)
+    exhausted = False
+
+    def finish(index: int, future: cf.Future[Any]) -> tuple[Any, bool]:
+        outcome, ok = _outcome(future)
+        if log is not None:
+            log.record(index, outcome, ok)
+        if sink is not None:
+            sink(index, outcome)
+        return outcome, ok
+
+    try:
+        if log is not None:
+            earlier = {i: r for i, r in log.finished().items() if total is None or i < total}
+            bar.skip(len(earlier))
+            for index in sorted(earlier):
+                if sink is not None:
+                    sink(index, earlier[index])
+                yield index, earlier[index]
+        while True:
+            while not exhausted and len(in_flight) < 2 * workers:
+                try:
+                    index, item = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                if log is None or not log.is_finished(index):
+                    in_flight[pool.submit(call, item)] = index
+            if not in_flight:
+                return
+            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            for future in sorted(done, key=in_flight.__getitem__):
+                index = in_flight.pop(future)
+                outcome, ok = finish(index, future)
+                bar.update(ok)
+                yield index, outcome
+    finally:
+        stragglers = _settle(in_flight, finish, log)
+        if executor is None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        bar.close()
+        if log is not None and own_log:
+            _close_after(log, stragglers)
+
+
+def _settle(in_flight: dict[cf.Future[Any], int], finish: Callable[[int, cf.Future[Any]], Any],
+            log: JournalLike | None) -> list[cf.Future[Any]]:
+    """After an interrupt or an abandoned generator: keep what finished, cancel what has not
+    started, and return the futures still running (requests on the wire), which journal their
+    outcome when they land."""
+    running = []
+    for future, index in sorted(in_flight.items(), key=lambda pair: pair[1]):
+        if future.done():
+            if not future.cancelled():
+                finish(index, future)
+        elif not future.cancel():
+            running.append(future)
+            if log is not None:
+                future.add_done_callback(_recorder(log, index))
+    in_flight.clear()
+    return running
+
+
+def _recorder(log: JournalLike, index: int) -> Callable[[cf.Future[Any]], None]:
+    def record(future: cf.Future[Any]) -> None:
+        log.record(index, *_outcome(future))
+
+    return record
+
+
+def _close_after(log: JournalLike, stragglers: list[cf.Future[Any]]) -> None:
+    """Close the journal once the last straggler has been journaled — or now, if nothing is
+    still running. (Callbacks run in the order added: the record comes first.)"""
+    if not stragglers:
+        log.close()
+        return
+    remaining = [len(stragglers)]
+    lock = threading.Lock()
+
+    def landed(_: cf.Future[Any]) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            log.close()
+
+    for future in stragglers:
+        future.add_done_callback(landed)
+
+
 def imap(
     fn: Callable[[T], R],
     items: Iterable[T],
@@ -85,74 +220,28 @@ def imap(
     max_workers: int = DEFAULT_WORKERS,
     rate_limit: RateLimiter | None = None,
     executor: cf.Executor | None = None,
-    journal: str | Journal | None = None,
+    journal: JournalArg = None,
     progress: bool | Progress | None = None,
     total: int | None = None,
 ) -> Generator[tuple[int, R | BaseException], None, None]:
-    """`(index, result or exception)` for every item, in completion order; at most
-    `2 * max_workers` items are held at once, whatever the length of `items`."""
-    _check_workers(max_workers)
-    if total is None and isinstance(items, Sequence):
-        total = len(items)
-    log = _open_journal(journal)
-    bar = make_progress(progress, total)
-    own_executor = executor is None
-    pool = executor or cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rig_sync.batch")
-    call = _limited(fn, rate_limit) if rate_limit is not None else fn
-    in_flight: dict[cf.Future[Any], int] = {}
-    source = enumerate(items)
-    exhausted = False
-    try:
-        if log is not None:
-            done_before = log.finished()
-            bar.skip(len(done_before))
-            for index, result in done_before.items():
-                yield index, result
-        while True:
-            while not exhausted and len(in_flight) < 2 * max_workers:
-                try:
-                    index, item = next(source)
-                except StopIteration:
-                    exhausted = True
-                    break
-                if log is not None and log.is_finished(index):
-                    continue
-                in_flight[pool.submit(call, item)] = index
-            if not in_flight:
-                return
-            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
-            for future in done:
-                index = in_flight.pop(future)
-                try:
-                    outcome: R | BaseException = future.result()
-                    ok = True
-                except Exception as exc:  # noqa: BLE001 - every failure is reported, not raised here
-                    outcome, ok = exc, False
-                if log is not None:
-                    log.record(index, outcome, ok)
-                bar.update(ok)
-                yield index, outcome
-    finally:
-        for future in in_flight:
-            future.cancel()
-        if own_executor:
-            # On Ctrl-C or an abandoned generator: start nothing new, do not wait for stragglers.
-            pool.shutdown(wait=not in_flight, cancel_futures=True)
-        bar.close()
-        if log is not None:
-            log.close()
+    """`(index, result or exception)` for every item, in completion order (items a journal
+    already holds come first). At most `2 * max_workers` items are pulled from `items` ahead of
+    the consumer, whatever its length. Closing the generator early stops the batch like Ctrl-C."""
+    _check_workers(max_workers)  # fail at the call, not at the first next()
+    return _run(fn, items, max_workers=max_workers, rate_limit=rate_limit, executor=executor, journal=journal,
+                progress=progress, total=total)
 
 
 @overload
 def map(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = ..., return_exceptions: Literal[False] = ...,
         progress: bool | Progress | None = ..., rate_limit: RateLimiter | None = ...,
-        executor: cf.Executor | None = ..., journal: str | Journal | None = ...) -> list[R]: ...
+        executor: cf.Executor | None = ..., journal: JournalArg = ...) -> list[R]: ...
 
 
 @overload
 def map(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = ..., return_exceptions: Literal[True],
         progress: bool | Progress | None = ..., rate_limit: RateLimiter | None = ...,
-        executor: cf.Executor | None = ..., journal: str | Journal | None = ...) -> list[R | BaseException]: ...
+        executor: cf.Executor | None = ..., journal: JournalArg = ...) -> list[R | BaseException]: ...
 
 
 def map(  # the public name mirrors builtins.map on purpose
@@ -164,29 +253,40 @@ def map(  # the public name mirrors builtins.map on purpose
     progress: bool | Progress | None = None,
     rate_limit: RateLimiter | None = None,
     executor: cf.Executor | None = None,
-    journal: str | Journal | None = None,
+    journal: JournalArg = None,
 ) -> list[R] | list[R | BaseException]:
     """`fn(item)` for every item, results in input order. See the module docstring."""
-    items = list(items)
-    results: list[Any] = [None] * len(items)
+    _check_workers(max_workers)
+    seq = items if isinstance(items, Sequence) else list(items)
+    results: list[Any] = [None] * len(seq)
+    finished = bytearray(len(seq))
     failures: dict[int, BaseException] = {}
-    seen: set[int] = set()
-    stream = imap(fn, items, max_workers=max_workers, rate_limit=rate_limit, executor=executor,
-                  journal=journal, progress=progress, total=len(items))
+
+    def store(index: int, outcome: Any) -> None:
+        results[index] = outcome
+        finished[index] = 1
+        if isinstance(outcome, BaseException):
+            failures[index] = outcome
+
+    stream = _run(fn, seq, max_workers=max_workers, rate_limit=rate_limit, executor=executor, journal=journal,
+                  progress=progress, total=len(seq), sink=store)
     try:
-        for index, outcome in stream:
-            seen.add(index)
-            results[index] = outcome
-            if isinstance(outcome, BaseException):
-                failures[index] = outcome
+        for _ in stream:
+            pass
     except KeyboardInterrupt:
-        stream.close()
-        pending = [i for i in range(len(items)) if i not in seen]
-        raise BatchInterrupted([None if i in failures else r for i, r in enumerate(results)], failures,
-                               pending) from None
+        stream.close()  # settles the batch if the interrupt landed between two items
+        pending = [i for i, done in enumerate(finished) if not done]
+        raise BatchInterrupted(_without(results, failures), failures, pending) from None
     if failures and not return_exceptions:
-        raise BatchError([None if i in failures else r for i, r in enumerate(results)], failures)
+        raise BatchError(_without(results, failures), failures)
     return results
+
+
+def _without(results: list[Any], failures: dict[int, BaseException]) -> list[Any]:
+    return [None if i in failures else r for i, r in enumerate(results)]
+
+
+# --- embeddings -------------------------------------------------------------------------------
 
 
 def embed_texts(
@@ -196,40 +296,67 @@ def embed_texts(
     max_workers: int = 8,
     progress: bool | Progress | None = None,
     rate_limit: RateLimiter | None = None,
+    executor: cf.Executor | None = None,
 ) -> list[Embedding]:
     """Embeddings for any number of texts: chunks of `model.max_documents` sent in parallel,
-    input order kept. A failed chunk raises `BatchError` naming the chunk's first text index."""
+    input order kept. If a chunk fails, `BatchError.results` holds the embeddings of every
+    chunk that succeeded (by text index) and `failures` names the first text of each failed chunk."""
     from .embeddings import check_texts
 
     items = check_texts(texts)
     size = max(1, model.max_documents)
     chunks = [items[start:start + size] for start in range(0, len(items), size)]
+    workers = _fit_pool(model, min(_check_workers(max_workers), len(chunks)))
     try:
-        parts = map(model.embed_texts, chunks, max_workers=max_workers, progress=progress, rate_limit=rate_limit)
+        parts = map(model.embed_texts, chunks, max_workers=workers, progress=progress, rate_limit=rate_limit,
+                    executor=executor)
     except BatchError as exc:
+        flat: list[Embedding | None] = []
+        for i, chunk in enumerate(chunks):
+            part = exc.results[i]
+            flat.extend(part if part is not None else [None] * len(chunk))
         failures = {i * size: e for i, e in exc.failures.items()}
-        raise BatchError([None] * len(items), failures,
-                         f"{len(failures)} of {len(chunks)} chunks of {size} texts failed") from None
+        error = BatchInterrupted(flat, failures, [i * size for i in exc.pending]) \
+            if isinstance(exc, BatchInterrupted) else \
+            BatchError(flat, failures, f"{len(failures)} of {len(chunks)} chunks of {size} texts failed")
+        raise error from None
     return [embedding for part in parts for embedding in part]
+
+
+def _fit_pool(model: object, workers: int) -> int:
+    """No more workers than the model's client has pooled connections (more would only wait)."""
+    transport = getattr(getattr(model, "client", None), "transport", None)
+    pool = getattr(transport, "pool_size", None)
+    return min(workers, pool) if isinstance(pool, int) and pool > 0 else workers
+
+
+# --- fan-out ----------------------------------------------------------------------------------
+
+Target = tuple[str, str]
 
 
 def fan_out(
     prompt: str,
-    targets: Sequence[tuple[str, str]],
+    targets: Sequence[Target],
     *,
     builder: DynClientBuilder | None = None,
     preamble: str | None = None,
     mode: Literal["all", "first"] = "all",
     max_workers: int | None = None,
-) -> dict[tuple[str, str], str | BaseException] | tuple[tuple[str, str], str]:
+) -> dict[Target, str | BaseException] | tuple[Target, str]:
     """One prompt to several `(provider, model)` targets through `DynClientBuilder`.
 
     `mode="all"`: a dict target → answer text (or the exception that target raised).
-    `mode="first"`: `(target, answer)` of the first success; the other requests are closed (their
-    streams are cancelled mid-flight); `FanOutError` if every target fails.
+    `mode="first"`: `(target, answer)` of the first success; the other requests are cut off at
+    once (their sockets are shut down, even before the server has answered) and return nothing;
+    `FanOutError` if every target fails.
     """
+    if mode not in ("all", "first"):
+        raise ValueError(f"mode must be 'all' or 'first', not {mode!r}")
     if not targets:
         raise ValueError("fan_out needs at least one (provider, model) target")
+    if len(set(targets)) != len(targets):
+        raise ValueError("fan_out targets must be distinct (provider, model) pairs")
     if builder is None:
         from .client.builder import DynClientBuilder
 
@@ -237,61 +364,120 @@ def fan_out(
     models = {target: builder.completion(*target) for target in targets}  # unknown names fail here, up front
     workers = _check_workers(max_workers or len(targets))
 
-    def build(target: tuple[str, str]) -> Any:
-        request = models[target].completion_request(prompt)
-        return request.preamble(preamble) if preamble else request
+    def answer(model: CompletionModel) -> str:
+        request = model.completion_request(prompt)
+        return (request.preamble(preamble) if preamble else request).send().text
 
     if mode == "all":
-        answers = map(lambda t: build(t).send().text, list(targets), max_workers=workers, return_exceptions=True)
+        answers = map(lambda t: answer(models[t]), list(targets), max_workers=workers, return_exceptions=True)
         return dict(zip(targets, answers, strict=True))
-    if mode != "first":
-        raise ValueError(f"mode must be 'all' or 'first', not {mode!r}")
-    return _first_success(targets, build, workers)
+    return _first_success(models, answer, workers)
 
 
-def _first_success(targets: Sequence[tuple[str, str]], build: Callable[[tuple[str, str]], Any],
-                   workers: int) -> tuple[tuple[str, str], str]:
-    """Stream every target; the first to finish wins and the losers' connections are closed."""
-    cancel = threading.Event()
-    streams: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-
-    def run(target: tuple[str, str]) -> str:
-        stream = build(target).stream()
-        with lock:
-            streams[target] = stream
-        if cancel.is_set():  # another target won while this request was being sent
-            stream.close()
-            raise _Cancelled()
-        with stream:
-            for _ in stream:
-                if cancel.is_set():
-                    raise _Cancelled()
-            return str(stream.response.text)
-
-    errors: dict[tuple[str, str], BaseException] = {}
+def _first_success(models: dict[Target, CompletionModel], answer: Callable[[CompletionModel], str],
+                   workers: int) -> tuple[Target, str]:
+    """Ask every target on its own connections; the first answer wins and the others' sockets
+    are shut down, which wakes their threads at once wherever they are blocked."""
+    own = {target: _Abortable.of(model) for target, model in models.items()}
+    errors: dict[Target, BaseException] = {}
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rig_sync.fan_out")
-    futures = {pool.submit(run, target): target for target in targets}
+    futures = {pool.submit(answer, own[target].model): target for target in models}
+    for future, target in futures.items():
+        future.add_done_callback(own[target].close)  # once its thread is done with it
     try:
         for future in cf.as_completed(futures):
             target = futures[future]
             try:
-                text = future.result()
+                return target, future.result()
             except Exception as exc:  # noqa: BLE001 - collected; raised only if all fail
                 errors[target] = exc
-                continue
-            return target, text
     finally:
-        cancel.set()
-        with lock:
-            for stream in streams.values():
-                stream.abort()  # losers are mid-read in other threads: wake them, drop the sockets
+        for abortable in own.values():
+            abortable.abort()
         pool.shutdown(wait=False, cancel_futures=True)
     raise FanOutError(errors)
 
 
-class _Cancelled(Exception):
-    """A fan-out loser stopping because another target already answered."""
+class _FanOutCancelled(RigError):
+    """A fan-out loser stopped because another target already answered."""
+
+
+class _Abortable:
+    """A private copy of a model (its client unpickled: its own connection pool, shared with no
+    one) whose sockets are tracked, so `abort()` can cut its requests from another thread, even
+    one still waiting for the server's first byte. Models that do not pickle are used as they
+    are: their losing requests are then abandoned to finish in the background instead."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._aborted = False
+        self._private = False
+
+    @classmethod
+    def of(cls, model: Any) -> _Abortable:
+        try:
+            copy = pickle.loads(pickle.dumps(model))
+        except Exception:  # noqa: BLE001 - a user's model need not pickle
+            return cls(model)
+        adapter = getattr(getattr(getattr(copy, "client", None), "transport", None), "_adapter", None)
+        manager = getattr(adapter, "poolmanager", None)
+        if manager is None or not hasattr(manager, "pool_classes_by_scheme"):
+            return cls(model)
+        made = cls(copy)
+        made._private = True
+        manager.pool_classes_by_scheme = _tracking_pools(made._opened)
+        return made
+
+    def _opened(self, sock: socket.socket | None) -> None:
+        """Called by each new connection, before (None) and after connecting."""
+        with self._lock:
+            if sock is not None:
+                self._sockets.append(sock)
+            if self._aborted:
+                if sock is not None:
+                    _shutdown(sock)
+                raise _FanOutCancelled("another fan-out target answered first")
+
+    def abort(self) -> None:
+        with self._lock:
+            self._aborted = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shutdown(sock)
+
+    def close(self, _: object = None) -> None:
+        if self._private:
+            self.model.client.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def _tracking_pools(opened: Callable[[socket.socket | None], None]) -> dict[str, type]:
+    """urllib3 pool classes whose connections report their sockets to `opened`."""
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    def connect(base: type[HTTPConnection]) -> Callable[[Any], None]:
+        def tracked(self: Any) -> None:
+            opened(None)  # refuse to connect once aborted (urllib3 would retry a cut request)
+            base.connect(self)
+            opened(self.sock)
+
+        return tracked
+
+    plain = type("_TrackedHTTPConnection", (HTTPConnection,), {"connect": connect(HTTPConnection)})
+    tls = type("_TrackedHTTPSConnection", (HTTPSConnection,), {"connect": connect(HTTPSConnection)})
+    return {
+        "http": type("_TrackedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": plain}),
+        "https": type("_TrackedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
+    }
 
 
 _builder_lock = threading.Lock()
@@ -315,9 +501,12 @@ def _limited(fn: Callable[[T], R], limiter: RateLimiter) -> Callable[[T], R]:
     return call
 
 
-def _open_journal(journal: str | Journal | None) -> Journal | None:
+def _open_journal(journal: JournalArg) -> tuple[JournalLike | None, bool]:
+    """The journal and whether the batch opened it (and so closes it)."""
     if journal is None:
-        return None
-    from .journal import Journal
+        return None, False
+    if isinstance(journal, (str, os.PathLike)):
+        from .journal import Journal
 
-    return journal if isinstance(journal, Journal) else Journal(journal)
+        return Journal(journal), True
+    return journal, False

@@ -125,13 +125,16 @@ def _status_is_retryable(status: int, headers: Mapping[str, str]) -> bool:
 class _Retry(Retry):
     """urllib3's Retry with the provider rules: `x-should-retry`, `retry-after-ms`, capped waits."""
 
-    def __init__(self, *args: Any, max_retry_after: float = 60.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, max_retry_after: float = 60.0, limiter: RateLimiterLike | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_retry_after = max_retry_after
+        self.limiter = limiter
 
     def new(self, **kw: Any) -> _Retry:
         retry = super().new(**kw)
         retry.max_retry_after = self.max_retry_after
+        retry.limiter = self.limiter
         return retry
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
@@ -148,7 +151,17 @@ class _Retry(Retry):
             ):
                 # MaxRetryError makes urllib3 hand back this response (raise_on_status=False).
                 raise MaxRetryError(_pool, url or "", None)
-        return super().increment(method, url, response, error, _pool, _stacktrace)
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None and self.limiter is not None:
+            # A 429 that will be retried still pauses every thread sharing the limiter; the final
+            # answer is observed by Transport._send.
+            self.limiter.observe(response.status, response.headers, parse_retry_after(response.headers))
+        return retry
+
+    def sleep(self, response: Any = None) -> None:
+        super().sleep(response)
+        if self.limiter is not None:  # a retry is a request too: it takes a slot
+            self.limiter.acquire()
 
     def get_retry_after(self, response: Any) -> float | None:
         return parse_retry_after(response.headers)
@@ -418,6 +431,7 @@ class Transport:
             raise_on_redirect=False,
             respect_retry_after_header=True,
             max_retry_after=policy.max_retry_after,
+            limiter=self.rate_limiter,
         )
 
     def _session_for_this_process(self) -> requests.Session:
@@ -450,9 +464,13 @@ class Transport:
 
     # --- requests -------------------------------------------------------------------------------
 
-    def post_json(self, path: str, body: Any, *, headers: Mapping[str, str] | None = None) -> Any:
-        """POST JSON, return the decoded JSON answer (or raise the mapped error)."""
-        return self.request("POST", path, json=body, headers=headers).json()
+    def post_json(self, path: str, body: Any, *, headers: Mapping[str, str] | None = None,
+                  model: str | None = None, capability: str | None = None) -> Any:
+        """POST JSON, return the decoded JSON answer (or raise the mapped error).
+
+        `model` and `capability` only tag the request for `rig_sync.observe` hooks.
+        """
+        return self.request("POST", path, json=body, headers=headers, model=model, capability=capability).json()
 
     def request(
         self,
@@ -464,9 +482,12 @@ class Transport:
         files: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        model: str | None = None,
+        capability: str | None = None,
     ) -> Response:
         """Send a request and read the whole answer; error statuses raise `APIStatusError`s."""
-        resp, retries = self._send(method, path, json, data, files, params, headers, stream=False)
+        resp, retries = self._send(method, path, json, data, files, params, headers, stream=False,
+                                   tags=(model, capability))
         content = resp.content
         request_id = _request_id(resp.headers)
         if resp.status_code >= 400:
@@ -483,9 +504,11 @@ class Transport:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        model: str | None = None,
+        capability: str | None = None,
     ) -> StreamResponse:
         """Send a request and return the answer unread, for streaming; errors raise before."""
-        resp, _ = self._send(method, path, json, None, None, params, headers, stream=True)
+        resp, _ = self._send(method, path, json, None, None, params, headers, stream=True, tags=(model, capability))
         request_id = _request_id(resp.headers)
         if resp.status_code >= 400:
             try:
@@ -508,6 +531,7 @@ class Transport:
         extra_headers: Mapping[str, str] | None,
         *,
         stream: bool,
+        tags: tuple[str | None, str | None] = (None, None),
     ) -> tuple[requests.Response, int]:
         session = self._session_for_this_process()
         url = join_url(self.base_url, path)
@@ -517,9 +541,12 @@ class Transport:
         if json_body is not None:
             data = _json.dumps(json_body)
             headers["Content-Type"] = "application/json"
+        queued = 0.0
         if self.rate_limiter is not None:
-            self.rate_limiter.acquire()
+            tokens = _estimate_tokens(data, json_body) if json_body is not None else 0
+            queued = self.rate_limiter.acquire(tokens) or 0.0  # a third-party limiter may return None
         started = time.perf_counter()
+        seen = (started, queued, *tags)
         try:
             for hop in range(_MAX_REDIRECTS + 1):
                 resp = self._send_once(session, method, url, headers, data, files, params, stream)
@@ -527,7 +554,7 @@ class Transport:
                     break
                 resp.close()
                 if hop == _MAX_REDIRECTS:
-                    self._emit(method, path, resp, started, None)
+                    self._emit(method, path, resp, seen, None)
                     raise errors.APIStatusError(
                         f"{method} {path}: more than {_MAX_REDIRECTS} redirects",
                         status_code=resp.status_code,
@@ -541,7 +568,7 @@ class Transport:
             causes = list(_causes(exc))
             # Exhausted retries surface as MaxRetryError: every allowed retry was used.
             retries = self.retry.max_retries if any(isinstance(c, MaxRetryError) for c in causes) else 0
-            self._emit(method, path, None, started, exc, retries)
+            self._emit(method, path, None, seen, exc, retries)
             if any(_is_timeout(c) for c in causes):
                 raise errors.APITimeoutError(
                     f"{method} {path} timed out after {retries} retries; raise the timeout or retry later",
@@ -553,7 +580,7 @@ class Transport:
                 provider=self.provider,
             ) from None
         retries = _retries_used(resp)
-        self._emit(method, path, resp, started, None, retries)
+        self._emit(method, path, resp, seen, None, retries)
         if self.rate_limiter is not None:
             self.rate_limiter.observe(resp.status_code, resp.headers, parse_retry_after(resp.headers))
         return resp, retries
@@ -616,10 +643,11 @@ class Transport:
         method: str,
         path: str,
         resp: requests.Response | None,
-        started: float,
+        seen: tuple[float, float, str | None, str | None],  # started, queued, model, capability
         exc: BaseException | None,
         retries: int = 0,
     ) -> None:
+        started = seen[0]
         if log.isEnabledFor(logging.DEBUG):
             status = resp.status_code if resp is not None else type(exc).__name__
             log.debug("%s %s %s -> %s in %.1f ms (retries %d)", self.provider, method, path, status,
@@ -635,6 +663,10 @@ class Transport:
                     retries=retries,
                     error=type(exc).__name__ if exc is not None else None,
                     request_id=_request_id(resp.headers) if resp is not None else None,
+                    model=seen[2],
+                    capability=seen[3],
+                    queued=seen[1],
+                    headers=resp.headers if resp is not None else {},
                 )
             )
 
@@ -661,6 +693,18 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
         if value:
             return value
     return None
+
+
+def _estimate_tokens(data: bytes, body: Any) -> int:
+    """A rate limiter's token estimate for a JSON request: a quarter of its bytes plus the answer
+    it may get (`max_tokens` and its other spellings). The model layer reports the real count."""
+    tokens = len(data) // 4
+    if isinstance(body, dict):
+        for key in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+            value = body.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return tokens + value
+    return tokens
 
 
 def _retries_used(resp: requests.Response) -> int:

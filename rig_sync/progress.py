@@ -6,12 +6,16 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, Protocol, TextIO
 
 __all__ = ["Progress", "make_progress", "PlainProgress", "NullProgress"]
 
 
 class Progress(Protocol):
+    """What a batch reports to: one `update` per finished item, `skip` for items a journal
+    already held, `close` at the end. Your own object may raise KeyboardInterrupt to stop."""
+
     def update(self, ok: bool) -> None: ...
 
     def skip(self, n: int) -> None: ...
@@ -33,14 +37,16 @@ class NullProgress:
 class PlainProgress:
     """`done/total, failed, rate/s, ETA` rewritten in place at most every `interval` seconds."""
 
-    def __init__(self, total: int | None, stream: TextIO | None = None, interval: float = 0.5) -> None:
+    def __init__(self, total: int | None, stream: TextIO | None = None, interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.total = total
         self.done = 0
         self.failed = 0
         self._skipped = 0
         self._stream = stream or sys.stderr
         self._interval = interval
-        self._started = time.monotonic()
+        self._clock = clock
+        self._started = clock()
         self._last = 0.0
         self._lock = threading.Lock()
 
@@ -48,7 +54,7 @@ class PlainProgress:
         with self._lock:
             self.done += 1
             self.failed += not ok
-            now = time.monotonic()
+            now = self._clock()
             if now - self._last >= self._interval:
                 self._last = now
                 self._draw(now)
@@ -59,7 +65,7 @@ class PlainProgress:
             self.done += n
 
     def line(self, now: float | None = None) -> str:
-        elapsed = max((now or time.monotonic()) - self._started, 1e-9)
+        elapsed = max((self._clock() if now is None else now) - self._started, 1e-9)
         rate = (self.done - self._skipped) / elapsed
         total = f"/{self.total}" if self.total is not None else ""
         eta = ""
@@ -73,7 +79,7 @@ class PlainProgress:
 
     def close(self) -> None:
         with self._lock:
-            self._draw(time.monotonic())
+            self._draw(self._clock())
             self._stream.write("\n")
             self._stream.flush()
 

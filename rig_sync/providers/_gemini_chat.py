@@ -41,15 +41,6 @@ __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "AUDIO_M
 converter = _wire.make_converter()
 
 
-def _structure_bool(value: Any, _: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"expected true or false, got {type(value).__name__}")
-
-
-# bool subclasses int, so without its own hook a bool field would get make_converter's int hook.
-converter.register_structure_hook(bool, _structure_bool)
-
 # The audio formats Gemini accepts inline, by file extension / `Audio.format`.
 AUDIO_MIME_TYPES = {
     "mp3": "audio/mp3", "wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "aac": "audio/aac",

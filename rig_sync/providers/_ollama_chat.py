@@ -48,15 +48,6 @@ __all__ = ["CompletionModel", "NoAnswerError", "chat_body", "parse_chat_response
 converter = _wire.make_converter()
 
 
-def _structure_bool(value: Any, _: Any) -> bool:
-    if value.__class__ is bool:
-        return bool(value)
-    raise ValueError(f"expected true or false, got {type(value).__name__}")
-
-
-# make_converter's int hook also catches bool (a subclass of int) and refuses True/False.
-converter.register_structure_hook(bool, _structure_bool)
-
 
 class NoAnswerError(APIError):
     """Ollama finished without generating (done_reason "load" or "unload"): the model was loaded
