@@ -20,9 +20,10 @@ How a provider takes part (a few lines; the OpenAI models in `providers/_openai_
 1. tag its HTTP calls: `transport.post_json(path, body, model=self.model, capability="completion")`
    (also `request(...)` and `stream(...)`); capabilities are "completion", "embeddings",
    "transcription", "image_generation", "audio_generation";
-2. after parsing, `providers._common.report_usage(self, "completion", response.usage)`, which emits
-   the `UsageEvent` and corrects the client's rate limiter with the real token count.
-   Streams through `providers._common.sse_completion` are reported by it, at their final response.
+2. after parsing, `providers._common.report_usage(self.client, self.model, "completion", response.usage)`,
+   which emits the `UsageEvent` and corrects the client's rate limiter with the real token count.
+   Streams through `providers._common.sse_completion` are tagged and reported by it (pass it
+   `model=`, else the body's "model" is used): do not report those again.
 
 Hooks cost nothing when none is registered (`has_hooks()` is checked first). A hook that raises
 is logged and ignored: observing must never break a request. Events carry no credentials.
