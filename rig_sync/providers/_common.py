@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .. import observe
@@ -30,8 +30,10 @@ def sse_completion(
     *,
     params: dict[str, str] | None = None,
     model: str | None = None,
+    framing: Callable[[Iterable[bytes]], Iterator[SSEEvent]] = iter_sse,
 ) -> StreamingCompletionResponse:
-    """POST `body` and stream the SSE answer through `parse`; the connection closes with the stream.
+    """POST `body` and stream the answer, split into events by `framing` (SSE by default), through
+    `parse`; the connection closes with the stream.
 
     `model` (default: the body's "model") tags the request, and the usage of the final response
     is reported (`report_usage`) when the stream reaches it.
@@ -42,7 +44,7 @@ def sse_completion(
 
     def chunks() -> Iterator[StreamChunk]:
         with http:
-            for chunk in parse(iter_sse(http.chunks()), client.provider):
+            for chunk in parse(framing(http.chunks()), client.provider):
                 if isinstance(chunk, FinalResponse):
                     report_usage(client, model, "completion", chunk.response.usage)
                 yield chunk

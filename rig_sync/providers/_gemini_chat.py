@@ -33,6 +33,7 @@ from ..streaming import (
     TextChunk,
     ToolCallChunk,
 )
+from ._common import report_usage, sse_completion
 from ._gemini_schema import gemini_schema
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "AUDIO_MIME_TYPES", "converter",
@@ -537,25 +538,23 @@ def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamCh
 # --- model ----------------------------------------------------------------------------------------
 
 
-def generate(client: Any, model: str, body: Any) -> Any:
+def generate(client: Any, model: str, body: Any, capability: str = "completion") -> Any:
     """POST a generateContent body; the decoded JSON answer."""
-    return client.transport.post_json(model_path(client, model, "generateContent"), body)
+    return client.transport.post_json(model_path(client, model, "generateContent"), body, model=model,
+                                      capability=capability)
 
 
 class CompletionModel(ModelView, BaseCompletionModel):
     """A Gemini model on `generateContent` (and `streamGenerateContent?alt=sse`)."""
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        return parse_response(generate(self.client, self.model, generate_body(request, self.provider)),
-                              self.provider)
+        response = parse_response(generate(self.client, self.model, generate_body(request, self.provider)),
+                                  self.provider)
+        report_usage(self.client, self.model, "completion", response.usage)
+        return response
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = generate_body(request, self.provider)
         path = model_path(self.client, self.model, "streamGenerateContent")
-        http = self.client.transport.stream("POST", path, json=body, params={"alt": "sse"})
-
-        def chunks() -> Iterator[StreamChunk]:
-            with http:
-                yield from parse_stream(sse_events(http.chunks()), self.provider)
-
-        return StreamingCompletionResponse(chunks(), self.provider)
+        return sse_completion(self.client, path, body, parse_stream, params={"alt": "sse"}, model=self.model,
+                              framing=sse_events)

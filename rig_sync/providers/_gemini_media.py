@@ -121,5 +121,5 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
             body["generationConfig"] = {"temperature": request.temperature}
         if request.additional_params:
             body = deep_merge(body, request.additional_params)
-        data = generate(self.client, self.model, body)
+        data = generate(self.client, self.model, body, "transcription")
         return TranscriptionResponse(parse_response(data, self.provider).text, data)

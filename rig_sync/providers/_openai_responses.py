@@ -21,7 +21,7 @@ from ..streaming import (
     ToolCallChunk,
     parse_tool_call,
 )
-from ._common import sse_completion
+from ._common import report_usage, sse_completion
 
 __all__ = ["ResponsesModel"]
 
@@ -290,9 +290,11 @@ class ResponsesModel(ModelView, BaseCompletionModel):
     path = "/responses"
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        data = self.client.transport.post_json(self.path, responses_body(self.model, request, self.provider,
-                                                                         stream=False))
-        return parse_response(data, self.provider)
+        body = responses_body(self.model, request, self.provider, stream=False)
+        data = self.client.transport.post_json(self.path, body, model=self.model, capability="completion")
+        response = parse_response(data, self.provider)
+        report_usage(self.client, self.model, "completion", response.usage)
+        return response
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = responses_body(self.model, request, self.provider, stream=True)
