@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import pickle
-import socket
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from .errors import RigError
+from .http import CancelScope
 from .progress import Progress, make_progress
 
 if TYPE_CHECKING:
@@ -89,6 +88,12 @@ def _check_workers(max_workers: int) -> int:
     if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
         raise ValueError(f"max_workers must be a positive integer, not {max_workers!r}")
     return max_workers
+
+
+def _check_fn(fn: object) -> None:
+    # Else every item would fail alike, one worker call at a time, as a BatchError.
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, not {type(fn).__name__}")
 
 
 # --- the engine shared by map and imap ----------------------------------------------------------
@@ -227,7 +232,8 @@ def imap(
     """`(index, result or exception)` for every item, in completion order (items a journal
     already holds come first). At most `2 * max_workers` items are pulled from `items` ahead of
     the consumer, whatever its length. Closing the generator early stops the batch like Ctrl-C."""
-    _check_workers(max_workers)  # fail at the call, not at the first next()
+    _check_fn(fn)  # fail at the call, not at the first next()
+    _check_workers(max_workers)
     return _run(fn, items, max_workers=max_workers, rate_limit=rate_limit, executor=executor, journal=journal,
                 progress=progress, total=total)
 
@@ -256,6 +262,7 @@ def map(  # the public name mirrors builtins.map on purpose
     journal: JournalArg = None,
 ) -> list[R] | list[R | BaseException]:
     """`fn(item)` for every item, results in input order. See the module docstring."""
+    _check_fn(fn)
     _check_workers(max_workers)
     seq = items if isinstance(items, Sequence) else list(items)
     results: list[Any] = [None] * len(seq)
@@ -303,6 +310,8 @@ def embed_texts(
     chunk that succeeded (by text index) and `failures` names the first text of each failed chunk."""
     from .embeddings import check_texts
 
+    if not callable(getattr(model, "embed_texts", None)):
+        raise TypeError(f"embed_texts needs an EmbeddingModel, not {type(model).__name__}")
     items = check_texts(texts)
     size = max(1, model.max_documents)
     chunks = [items[start:start + size] for start in range(0, len(items), size)]
@@ -355,14 +364,21 @@ def fan_out(
         raise ValueError(f"mode must be 'all' or 'first', not {mode!r}")
     if not targets:
         raise ValueError("fan_out needs at least one (provider, model) target")
+    if isinstance(targets, str) or any(
+        not isinstance(t, tuple) or len(t) != 2 or not all(isinstance(part, str) for part in t) for t in targets
+    ):
+        raise TypeError(f"fan_out targets must be (provider, model) tuples of strings, not {targets!r:.200}")
     if len(set(targets)) != len(targets):
         raise ValueError("fan_out targets must be distinct (provider, model) pairs")
+    from .completion import _prompt_message
+
+    _prompt_message(prompt)  # an empty prompt fails here once, not once per target
+    workers = _check_workers(len(targets) if max_workers is None else max_workers)
     if builder is None:
         from .client.builder import DynClientBuilder
 
         builder = _default_builder(DynClientBuilder)
     models = {target: builder.completion(*target) for target in targets}  # unknown names fail here, up front
-    workers = _check_workers(max_workers or len(targets))
 
     def answer(model: CompletionModel) -> str:
         request = model.completion_request(prompt)
@@ -376,14 +392,18 @@ def fan_out(
 
 def _first_success(models: dict[Target, CompletionModel], answer: Callable[[CompletionModel], str],
                    workers: int) -> tuple[Target, str]:
-    """Ask every target on its own connections; the first answer wins and the others' sockets
-    are shut down, which wakes their threads at once wherever they are blocked."""
-    own = {target: _Abortable.of(model) for target, model in models.items()}
+    """Ask every target at once; the first answer wins. The others are cut off through their
+    `CancelScope`s: their sockets are shut down, which wakes their threads at once wherever they
+    are blocked (even before the server's first byte), and nothing of theirs is retried."""
+    scopes = {target: CancelScope() for target in models}
+
+    def run(target: Target) -> str:
+        with scopes[target]:
+            return answer(models[target])
+
     errors: dict[Target, BaseException] = {}
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rig_sync.fan_out")
-    futures = {pool.submit(answer, own[target].model): target for target in models}
-    for future, target in futures.items():
-        future.add_done_callback(own[target].close)  # once its thread is done with it
+    futures = {pool.submit(run, target): target for target in models}
     try:
         for future in cf.as_completed(futures):
             target = futures[future]
@@ -392,92 +412,10 @@ def _first_success(models: dict[Target, CompletionModel], answer: Callable[[Comp
             except Exception as exc:  # noqa: BLE001 - collected; raised only if all fail
                 errors[target] = exc
     finally:
-        for abortable in own.values():
-            abortable.abort()
+        for scope in scopes.values():
+            scope.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
     raise FanOutError(errors)
-
-
-class _FanOutCancelled(RigError):
-    """A fan-out loser stopped because another target already answered."""
-
-
-class _Abortable:
-    """A private copy of a model (its client unpickled: its own connection pool, shared with no
-    one) whose sockets are tracked, so `abort()` can cut its requests from another thread, even
-    one still waiting for the server's first byte. Models that do not pickle are used as they
-    are: their losing requests are then abandoned to finish in the background instead."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-        self._lock = threading.Lock()
-        self._sockets: list[socket.socket] = []
-        self._aborted = False
-        self._private = False
-
-    @classmethod
-    def of(cls, model: Any) -> _Abortable:
-        try:
-            copy = pickle.loads(pickle.dumps(model))
-        except Exception:  # noqa: BLE001 - a user's model need not pickle
-            return cls(model)
-        adapter = getattr(getattr(getattr(copy, "client", None), "transport", None), "_adapter", None)
-        manager = getattr(adapter, "poolmanager", None)
-        if manager is None or not hasattr(manager, "pool_classes_by_scheme"):
-            return cls(model)
-        made = cls(copy)
-        made._private = True
-        manager.pool_classes_by_scheme = _tracking_pools(made._opened)
-        return made
-
-    def _opened(self, sock: socket.socket | None) -> None:
-        """Called by each new connection, before (None) and after connecting."""
-        with self._lock:
-            if sock is not None:
-                self._sockets.append(sock)
-            if self._aborted:
-                if sock is not None:
-                    _shutdown(sock)
-                raise _FanOutCancelled("another fan-out target answered first")
-
-    def abort(self) -> None:
-        with self._lock:
-            self._aborted = True
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            _shutdown(sock)
-
-    def close(self, _: object = None) -> None:
-        if self._private:
-            self.model.client.close()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
-
-
-def _tracking_pools(opened: Callable[[socket.socket | None], None]) -> dict[str, type]:
-    """urllib3 pool classes whose connections report their sockets to `opened`."""
-    from urllib3.connection import HTTPConnection, HTTPSConnection
-    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-
-    def connect(base: type[HTTPConnection]) -> Callable[[Any], None]:
-        def tracked(self: Any) -> None:
-            opened(None)  # refuse to connect once aborted (urllib3 would retry a cut request)
-            base.connect(self)
-            opened(self.sock)
-
-        return tracked
-
-    plain = type("_TrackedHTTPConnection", (HTTPConnection,), {"connect": connect(HTTPConnection)})
-    tls = type("_TrackedHTTPSConnection", (HTTPSConnection,), {"connect": connect(HTTPSConnection)})
-    return {
-        "http": type("_TrackedHTTPConnectionPool", (HTTPConnectionPool,), {"ConnectionCls": plain}),
-        "https": type("_TrackedHTTPSConnectionPool", (HTTPSConnectionPool,), {"ConnectionCls": tls}),
-    }
 
 
 _builder_lock = threading.Lock()

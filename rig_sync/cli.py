@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(run=_demo)
     providers = commands.add_parser("providers", help="print the provider capability matrix")
     providers.set_defaults(run=_providers)
+    from ._batch_cli import add_parser as add_batch
+
+    add_batch(commands)
     args = parser.parse_args(argv)
     code: int = args.run(args)
     return code

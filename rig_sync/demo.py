@@ -8,6 +8,7 @@ OPENAI_API_KEY in the environment (and no --offline), the same steps run against
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -119,6 +120,39 @@ def _extraction(chat: CompletionModel, fake: FakeProvider | None) -> str:
     return repr(person)
 
 
+def _batch(fake: FakeProvider) -> str:
+    """`python -m rig_sync batch` over 300 prompts while the server fails some requests."""
+    import json
+    import tempfile
+
+    from ._batch_cli import run as batch_command
+    from .testing import Fault
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prompts, results = os.path.join(tmp, "prompts.jsonl"), os.path.join(tmp, "results.jsonl")
+        with open(prompts, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps({"id": f"q{i}", "prompt": f"question number {i}"}) + "\n" for i in range(300))
+        fake.reset()
+        # Retried by the transport: 429s and 500s. Not retried: 400s (they fail their line).
+        fake.inject(Fault.status(429, retry_after=0), times=20, path="/v1/chat/completions")
+        fake.inject(Fault.status(500), times=10, path="/v1/chat/completions")
+        fake.inject(Fault.status(400), times=3, path="/v1/chat/completions")
+        argv = [prompts, "--provider", "openai", "--model", "gpt-4o-mini", "--out", results, "--workers", "16",
+                "--base-url", fake.base_url, "--api-key", fake.api_key, "--no-progress"]
+        first_code = batch_command(argv)
+        lines = [json.loads(line) for line in open(results, encoding="utf-8")]
+        failed = [line["id"] for line in lines if not line["ok"]]
+        sent = fake.request_count
+        second_code = batch_command(argv)  # resumes: only the failed lines are sent again
+        again = [json.loads(line) for line in open(results, encoding="utf-8")]
+        in_order = [line["id"] for line in again] == [f"q{i}" for i in range(300)]
+        return (f"first run: {len(lines)} lines, {len(lines) - len(failed)} answered, failed {failed} "
+                f"(exit {first_code}); {sent} HTTP requests including retries\n"
+                f"second run resent {fake.request_count - sent} requests: "
+                f"{sum(line['ok'] for line in again)} of {len(again)} answered, in input order: {in_order} "
+                f"(exit {second_code})")
+
+
 def _pipeline(chat: CompletionModel, embedder: EmbeddingModel) -> str:
     agent = AgentBuilder(chat).preamble("Be brief.").build()
     op = pipeline.new().map(str.strip).map(lambda q: f"In one line: {q}").prompt(agent).build()
@@ -160,7 +194,7 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
 
             def cos(x: list[float], y: list[float]) -> float:
                 dot = sum(a * b for a, b in zip(x, y, strict=True))
-                return dot / (sum(a * a for a in x) * sum(b * b for b in y)) ** 0.5
+                return dot / math.sqrt(sum(a * a for a in x) * sum(b * b for b in y))
 
             return (f"{len(cat.vec)} dimensions; cos(cat, kitten) = {cos(cat.vec, kitten.vec):.3f}, "
                     f"cos(cat, invoice) = {cos(cat.vec, invoice.vec):.3f}")
@@ -210,5 +244,7 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
         _step(out, "A retrieval-augmented agent with a tool", lambda: _rag_agent(chat, embedder, fake))
         _step(out, "Extraction into an attrs class", lambda: _extraction(chat, fake))
         _step(out, "A pipeline, batched", lambda: _pipeline(chat, embedder))
+        if fake is not None:
+            _step(out, "The batch command: 300 prompts, injected faults, every line back", lambda: _batch(fake))
     print(f"\nDone in {(time.perf_counter() - started):.2f} s.", file=out)
     return 0

@@ -25,6 +25,7 @@ __all__ = [
     "APIError",
     "APIConnectionError",
     "APITimeoutError",
+    "RequestCancelledError",
     "APIStatusError",
     "BadRequestError",
     "ContextWindowExceededError",
@@ -148,6 +149,13 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """Connecting or reading timed out."""
+
+
+class RequestCancelledError(APIConnectionError):
+    """The request was cut off on purpose (`rig_sync.http.CancelScope.cancel()`)."""
+
+    def is_retryable(self) -> bool:
+        return False
 
 
 class StreamError(APIError):

@@ -15,6 +15,7 @@ import copy
 import logging
 import os
 import random
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -26,12 +27,14 @@ import attrs
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 from . import _json, errors, observe
 
 __all__ = [
+    "CancelScope",
     "Timeout",
     "RetryPolicy",
     "Transport",
@@ -46,6 +49,8 @@ log = logging.getLogger("rig_sync.http")
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "cf-ray")
 _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
+# Most bytes `StreamResponse.finish` reads after the last event to keep a connection.
+_DRAIN_LIMIT = 64 * 1024
 # Headers that carry credentials under any provider's convention: kept as secrets (redacted,
 # sent to the configured origin only) even when passed as ordinary `headers`.
 _SENSITIVE_HEADERS = frozenset(
@@ -256,9 +261,31 @@ class StreamResponse:
         self.status = raw.status_code
         self.headers: Mapping[str, str] = raw.headers
         self._closed = False
+        self._body: Iterator[bytes] | None = None
 
     def chunks(self) -> Iterator[bytes]:
-        """Body bytes as they arrive (one HTTP chunk or socket read at a time)."""
+        """Body bytes as they arrive (one HTTP chunk or socket read at a time). One pass: every call
+        returns the same iterator, so `finish()` can go on where a reader stopped."""
+        if self._body is None:
+            self._body = self._read()
+        return self._body
+
+    def finish(self) -> None:
+        """The reader has the whole answer (it saw the provider's last event): read what is left of
+        the body, normally just the end-of-body marker, so the connection goes back to the pool
+        instead of being closed. Past `_DRAIN_LIMIT` bytes, or on any error, it is simply closed."""
+        try:
+            left = _DRAIN_LIMIT
+            for data in self.chunks():
+                left -= len(data)
+                if left < 0:
+                    break
+        except errors.RigError:
+            pass  # the answer is complete; only the connection is lost
+        finally:
+            self.close()
+
+    def _read(self) -> Iterator[bytes]:
         raw = self._raw.raw
         try:
             if raw.chunked and raw.supports_chunked_reads():
@@ -306,6 +333,92 @@ class StreamResponse:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_active_scope = threading.local()
+
+
+class CancelScope:
+    """Cut off, from another thread, the requests a thread makes inside `with scope:`.
+
+    `cancel()` shuts down the sockets of the connections the scope's requests hold (waking a
+    thread blocked waiting for the server's first byte, or mid-stream), and any further request
+    in the scope raises `RequestCancelledError` instead of connecting or retrying.
+    `rig_sync.batch.fan_out(mode="first")` uses it to stop the losers.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: set[Any] = set()
+        self.cancelled = False
+
+    def __enter__(self) -> CancelScope:
+        _active_scope.current = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _active_scope.current = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            held = list(self._held)
+        for conn in held:
+            sock = getattr(conn, "sock", None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # already closed
+
+    def _take(self, conn: Any) -> None:
+        with self._lock:
+            if self.cancelled:
+                raise errors.RequestCancelledError("request cancelled before it was sent")
+            self._held.add(conn)
+            conn._rig_scope = self
+
+    def _give_back(self, conn: Any) -> None:
+        with self._lock:
+            self._held.discard(conn)
+
+
+def _scoped(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
+    """A urllib3 pool class whose connections are registered with the thread's `CancelScope`."""
+
+    class Scoped(pool_class):  # type: ignore[valid-type, misc]
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            scope = getattr(_active_scope, "current", None)
+            if scope is not None:
+                try:
+                    scope._take(conn)
+                except errors.RequestCancelledError:
+                    super()._put_conn(conn)
+                    raise
+            return conn
+
+        def _put_conn(self, conn: Any) -> None:
+            # Whichever thread gives it back: a connection back in the pool is no scope's to cut.
+            scope = getattr(conn, "_rig_scope", None)
+            if scope is not None:
+                conn._rig_scope = None
+                scope._give_back(conn)
+            super()._put_conn(conn)
+
+    Scoped.__name__ = f"Scoped{pool_class.__name__}"
+    return Scoped
+
+
+_SCOPED_POOLS = {"http": _scoped(HTTPConnectionPool), "https": _scoped(HTTPSConnectionPool)}
+
+
+class _Adapter(HTTPAdapter):
+    """requests' adapter on urllib3 pools that honour `CancelScope`."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _SCOPED_POOLS
 
 
 class RateLimiterLike(Protocol):
@@ -387,7 +500,7 @@ class Transport:
 
     def _connect(self) -> None:
         session = self._custom_session or requests.Session()
-        adapter = HTTPAdapter(
+        adapter = _Adapter(
             pool_connections=4,
             pool_maxsize=self.pool_size,
             pool_block=True,  # wait for a free connection instead of opening and discarding extras
@@ -398,7 +511,7 @@ class Transport:
             session.trust_env = False  # resolved once below, not on every request
             for scheme in ("https://", "http://"):  # absolute URLs elsewhere get the same policy
                 session.mount(scheme, adapter)
-        elif session.get_adapter(self.base_url).__class__ is HTTPAdapter:
+        elif session.get_adapter(self.base_url).__class__ in (HTTPAdapter, _Adapter):
             session.mount("{}://{}".format(*urlsplit(self.base_url)[:2]), adapter)
         env = requests.Session.merge_environment_settings(
             _env_view(session), self.base_url, {}, None, self._verify, None
@@ -488,13 +601,28 @@ class Transport:
         """Send a request and read the whole answer; error statuses raise `APIStatusError`s."""
         resp, retries = self._send(method, path, json, data, files, params, headers, stream=False,
                                    tags=(model, capability))
-        content = resp.content
+        content = self._read_body(resp, method, path)
         request_id = _request_id(resp.headers)
         if resp.status_code >= 400:
             raise self._status_error(resp.status_code, resp.headers, content, request_id)
         return Response(
             resp.status_code, resp.headers, content, request_id, self.provider, retries, self._redacted
         )
+
+    def _read_body(self, resp: requests.Response, method: str, path: str) -> bytes:
+        """The whole body. urllib3's retries end once the headers are in: a connection that breaks off
+        or stalls mid-body is a connection error or timeout, never a short body or a `requests` error."""
+        try:
+            return resp.content
+        except requests.RequestException as exc:
+            resp.close()
+            if any(_is_timeout(c) for c in _causes(exc)):
+                raise errors.APITimeoutError(f"{method} {path}: the answer stalled mid-body",
+                                             provider=self.provider) from None
+            raise errors.APIConnectionError(
+                f"{method} {path}: the connection broke off mid-answer: {self._redact(_root_cause(exc))}",
+                provider=self.provider,
+            ) from None
 
     def stream(
         self,

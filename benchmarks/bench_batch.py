@@ -1,0 +1,174 @@
+"""Batch throughput against a fake provider in another process:
+
+* 400 chat requests at 200 ms server latency through `batch.map` with 32 workers, against the
+  ceiling of 32 / 0.2 s = 160 req/s; no pool warnings; connections opened = 32 (also in bursts of
+  32 items). Compared with raw `requests` + `ThreadPoolExecutor` on requests' default pool (10).
+* 10,000 embeddings (1536 dims) through `batch.embed_texts` against sequential float JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import requests
+from _common import HEADER, Row, timed_rounds
+
+from rig_sync import batch
+from rig_sync.providers import openai
+
+HEADERS = {"Authorization": "Bearer fake-key"}
+BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there"}]}
+
+# A FakeProvider in a child process that answers `count` (connections accepted since the last
+# count) on stdin, so both sides of a comparison can be told apart.
+SERVER = """
+import sys
+from rig_sync.testing import FakeProvider
+fake = FakeProvider(latency=float(sys.argv[1])).start()
+print(fake.base_url, flush=True)
+for line in sys.stdin:
+    if line.strip() == "count":
+        print(fake.connection_count, flush=True)
+        fake.reset()
+fake.stop()
+"""
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[str], base_url: str) -> None:
+        self.proc = proc
+        self.base_url = base_url
+
+    def connections(self) -> int:
+        """Connections accepted since the last call."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("count\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+
+@contextmanager
+def server(latency: float) -> Iterator[Server]:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(latency)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        base_url = proc.stdout.readline().strip()
+        if not base_url.startswith("http://127.0.0.1"):
+            raise RuntimeError(f"fake server did not start: {base_url!r}")
+        yield Server(proc, base_url)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+class PoolWarnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "pool" in record.getMessage().lower():
+            self.count += 1
+
+
+@contextmanager
+def pool_warnings() -> Iterator[PoolWarnings]:
+    handler = PoolWarnings()
+    logger = logging.getLogger("urllib3")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def _rate(run: Callable[[], object], n: int) -> float:
+    started = time.perf_counter()
+    run()
+    return n / (time.perf_counter() - started)
+
+
+def concurrency(requests_total: int = 400, workers: int = 32, latency: float = 0.2) -> list[Row]:
+    ceiling = workers / latency  # 400 / 32 rounds up to 13 waves: at most 0.96x is reachable
+    rows = []
+    with server(latency) as srv:
+        # One client per candidate, so each one's connections are counted from zero.
+        model = openai.Client("fake-key", base_url=srv.base_url).completion_model("gpt-4o-mini")
+        burst_model = openai.Client("fake-key", base_url=srv.base_url).completion_model("gpt-4o-mini")
+        prompts = ["Hello there"] * requests_total
+
+        def ours() -> None:
+            assert all(batch.map(lambda p: model.completion_request(p).send().text, prompts, max_workers=workers))
+
+        def bursts() -> None:
+            for start in range(0, requests_total, workers):
+                batch.map(lambda p: burst_model.completion_request(p).send().text, prompts[start:start + workers],
+                          max_workers=workers)
+
+        session = requests.Session()  # requests' default pool: 10 connections per host
+
+        def raw() -> None:
+            def one(_: object) -> None:
+                session.post(srv.base_url + "/chat/completions", json=BODY, headers=HEADERS).json()
+
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(one, range(requests_total)))
+
+        for name, fn in (("batch.map", ours), ("batch.map in bursts of 32", bursts), ("raw", raw)):
+            srv.connections()
+            with pool_warnings() as warned:
+                fn()  # warm: the connections are opened here, and must be reused after
+                rate = _rate(fn, requests_total)
+            opened = srv.connections()
+            if name == "raw":
+                raw_line = f"{rate:.1f} req/s = {rate / ceiling:.0%}, {opened} connections, {warned.count} warnings"
+                continue
+            share = rate / ceiling
+            rows.append(Row(f"{name}: {requests_total} x {latency * 1000:.0f} ms, {workers} workers "
+                            f"({opened} conns, {warned.count} pool warnings)", rate, ceiling, "req/s",
+                            ">= 0.95x ceiling, 0 warnings, 32 conns", share,
+                            share >= 0.95 and warned.count == 0 and opened <= workers))
+    print(f"raw requests + ThreadPoolExecutor({workers}), default pool: {raw_line}", file=sys.stderr)
+    return rows
+
+
+def embeddings(texts: int = 10_000, rounds: int = 3) -> Row:
+    with server(0.0) as srv:
+        session = requests.Session()
+        model = openai.Client("fake-key", base_url=srv.base_url).embedding_model("text-embedding-3-small")
+        inputs = [f"document number {i} about topic {i % 97}" for i in range(texts)]
+
+        def raw() -> None:
+            vectors = []
+            for start in range(0, texts, 2048):
+                body = {"model": "text-embedding-3-small", "input": inputs[start:start + 2048],
+                        "encoding_format": "float"}
+                data = session.post(srv.base_url + "/embeddings", json=body, headers=HEADERS).json()
+                vectors.extend(item["embedding"] for item in data["data"])
+            assert len(vectors) == texts
+
+        def ours() -> None:
+            assert len(batch.embed_texts(model, inputs)) == texts
+
+        t = timed_rounds({"raw": raw, "ours": ours}, rounds)
+    speedup = t["raw"] / t["ours"]
+    return Row(f"batch.embed_texts, {texts} x 1536, throughput", texts / t["ours"], texts / t["raw"], "texts/s",
+               ">= 2x", speedup, speedup >= 2.0)
+
+
+def run() -> list[Row]:
+    return [*concurrency(), embeddings()]
+
+
+if __name__ == "__main__":
+    print(HEADER)
+    for row in run():
+        print(row.line())

@@ -1,0 +1,98 @@
+"""The `batch` command against the loopback FakeProvider: order, failures, resume, embeddings."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from rig_sync._batch_cli import run
+from rig_sync.testing import FakeProvider, Fault
+
+
+def results(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def args(fake: FakeProvider, *extra: str) -> list[str]:
+    return ["--provider", "openai", "--base-url", fake.base_url, "--api-key", fake.api_key, "--workers", "4",
+            "--no-progress", *extra]
+
+
+def test_prompts_in_every_line_format_answered_in_order(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"first"\n{"prompt": "second", "id": "b"}\n\n{"text": "third", "id": 3}\nplain fourth\n')
+    out = tmp_path / "out.jsonl"
+    with FakeProvider() as fake:
+        code = run([str(prompts), *args(fake, "--model", "gpt-4o", "--out", str(out), "--preamble", "Be brief")])
+        assert fake.last_request is not None and fake.last_request.json["messages"][0]["content"] == "Be brief"
+    assert code == 0
+    assert results(out) == [
+        {"index": 0, "id": None, "ok": True, "result": "echo: first"},
+        {"index": 1, "id": "b", "ok": True, "result": "echo: second"},
+        {"index": 2, "id": 3, "ok": True, "result": "echo: third"},
+        {"index": 3, "id": None, "ok": True, "result": "echo: plain fourth"},
+    ]
+
+
+def test_failures_are_recorded_and_only_they_rerun(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("".join(f"q{i}\n" for i in range(20)))
+    out = tmp_path / "out.jsonl"
+    with FakeProvider() as fake:
+        fake.inject(Fault.status(400), times=3)  # not retried: three items fail
+        assert run([str(prompts), *args(fake, "--model", "m", "--out", str(out))]) == 1
+        first = results(out)
+        failed = [r["index"] for r in first if not r["ok"]]
+        assert len(first) == 20 and len(failed) == 3
+        assert all(r["error"]["type"] == "BadRequestError" for r in first if not r["ok"])  # type: ignore[index]
+        assert "17 of 20 done, 3 failed" in capsys.readouterr().err
+        fake.reset()
+        assert run([str(prompts), *args(fake, "--model", "m", "--out", str(out))]) == 0
+        again = Counter(r.json["messages"][-1]["content"] for r in fake.requests)
+    assert again == Counter(f"q{i}" for i in failed)
+    assert results(out) == [{"index": i, "id": None, "ok": True, "result": f"echo: q{i}"} for i in range(20)]
+
+
+def test_resume_from_a_partial_out_file(tmp_path: Path) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a\nb\nc\n")
+    out = tmp_path / "out.jsonl"
+    out.write_text('{"index": 1, "ok": true, "result": "kept"}\n{"index": 2, "ok": tr')  # killed mid-line
+    with FakeProvider() as fake:
+        assert run([str(prompts), *args(fake, "--model", "m", "--out", str(out))]) == 0
+        assert sorted(r.json["messages"][-1]["content"] for r in fake.requests) == ["a", "c"]
+    assert [r["result"] for r in results(out)] == ["echo: a", "kept", "echo: c"]
+
+
+def test_embed_texts_file(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(f"text {i}\n" for i in range(50)))
+    out = tmp_path / "vectors.jsonl"
+    with FakeProvider() as fake:
+        code = run(["embed", str(texts), *args(fake, "--model", "text-embedding-3-small", "--out", str(out))])
+        assert fake.request_count == 1  # one chunk
+    assert code == 0
+    rows = results(out)
+    assert [r["index"] for r in rows] == list(range(50)) and all(r["ok"] for r in rows)
+    from rig_sync.testing._openai import embed_text
+
+    assert rows[7]["result"] == pytest.approx(embed_text("text 7"))
+
+
+def test_bad_input_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": 1}\n')
+    with FakeProvider() as fake:
+        assert run([str(bad), *args(fake, "--model", "m", "--out", str(tmp_path / "o"))]) == 2
+        assert "bad.jsonl:1" in capsys.readouterr().err
+        assert run([str(tmp_path / "missing"), *args(fake, "--model", "m", "--out", str(tmp_path / "o"))]) == 2
+        good = tmp_path / "good.txt"
+        good.write_text("hi\n")
+        assert run([str(good), "--provider", "nope", "--base-url", fake.base_url, "--model", "m",
+                    "--out", str(tmp_path / "o")]) == 2
+        assert "no provider named 'nope'" in capsys.readouterr().err
+        with pytest.raises(SystemExit):
+            run(["a", "b", "c", *args(fake, "--model", "m", "--out", "x")])
