@@ -46,7 +46,12 @@ def test_every_python_block_runs(readme_env: FakeProvider) -> None:
     assert namespace["resp"].text == "echo: Hello"
     assert namespace["call"].name == "add" and namespace["call"].arguments == {"a": 2, "b": 3}
     assert namespace["answer"].text == "tool result: 5"
-    assert len(namespace["vectors"]) == 3 and namespace["emb"].ndims == 1536
+    assert namespace["emb"].ndims == 1536
     assert namespace["png"].startswith(b"\x89PNG")
     assert "scripted answer" in outputs[-1]
+    assert namespace["details"].output == "tool result: 5"
+    assert [doc_id for _, doc_id, _ in namespace["index"].top_n("what is a flurbo worth?", 1)] == ["flurbo"]
+    assert namespace["person"].name == "Ada Lovelace" and namespace["person"].age == 36
+    assert len(namespace["answers"]) == 50 and namespace["summary"].total >= 50
+    assert len(namespace["vectors"]) == 5000
     assert readme_env.request_count >= 8  # prompt, stream, 2 tool turns, embeddings, stt, image, speech
