@@ -58,5 +58,6 @@ def ndjson_completion(
                 if isinstance(chunk, FinalResponse):
                     report_usage(client, model, "completion", chunk.response.usage)
                 yield chunk
+            http.finish()  # read to the end: the connection goes back to the pool
 
     return StreamingCompletionResponse(chunks(), client.provider, abort=http.abort)

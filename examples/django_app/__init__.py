@@ -1,0 +1,1 @@
+"""A minimal Django project on rig_sync: no database, no migrations, three views."""
