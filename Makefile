@@ -1,4 +1,5 @@
-# make test  - create .venv if needed, install rig_sync with its test extras, run ruff, mypy, pytest
+# make test  - create .venv if needed, install rig_sync with its test extras, run ruff, mypy --strict, pytest
+#              with branch coverage (full table, then the five lowest-covered modules)
 # make demo  - same set-up, then run the end-to-end demo against the loopback fake provider
 # make bench - run the benchmarks (ratios against raw requests, in one run)
 PYTHON ?= python3
@@ -20,10 +21,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check rig_sync tests benchmarks
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy rig_sync
+	$(VENV)/bin/mypy --strict rig_sync
 
+# Branch coverage over the whole run, then the five lowest-covered modules (`coverage report`
+# sorts ascending; lines 1-2 are its header).
 test: lint typecheck
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --cov=rig_sync --cov-branch --cov-report=term
+	@echo "Lowest-covered modules:"
+	@$(PY) -m coverage report --sort=cover | sed -n '1,7p'
 
 demo: $(STAMP)
 	$(PY) -m rig_sync demo

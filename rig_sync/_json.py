@@ -18,7 +18,8 @@ try:  # pragma: no cover - depends on the optional extra
     loads = orjson.loads
 
     def dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
+        data: bytes = orjson.dumps(obj)  # typed even where orjson's stubs are not installed
+        return data
 
 except ImportError:  # pragma: no cover - depends on the optional extra
     JSONDecodeError = (ValueError,)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+R = TypeVar("R")
 
 
 class ModelView:
@@ -19,6 +21,16 @@ class ModelView:
         self.client = client
         self.provider = client.provider
         self.model = model
+
+    def _expect(self, request: object, cls: type[R]) -> R:
+        """`request` if it is a `cls`; refused before sending otherwise (a str prompt passed where a
+        request object belongs would fail deep in the body building, naming no argument)."""
+        if not isinstance(request, cls):
+            from .errors import InvalidRequestError
+
+            raise InvalidRequestError(f"{self.provider}: expected a {cls.__name__}, got {type(request).__name__}; "
+                                      f"build one with {cls.__name__}(...) or the model's request builder")
+        return request
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(provider={self.provider!r}, model={self.model!r})"

@@ -16,7 +16,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 
-from .errors import ResponseDecodeError
+from .errors import ResponseDecodeError, drops_hidden_context
 
 __all__ = ["make_converter", "decode", "encode"]
 
@@ -80,6 +80,7 @@ def _is_optional(kind: Any) -> bool:
             and type(None) in args)
 
 
+@drops_hidden_context
 def decode(converter: cattrs.Converter, data: Any, cls: type[T], provider: str) -> T:
     """`data` structured as `cls`, or `ResponseDecodeError` saying which field was wrong."""
     try:
@@ -95,9 +96,10 @@ def decode(converter: cattrs.Converter, data: Any, cls: type[T], provider: str) 
         raise ResponseDecodeError(message, provider=provider, field=field, body=data) from None
 
 
-def encode(converter: cattrs.Converter, value: Any) -> Any:
-    """The JSON-ready form of a wire request object."""
-    return converter.unstructure(value)
+def encode(converter: cattrs.Converter, value: Any) -> dict[str, Any]:
+    """The JSON-ready form of a wire request object (an attrs class, so a dict)."""
+    body: dict[str, Any] = converter.unstructure(value)
+    return body
 
 
 def _first_problem(exc: BaseException, converter: cattrs.Converter, data: Any, cls: type[Any]) -> str:

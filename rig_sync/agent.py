@@ -378,6 +378,21 @@ def _check_n(n: int, what: str) -> int:
     return n
 
 
+def _check_str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, not {type(value).__name__}")
+    return value
+
+
+_HOOK_EVENTS = tuple(name for name in vars(PromptHook) if name.startswith("on_"))
+
+
+def _check_hook(hook: Any) -> Any:
+    if not any(callable(getattr(hook, event, None)) for event in _HOOK_EVENTS):
+        raise TypeError(f"a hook needs one of {', '.join(_HOOK_EVENTS)} (see PromptHook); got {type(hook).__name__}")
+    return hook
+
+
 def _check_index(index: Any, method: str) -> Any:
     if not callable(getattr(index, method, None)):
         raise TypeError(f"a vector index needs a {method}(query, n) method; got {type(index).__name__}")
@@ -402,20 +417,21 @@ class AgentBuilder:
         self._params: dict[str, Any] | None = None
 
     def name(self, name: str) -> AgentBuilder:
-        self._settings["name"] = name
+        self._settings["name"] = _check_str(name, "name")
         return self
 
     def description(self, description: str) -> AgentBuilder:
-        self._settings["description"] = description
+        self._settings["description"] = _check_str(description, "description")
         return self
 
     def preamble(self, preamble: str) -> AgentBuilder:
         """The system prompt (replaces any given before)."""
-        self._preamble = preamble
+        self._preamble = _check_str(preamble, "preamble")
         return self
 
     def append_preamble(self, text: str) -> AgentBuilder:
         """Add a line to the system prompt."""
+        _check_str(text, "append_preamble text")
         self._preamble = f"{self._preamble}\n{text}" if self._preamble else text
         return self
 
@@ -480,7 +496,7 @@ class AgentBuilder:
 
     def hook(self, hook: PromptHook) -> AgentBuilder:
         """Callbacks for every run of the agent."""
-        self._hooks.append(hook)
+        self._hooks.append(_check_hook(hook))
         return self
 
     def build(self) -> Agent:

@@ -9,8 +9,12 @@ anything that might echo them back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 __all__ = [
     "RigError",
@@ -345,3 +349,67 @@ def redact(text: str, secrets: Iterable[str]) -> str:
         if secret and len(secret) >= 4 and secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def drops_hidden_context(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`fn`, whose `raise … from None` errors also lose the exception they hide.
+
+    `from None` only hides the original exception: it stays on `__context__`, and pickling helpers
+    that keep exception chains (tblib, which Dask installs) would ship it, with the body or message
+    it holds (possibly an echoed key), to another process. A bare `raise` keeps it dropped.
+    """
+
+    @functools.wraps(fn)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except RigError as err:
+            _drop_hidden_context(err)
+            raise
+
+    return call
+
+
+def _drop_hidden_context(err: BaseException) -> None:
+    if err.__suppress_context__:
+        err.__context__ = None
+
+
+def _masks(secrets: Iterable[str]) -> list[bytes]:
+    return [s.encode() for s in secrets if s and len(s) >= 4]
+
+
+def _mask_all(content: bytes, masks: list[bytes]) -> bytes:
+    for mask in masks:
+        if mask in content:
+            content = content.replace(mask, b"***")
+    return content
+
+
+def redact_bytes(content: bytes, secrets: Iterable[str]) -> bytes:
+    """`content` (a body that may echo the key back) with every secret masked."""
+    return _mask_all(content, _masks(secrets))
+
+
+def redact_stream(chunks: Iterator[bytes], secrets: Iterable[str]) -> Iterator[bytes]:
+    """`chunks` with every secret masked, also one split across chunks: a chunk's end that may
+    begin a secret (rare: event streams end chunks with a newline) waits for the next chunk."""
+    masks = _masks(secrets)
+    held = b""
+    try:
+        for data in chunks:
+            data = _mask_all(held + data, masks)
+            keep = max((k for mask in masks for k in range(min(len(mask) - 1, len(data)), 0, -1)
+                        if data.endswith(mask[:k])), default=0)
+            held, data = data[len(data) - keep:], data[:len(data) - keep]
+            if data:
+                yield data
+        if held:
+            yield held
+    except RigError as err:  # the reader's errors, from None: see drops_hidden_context
+        _drop_hidden_context(err)
+        raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:  # a reader that stops early closes the source (and its connection) too
+            close()

@@ -188,6 +188,8 @@ class ExtractorBuilder(Generic[T]):
     def __init__(self, cls: type[T], model: CompletionModel) -> None:
         if not isinstance(model, CompletionModel):
             raise TypeError(f"ExtractorBuilder needs a CompletionModel, not {type(model).__name__}")
+        if cls is None or not hasattr(cls, "__name__"):
+            raise TypeError(f"ExtractorBuilder needs the class to extract (e.g. an attrs class), not {cls!r}")
         schema_of(cls)  # fail now, not at the first extraction, if cls cannot be described
         self._cls = cls
         self._model = model
@@ -200,6 +202,8 @@ class ExtractorBuilder(Generic[T]):
 
     def preamble(self, preamble: str) -> ExtractorBuilder[T]:
         """More instructions, after the extractor's own."""
+        if not isinstance(preamble, str):
+            raise TypeError(f"preamble must be a string, not {type(preamble).__name__}")
         self._preamble = f"{self._preamble}\n\n===== ADDITIONAL INSTRUCTIONS =====\n{preamble}"
         return self
 

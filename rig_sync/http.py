@@ -237,25 +237,31 @@ class Response:
     retries: int = 0
     _secrets: tuple[str, ...] = attrs.field(default=(), repr=False)  # masked out of error messages
 
+    def preview(self, size: int = 200) -> str:
+        """The start of the body as text, for an error message (an error page may echo the key)."""
+        return errors.redact(self.content[:size].decode("utf-8", "replace"), self._secrets)
+
+    @errors.drops_hidden_context
     def json(self) -> Any:
         """The body as JSON, or `ResponseDecodeError` naming the provider."""
         try:
             return _json.loads(self.content)
         except _json.JSONDecodeError as exc:
-            snippet = errors.redact(self.content[:200].decode("utf-8", "replace"), self._secrets)
             raise errors.ResponseDecodeError(
                 f"response body is not valid JSON ({errors.redact(str(exc), self._secrets)}); "
-                f"starts with {snippet!r}",
+                f"starts with {self.preview()!r}",
                 provider=self.provider,
-                body=self.content,
+                body=errors.redact_bytes(self.content, self._secrets),  # an error page may echo the key
             ) from None
 
 
 class StreamResponse:
     """A streamed HTTP answer. Iterate `chunks()`; always `close()` (or use `with`)."""
 
-    def __init__(self, raw: requests.Response, provider: str, request_id: str | None) -> None:
+    def __init__(self, raw: requests.Response, provider: str, request_id: str | None,
+                 secrets: tuple[str, ...] = ()) -> None:
         self._raw = raw
+        self._secrets = secrets  # masked out of the body: an error event may echo the key back
         self.provider = provider
         self.request_id = request_id
         self.status = raw.status_code
@@ -267,7 +273,7 @@ class StreamResponse:
         """Body bytes as they arrive (one HTTP chunk or socket read at a time). One pass: every call
         returns the same iterator, so `finish()` can go on where a reader stopped."""
         if self._body is None:
-            self._body = self._read()
+            self._body = errors.redact_stream(self._read(), self._secrets) if self._secrets else self._read()
         return self._body
 
     def finish(self) -> None:
@@ -513,9 +519,12 @@ class Transport:
                 session.mount(scheme, adapter)
         elif session.get_adapter(self.base_url).__class__ in (HTTPAdapter, _Adapter):
             session.mount("{}://{}".format(*urlsplit(self.base_url)[:2]), adapter)
-        env = requests.Session.merge_environment_settings(
-            _env_view(session), self.base_url, {}, None, self._verify, None
-        )
+        # A caller's session keeps its own CA bundle (or the environment's) unless verify was passed.
+        asked = None if self._custom_session is not None and self._verify is True else self._verify
+        env = requests.Session.merge_environment_settings(_env_view(session), self.base_url, {}, None, asked, None)
+        if env["verify"] is False and self._verify is not False:
+            log.warning("%s: TLS certificate verification is OFF for %s (the custom session has verify=False)",
+                        self.provider, self.base_url)
         # A proxy's password could surface in a connection error: redact it like a key.
         proxy_secrets = {urlsplit(p).password for p in env["proxies"].values() if isinstance(p, str)}
         self._redacted = (*self._secrets, *(p for p in proxy_secrets if p))
@@ -609,6 +618,7 @@ class Transport:
             resp.status_code, resp.headers, content, request_id, self.provider, retries, self._redacted
         )
 
+    @errors.drops_hidden_context
     def _read_body(self, resp: requests.Response, method: str, path: str) -> bytes:
         """The whole body. urllib3's retries end once the headers are in: a connection that breaks off
         or stalls mid-body is a connection error or timeout, never a short body or a `requests` error."""
@@ -646,8 +656,9 @@ class Transport:
             finally:
                 resp.close()
             raise self._status_error(resp.status_code, resp.headers, content, request_id)
-        return StreamResponse(resp, self.provider, request_id)
+        return StreamResponse(resp, self.provider, request_id, self._redacted)
 
+    @errors.drops_hidden_context
     def _send(
         self,
         method: str,
@@ -740,9 +751,7 @@ class Transport:
     def _status_error(
         self, status: int, headers: Mapping[str, str], content: bytes, request_id: str | None
     ) -> errors.APIStatusError:
-        for secret in self._redacted:  # a body may echo the key back ("Incorrect API key: sk-…")
-            if len(secret) >= 4:
-                content = content.replace(secret.encode(), b"***")
+        content = errors.redact_bytes(content, self._redacted)  # a body may echo the key ("Incorrect API key: sk-…")
         try:
             body: Any = _json.loads(content) if content else None
         except _json.JSONDecodeError:

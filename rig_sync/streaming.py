@@ -166,6 +166,9 @@ def parse_tool_call(id: str, name: str, arguments: str | dict[str, Any] | None, 
     """A ToolCall from a name and JSON arguments text (empty means no arguments)."""
     if isinstance(arguments, dict):
         return ToolCall(id, name, arguments, call_id)
+    if arguments is not None and not isinstance(arguments, str):  # a list, a number: neither text nor object
+        raise ResponseDecodeError(f"tool call {name!r} arguments are a JSON {type(arguments).__name__}, not an "
+                                  "object", provider=provider, field="arguments", body=arguments)
     try:
         args = _json.loads(arguments) if arguments and arguments.strip() else {}
     except _json.JSONDecodeError:

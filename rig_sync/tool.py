@@ -94,7 +94,7 @@ class Tool(Protocol):
     def call(self, args: Mapping[str, Any]) -> Any: ...
 
 
-def _guarded(name: str, run: Callable[[], Any]) -> Any:
+def _guarded(name: str, run: Callable[[], R]) -> R:
     """`run()`, with any failure that is not already a ToolError reported as a ToolCallError."""
     try:
         return run()

@@ -352,7 +352,8 @@ class _Snapshot:
         q = query.values
 
         def score(i: int) -> float:
-            return max(sum(map(mul, vec.values, q)) / vec.norm for vec in self.entries[i].vecs) / query.norm
+            best: float = max(sum(map(mul, vec.values, q)) / vec.norm for vec in self.entries[i].vecs)
+            return best / query.norm
 
         scored: Iterable[tuple[float, int]] = (
             (score(i), i) for i in (range(len(self.entries)) if allowed is None else allowed)
@@ -582,6 +583,8 @@ class InMemoryVectorIndex(Generic[D]):
     """An `InMemoryVectorStore` searched by text: queries are embedded with the model's `embed_text`."""
 
     def __init__(self, store: InMemoryVectorStore[D], model: EmbeddingModel) -> None:
+        if not callable(getattr(model, "embed_text", None)):
+            raise TypeError(f"a vector index needs an EmbeddingModel to embed queries, not {type(model).__name__}")
         ndims = model.ndims
         if ndims is not None and store.ndims is not None and ndims != store.ndims:
             raise DimensionMismatchError(

@@ -226,7 +226,8 @@ def test_debug_logging_never_shows_the_key(fake: FakeProvider, caplog: pytest.Lo
     client = openai.Client(key, base_url=fake.base_url, timeout=5, retry=RetryPolicy(max_retries=1, backoff_base=0))
     fake.inject(Fault.status(401, body={"error": {"message": f"Incorrect API key provided: {key}"}}))
     fake.inject(Fault.status(503))
-    with caplog.at_level(logging.DEBUG):
+    # at_level on "rig_sync" too: an earlier test (Django's LOGGING) may have set that logger's level.
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.DEBUG, logger="rig_sync"):
         with pytest.raises(errors.AuthenticationError) as caught:
             client.completion_model("m").completion_request("hi").send()
         client.completion_model("m").completion_request("hi").send()

@@ -189,6 +189,11 @@ class ProviderClient(metaclass=_FrozenAfterInit):
             raise ClientBuildError(f"{self.provider}: the API key contains spaces, control or non-ASCII "
                                    "characters; check how it was copied")
         _check_headers(headers)
+        _check_session(session)
+        _check_retry(retry)
+        _check_pool_size(pool_size)
+        _check_verify(verify)
+        _check_limiter(rate_limiter)
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
@@ -313,6 +318,43 @@ def _check_headers(headers: Mapping[str, str] | None) -> None:
             raise ValueError(f"header {name!r} contains a line break")
 
 
+# Checked when the client is built (and by the builder's setters): `requests` would only fail at
+# the first request, and a falsy `verify` (0, None, "") would silently turn TLS checks off.
+
+
+def _check_session(session: object) -> None:
+    import requests
+
+    if session is not None and not isinstance(session, requests.Session):
+        raise TypeError(f"session must be a requests.Session, not {type(session).__name__}")
+
+
+def _check_retry(retry: object) -> None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry must be a rig_sync.http.RetryPolicy, not {type(retry).__name__}")
+
+
+def _check_pool_size(pool_size: object) -> None:
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int):
+        raise TypeError(f"pool_size must be a whole number, not {type(pool_size).__name__}")
+    if pool_size < 1:
+        raise ValueError(f"pool_size must be at least 1, not {pool_size}")
+
+
+def _check_verify(verify: object) -> None:
+    if not isinstance(verify, (bool, str)):
+        raise TypeError(f"verify must be True, False or a CA bundle path, not {type(verify).__name__}")
+    if isinstance(verify, str) and not verify.strip():
+        raise ValueError("verify must be True, False or a CA bundle path, not an empty string")
+
+
+def _check_limiter(limiter: object) -> None:
+    if limiter is not None and not (callable(getattr(limiter, "acquire", None))
+                                    and callable(getattr(limiter, "observe", None))):
+        raise TypeError("rate_limiter needs acquire() and observe() methods (e.g. rig_sync.ratelimit.RateLimiter), "
+                        f"not {type(limiter).__name__}")
+
+
 def _first_env(names: tuple[str, ...]) -> str | None:
     for name in names:
         value = os.environ.get(name)
@@ -331,6 +373,8 @@ class ClientBuilder:
         self._kwargs: dict[str, Any] = {}
 
     def api_key(self, api_key: str) -> ClientBuilder:
+        if not isinstance(api_key, str):
+            raise TypeError(f"api_key must be a string, not {type(api_key).__name__}")
         self._api_key = api_key
         return self
 
@@ -340,10 +384,9 @@ class ClientBuilder:
 
     def custom_client(self, session: requests.Session) -> ClientBuilder:
         """Use your own `requests.Session` (its proxies, certs, adapters are kept)."""
-        import requests
-
-        if not isinstance(session, requests.Session):
-            raise TypeError(f"custom_client takes a requests.Session, not {type(session).__name__}")
+        if session is None:
+            raise TypeError("custom_client takes a requests.Session, not None")
+        _check_session(session)
         self._kwargs["session"] = session
         return self
 
@@ -358,31 +401,39 @@ class ClientBuilder:
         return self
 
     def retry(self, policy: RetryPolicy) -> ClientBuilder:
+        _check_retry(policy)
         self._kwargs["retry"] = policy
         return self
 
     def headers(self, headers: Mapping[str, str]) -> ClientBuilder:
+        if headers is None:
+            raise TypeError("headers must be a mapping of str to str, not None")
         _check_headers(headers)
         self._kwargs["headers"] = {**self._kwargs.get("headers", {}), **headers}
         return self
 
     def pool_size(self, pool_size: int) -> ClientBuilder:
         """Most connections kept open at once; size it to the threads that share the client."""
+        _check_pool_size(pool_size)
         self._kwargs["pool_size"] = pool_size
         return self
 
     def rate_limit(self, limiter: RateLimiterLike) -> ClientBuilder:
         """Pass every request of the client through `limiter` (e.g. `rig_sync.ratelimit.RateLimiter`)."""
+        _check_limiter(limiter)
         self._kwargs["rate_limiter"] = limiter
         return self
 
     def verify(self, verify: bool | str) -> ClientBuilder:
         """TLS verification: True (default), a CA bundle path, or False (logs a warning)."""
+        _check_verify(verify)
         self._kwargs["verify"] = verify
         return self
 
     def option(self, name: str, value: Any) -> ClientBuilder:
         """A provider-specific option (e.g. Azure's `api_version`)."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TypeError(f"an option name must be a keyword name (str), not {name!r}")
         self._kwargs[name] = value
         return self
 

@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..errors import FactoryError, InvalidIdString, RigError, UnknownProvider, UnsupportedFeature
-from . import CAPABILITIES, ProviderClient, ProviderValue
+from . import (
+    CAPABILITIES,
+    AudioGenerationClient,
+    CompletionClient,
+    EmbeddingsClient,
+    ImageGenerationClient,
+    ProviderClient,
+    ProviderValue,
+    TranscriptionClient,
+)
 
 if TYPE_CHECKING:
     from ..agent import AgentBuilder
@@ -200,23 +209,27 @@ class DynClientBuilder:
     # --- models ---------------------------------------------------------------------------------
 
     def completion(self, provider: str, model: str, value: ProviderValue | None = None) -> CompletionModel:
-        return self._capable(provider, "completion", value).completion_model(model)
+        client: CompletionClient = self._capable(provider, "completion", value)
+        return client.completion_model(model)
 
     def agent(self, provider: str, model: str, value: ProviderValue | None = None) -> AgentBuilder:
-        return self._capable(provider, "completion", value).agent(model)
+        client: CompletionClient = self._capable(provider, "completion", value)
+        return client.agent(model)
 
     def embeddings(self, provider: str, model: str, value: ProviderValue | None = None) -> EmbeddingModel:
-        return self._capable(provider, "embeddings", value).embedding_model(model)
+        client: EmbeddingsClient = self._capable(provider, "embeddings", value)
+        return client.embedding_model(model)
 
     def transcription(self, provider: str, model: str, value: ProviderValue | None = None) -> TranscriptionModel:
-        return self._capable(provider, "transcription", value).transcription_model(model)
+        client: TranscriptionClient = self._capable(provider, "transcription", value)
+        return client.transcription_model(model)
 
     def image_generation(self, provider: str, model: str, value: ProviderValue | None = None) -> ImageGenerationModel:
-        client = self._capable(provider, "image_generation", value)
+        client: ImageGenerationClient = self._capable(provider, "image_generation", value)
         return client.image_generation_model(model)
 
     def audio_generation(self, provider: str, model: str, value: ProviderValue | None = None) -> AudioGenerationModel:
-        client = self._capable(provider, "audio_generation", value)
+        client: AudioGenerationClient = self._capable(provider, "audio_generation", value)
         return client.audio_generation_model(model)
 
     def id(self, id_string: str) -> ProviderModelId:

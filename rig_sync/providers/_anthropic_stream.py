@@ -66,8 +66,10 @@ class _Message:
             raise self._bad("content_block_start", data, "index")
         if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
             raise self._bad("content_block_start", data, "content_block")
-        self.blocks[index] = _Block(dict(raw))
         kind = raw["type"]
+        if kind in ("text", "thinking") and not isinstance(raw.get(kind, ""), str):
+            raise self._bad("content_block_start", data, f"content_block.{kind}")
+        self.blocks[index] = _Block(dict(raw))
         if kind == "text" and raw.get("text"):
             return TextChunk(raw["text"])
         if kind == "thinking" and raw.get("thinking"):
@@ -138,7 +140,9 @@ class _Message:
             message.update(delta)
         usage = data.get("usage")
         if isinstance(usage, dict):  # cumulative counts: newer values replace older ones
-            message["usage"] = {**(message.get("usage") or {}), **{k: v for k, v in usage.items() if v is not None}}
+            prior = message.get("usage")
+            if prior is None or isinstance(prior, dict):  # else malformed: left for parse_message to reject
+                message["usage"] = {**(prior or {}), **{k: v for k, v in usage.items() if v is not None}}
 
     def finish(self, data: dict[str, Any]) -> FinalResponse:
         message = self._started("message_stop", data)
@@ -196,6 +200,7 @@ def stream_messages(events: Iterator[SSEEvent], provider: str) -> Iterator[Strea
 def _raise_error_event(data: dict[str, Any], provider: str) -> None:
     err = data.get("error")
     kind = err.get("type") if isinstance(err, dict) else None
+    kind = kind if isinstance(kind, str) else None
     said = err.get("message", err) if isinstance(err, dict) else err
     raise StreamError(f"error event mid-stream ({kind or 'unknown'}): {said}",
                       provider=provider, body=data, retryable=kind in _RETRYABLE)

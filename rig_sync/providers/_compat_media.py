@@ -41,6 +41,7 @@ class HyperbolicImageGenerationModel(ModelView, BaseImageGenerationModel):
     path = "/image/generation"
 
     def image_generation(self, request: ImageGenerationRequest) -> ImageGenerationResponse:
+        request = self._expect(request, ImageGenerationRequest)
         body = deep_merge({"model_name": self.model, "prompt": request.prompt, "height": request.height,
                            "width": request.width}, request.additional_params)
         data = _json_object(self.client.transport.post_json(self.path, body), self.provider, "images")
@@ -59,6 +60,7 @@ class HyperbolicAudioGenerationModel(ModelView, BaseAudioGenerationModel):
     path = "/audio/generation"
 
     def audio_generation(self, request: AudioGenerationRequest) -> AudioGenerationResponse:
+        request = self._expect(request, AudioGenerationRequest)
         body = deep_merge({"text": request.text, "speed": request.speed, "language": self.model,
                            "speaker": request.voice}, request.additional_params)
         data = _json_object(self.client.transport.post_json(self.path, body), self.provider, "audio")
@@ -84,6 +86,7 @@ class HFInferenceTranscriptionModel(ModelView, BaseTranscriptionModel):
     """
 
     def transcription(self, request: TranscriptionRequest) -> TranscriptionResponse:
+        request = self._expect(request, TranscriptionRequest)
         for name in ("language", "prompt"):
             if getattr(request, name) is not None:
                 raise UnsupportedFeature(f"{self.provider} speech recognition takes no {name}; "
@@ -109,6 +112,7 @@ class HFInferenceImageGenerationModel(ModelView, BaseImageGenerationModel):
     """Text-to-image on Hugging Face's hf-inference endpoint: `{"inputs": prompt}` in, image bytes out."""
 
     def image_generation(self, request: ImageGenerationRequest) -> ImageGenerationResponse:
+        request = self._expect(request, ImageGenerationRequest)
         body = {"inputs": request.prompt,
                 "parameters": deep_merge({"width": request.width, "height": request.height},
                                          request.additional_params)}
@@ -116,6 +120,6 @@ class HFInferenceImageGenerationModel(ModelView, BaseImageGenerationModel):
         kind = resp.headers.get("content-type", "")
         if not resp.content or not kind.startswith("image/"):
             raise ResponseDecodeError(f"{self.provider} text-to-image answered {kind or 'no content type'} "
-                                      f"instead of an image: {resp.content[:200]!r}",
+                                      f"instead of an image: {resp.preview()!r}",
                                       provider=self.provider, field="body")
         return ImageGenerationResponse(resp.content, {"content_type": kind})

@@ -439,6 +439,10 @@ def _check_finish(candidate: _Candidate, content: tuple[AssistantContent, ...], 
 
 def parse_response(data: Any, provider: str) -> CompletionResponse:
     """A generateContent answer as a CompletionResponse (blocked or empty answers raise)."""
+    said = _stream_error(data)
+    if said is not None:  # an error object sent with 200 (a proxy, or the API itself): not a blocked prompt
+        raise ResponseDecodeError(f"{provider} answered with an error instead of a response: {said}",
+                                  provider=provider, field="error", body=data)
     resp = _wire.decode(converter, data, _Response, provider)
     if not resp.candidates or (resp.promptFeedback and resp.promptFeedback.blockReason):
         raise _blocked_prompt(resp.promptFeedback, data, provider)

@@ -104,8 +104,7 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
     """Speech to text with a Gemini model: the audio goes inline to `generateContent`."""
 
     def transcription(self, request: TranscriptionRequest) -> TranscriptionResponse:
-        if not isinstance(request, TranscriptionRequest):
-            raise InvalidRequestError(f"expected a TranscriptionRequest, got {type(request).__name__}")
+        request = self._expect(request, TranscriptionRequest)
         extension = request.filename.rpartition(".")[2].lower() if "." in request.filename else ""
         mime = AUDIO_MIME_TYPES.get(extension)
         if mime is None:

@@ -230,8 +230,9 @@ def parse_chat_response(data: Any, provider: str) -> CompletionResponse:
     resp = _wire.decode(converter, data, _ChatResponse, provider)
     msg = resp.message
     if msg is None:
-        raise ResponseDecodeError(f"{provider} chat response has no message", provider=provider, field="message",
-                                  body=data)
+        said = f": {data['error']}" if isinstance(data, dict) and "error" in data else ""
+        raise ResponseDecodeError(f"{provider} chat response has no message{said}", provider=provider,
+                                  field="message", body=data)
     calls = [_tool_call(c, i, provider) for i, c in enumerate(msg.tool_calls or ())]
     return _response(resp, msg.content or "", msg.thinking or "", calls, data, provider)
 

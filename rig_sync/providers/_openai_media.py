@@ -161,6 +161,7 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
     path = "/audio/transcriptions"
 
     def transcription(self, request: TranscriptionRequest) -> TranscriptionResponse:
+        request = self._expect(request, TranscriptionRequest)
         fields: dict[str, Any] = {"model": self.model}
         for name in ("language", "prompt", "temperature"):
             value = getattr(request, name)
@@ -205,6 +206,7 @@ class ImageGenerationModel(ModelView, BaseImageGenerationModel):
     path = "/images/generations"
 
     def image_generation(self, request: ImageGenerationRequest) -> ImageGenerationResponse:
+        request = self._expect(request, ImageGenerationRequest)
         body: dict[str, Any] = {"model": self.model, "prompt": request.prompt,
                                 "size": f"{request.width}x{request.height}"}
         if self.model.startswith("dall-e"):  # gpt-image models always answer in base64 and reject the field
@@ -231,6 +233,7 @@ class AudioGenerationModel(ModelView, BaseAudioGenerationModel):
     path = "/audio/speech"
 
     def audio_generation(self, request: AudioGenerationRequest) -> AudioGenerationResponse:
+        request = self._expect(request, AudioGenerationRequest)
         body = deep_merge({"model": self.model, "input": request.text, "voice": request.voice,
                            "speed": request.speed}, request.additional_params)
         resp = self.client.transport.request("POST", self.path, json=body, model=self.model,

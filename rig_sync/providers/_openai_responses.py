@@ -254,6 +254,14 @@ def parse_response(data: Any, provider: str) -> CompletionResponse:
     return _to_completion(_wire.decode(converter, data, _Response, provider), data, provider)
 
 
+def _delta_text(data: dict[str, Any], provider: str) -> str:
+    piece = data.get("delta", "")
+    if not isinstance(piece, str):  # a piece of the answer that is not text: not an answer to pass on
+        raise ResponseDecodeError(f"{provider} sent a {data.get('type')} event whose delta is not text",
+                                  provider=provider, field="delta", body=data)
+    return piece
+
+
 def stream_response(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     """Chunks from Responses API events; complete only on `response.completed`/`.incomplete`."""
     for event in events:
@@ -264,9 +272,9 @@ def stream_response(events: Iterator[Any], provider: str) -> Iterator[StreamChun
                               provider=provider) from None
         kind = data.get("type") if isinstance(data, dict) else None
         if kind == "response.output_text.delta" or kind == "response.refusal.delta":
-            yield TextChunk(data.get("delta", ""))
+            yield TextChunk(_delta_text(data, provider))
         elif kind == "response.reasoning_summary_text.delta":
-            yield ReasoningChunk(data.get("delta", ""))
+            yield ReasoningChunk(_delta_text(data, provider))
         elif kind == "response.output_item.done" and isinstance(data.get("item"), dict):
             item = _wire.decode(converter, data["item"], _OutputItem, provider)
             if item.type == "function_call" and item.name:
@@ -277,7 +285,8 @@ def stream_response(events: Iterator[Any], provider: str) -> Iterator[StreamChun
             yield FinalResponse(parse_response(raw, provider))
             return
         elif kind in ("response.failed", "error"):
-            err = data.get("response", {}).get("error") if kind == "response.failed" else data
+            failed = data.get("response")
+            err = (failed.get("error") if isinstance(failed, dict) else None) if kind == "response.failed" else data
             said = err.get("message") if isinstance(err, dict) else err
             raise StreamError(f"{provider} reported an error mid-stream: {said}", provider=provider, body=data)
     raise StreamError(f"{provider} stream ended before response.completed: the answer is incomplete",
