@@ -341,6 +341,8 @@ class StreamResponse:
         self.close()
 
 
+_DOCUMENT_TYPES = frozenset({"application/json", "text/html", "text/plain"})
+
 _active_scope = threading.local()
 
 
@@ -644,18 +646,30 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         model: str | None = None,
         capability: str | None = None,
+        events: bool = False,
     ) -> StreamResponse:
-        """Send a request and return the answer unread, for streaming; errors raise before."""
+        """Send a request and return the answer unread, for streaming; errors raise before.
+
+        With `events=True` (an SSE request), a 200 whose body is a JSON or HTML document is an
+        error the provider or a proxy sent in place of the stream: `StreamError` with its message.
+        """
         resp, _ = self._send(method, path, json, None, None, params, headers, stream=True, tags=(model, capability))
         request_id = _request_id(resp.headers)
-        if resp.status_code >= 400:
+        document = events and resp.headers.get("content-type", "").split(";")[0].strip() in _DOCUMENT_TYPES
+        if resp.status_code >= 400 or document:
             try:
                 content = resp.content
             except requests.RequestException:
                 content = b""
             finally:
                 resp.close()
-            raise self._status_error(resp.status_code, resp.headers, content, request_id)
+            error = self._status_error(resp.status_code, resp.headers, content, request_id)
+            if resp.status_code >= 400:
+                raise error
+            # A provider's JSON object will come again on a retry; a proxy's page or a cut body may not.
+            raise errors.StreamError(f"answered a stream request with a document instead of events: {error.message}",
+                                     provider=self.provider, body=error.body,
+                                     retryable=not isinstance(error.body, dict))
         return StreamResponse(resp, self.provider, request_id, self._redacted)
 
     @errors.drops_hidden_context

@@ -40,7 +40,8 @@ def sse_completion(
     """
     if model is None and isinstance(body, dict) and isinstance(body.get("model"), str):
         model = body["model"]
-    http = client.transport.stream("POST", path, json=body, params=params, model=model, capability="completion")
+    http = client.transport.stream("POST", path, json=body, params=params, model=model, capability="completion",
+                                   events=True)
 
     def chunks() -> Iterator[StreamChunk]:
         with http:
