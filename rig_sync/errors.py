@@ -395,12 +395,15 @@ def redact_stream(chunks: Iterator[bytes], secrets: Iterable[str]) -> Iterator[b
     """`chunks` with every secret masked, also one split across chunks: a chunk's end that may
     begin a secret (rare: event streams end chunks with a newline) waits for the next chunk."""
     masks = _masks(secrets)
+    in_masks = frozenset(b for mask in masks for b in mask)
     held = b""
     try:
         for data in chunks:
-            data = _mask_all(held + data, masks)
-            keep = max((k for mask in masks for k in range(min(len(mask) - 1, len(data)), 0, -1)
-                        if data.endswith(mask[:k])), default=0)
+            data = _mask_all(held + data, masks) if held else _mask_all(data, masks)
+            keep = 0
+            if data and data[-1] in in_masks:  # a chunk ending in "\n" (nearly all) cannot end inside a key
+                keep = max((k for mask in masks for k in range(min(len(mask) - 1, len(data)), 0, -1)
+                            if data.endswith(mask[:k])), default=0)
             held, data = data[len(data) - keep:], data[:len(data) - keep]
             if data:
                 yield data
