@@ -55,3 +55,12 @@ def test_every_python_block_runs(readme_env: FakeProvider) -> None:
     assert len(namespace["answers"]) == 50 and namespace["summary"].total >= 50
     assert len(namespace["vectors"]) == 5000
     assert readme_env.request_count >= 8  # prompt, stream, 2 tool turns, embeddings, stt, image, speech
+
+
+def test_readme_provider_table_is_the_registry_s(capsys: pytest.CaptureFixture[str]) -> None:
+    from rig_sync.cli import main
+
+    assert main(["providers"]) == 0
+    table = capsys.readouterr().out.strip()
+    assert table.count("\n") >= 20
+    assert table in README.read_text(encoding="utf-8"), "README's table is stale: paste `python -m rig_sync providers`"
