@@ -344,6 +344,18 @@ def _fit_pool(model: object, workers: int) -> int:
 Target = tuple[str, str]
 
 
+@overload
+def fan_out(prompt: str, targets: Sequence[Target], *, builder: DynClientBuilder | None = ...,
+            preamble: str | None = ..., mode: Literal["all"] = ..., max_workers: int | None = ...,
+            ) -> dict[Target, str | BaseException]: ...
+
+
+@overload
+def fan_out(prompt: str, targets: Sequence[Target], *, builder: DynClientBuilder | None = ...,
+            preamble: str | None = ..., mode: Literal["first"], max_workers: int | None = ...,
+            ) -> tuple[Target, str]: ...
+
+
 def fan_out(
     prompt: str,
     targets: Sequence[Target],

@@ -1,8 +1,10 @@
 """The end-to-end tour behind `make demo` / `python -m rig_sync demo`.
 
-Offline it starts `rig_sync.testing.FakeProvider` and points an OpenAI client at it, so every
-step goes through the real HTTP stack (pool, retries, SSE parsing, multipart, base64). With
-OPENAI_API_KEY in the environment (and no --offline), the same steps run against OpenAI.
+Offline it starts `rig_sync.testing.FakeProvider` and registers every provider whose wire format
+the fake speaks under its own name, pointed at the fake, so every step goes through the real HTTP
+stack (pool, retries, SSE/NDJSON parsing, multipart, base64) in each provider's own format. With
+OPENAI_API_KEY in the environment (and no --offline), the same steps run against the real
+providers whose keys are set.
 """
 
 from __future__ import annotations
@@ -12,14 +14,15 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import TextIO
 
 import attrs
 
-from . import pipeline
+from . import batch, pipeline
 from .agent import AgentBuilder
 from .client import ProviderValue
-from .client.builder import DynClientBuilder
+from .client.builder import ClientFactory, DynClientBuilder, load_provider
 from .completion import CompletionModel, ToolDefinition
 from .embeddings import EmbeddingModel
 from .extractor import ExtractorBuilder
@@ -30,22 +33,32 @@ from .tool import tool
 from .transcription import TranscriptionRequest
 from .vector_store import InMemoryVectorStore
 
+# Chat models the run-time choice step asks, and where each provider's format lives on the fake
+# ("/v1" for the OpenAI-format ones, the server root for the native ones).
+CHAT_TARGETS = [("openai", "gpt-4o-mini", "/v1"), ("anthropic", "claude-3-7-sonnet-latest", ""),
+                ("gemini", "gemini-2.0-flash", ""), ("cohere", "command-r-plus", ""), ("ollama", "llama3.2", ""),
+                ("mistral", "mistral-small-latest", "/v1"), ("groq", "llama-3.3-70b-versatile", "/v1")]
+
 
 @contextlib.contextmanager
-def _target(offline: bool, out: TextIO) -> Iterator[tuple[DynClientBuilder, ProviderValue | None, dict[str, str],
+def _target(offline: bool, out: TextIO) -> Iterator[tuple[DynClientBuilder, dict[str, str], list[tuple[str, str]],
                                                          FakeProvider | None]]:
-    """A registry plus the settings to reach either the fake provider or the real OpenAI."""
+    """A registry whose providers reach either the fake provider or the real services."""
     builder = DynClientBuilder()
-    real_key = os.environ.get("OPENAI_API_KEY")
     models = {"chat": "gpt-4o-mini", "embed": "text-embedding-3-small", "stt": "whisper-1",
               "image": "gpt-image-1", "tts": "tts-1"}
-    if real_key and not offline:
-        print("Using the real OpenAI API (OPENAI_API_KEY is set; pass --offline to use the fake).", file=out)
-        yield builder, None, models, None
+    if os.environ.get("OPENAI_API_KEY") and not offline:
+        print("Using the real providers whose keys are set (pass --offline to use the fake).", file=out)
+        with_keys = [(p, m) for p, m, _ in CHAT_TARGETS if any(os.environ.get(v) for v in load_provider(p).env_api_key)]
+        yield builder, models, with_keys, None
         return
     with FakeProvider() as fake:
-        print(f"Using rig_sync.testing.FakeProvider at {fake.base_url} (offline, no API key needed).", file=out)
-        yield builder, ProviderValue(fake.api_key, base_url=fake.base_url), models, fake
+        print(f"Using rig_sync.testing.FakeProvider at {fake.url} (offline, no API key needed).", file=out)
+        for name, _, prefix in CHAT_TARGETS:  # each provider's own client class, aimed at the fake
+            value = ProviderValue(fake.api_key, base_url=fake.url + prefix)
+            client_class = load_provider(name)
+            builder.register(ClientFactory(name, partial(client_class.from_value, value), client_class.from_value))
+        yield builder, models, [(p, m) for p, m, _ in CHAT_TARGETS], fake
 
 
 def _step(out: TextIO, title: str, fn: Callable[[], str]) -> None:
@@ -172,8 +185,8 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
 
     out = out or sys.stdout
     started = time.perf_counter()
-    with _target(offline, out) as (builder, value, models, fake):
-        chat = builder.completion("openai", models["chat"], value)
+    with _target(offline, out) as (builder, models, targets, fake):
+        chat = builder.completion("openai", models["chat"])
 
         _step(out, "A prompt", lambda: chat.completion_request("Say hello in five words.")
               .preamble("Be brief.").temperature(0.2).max_tokens(32).send().text)
@@ -189,7 +202,7 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
         _step(out, "A streamed reply", streamed)
 
         def embeddings() -> str:
-            model = builder.embeddings("openai", models["embed"], value)
+            model = builder.embeddings("openai", models["embed"])
             cat, kitten, invoice = model.embed_texts(["a small cat", "a little kitten cat", "quarterly tax invoice"])
 
             def cos(x: list[float], y: list[float]) -> float:
@@ -201,11 +214,11 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
 
         _step(out, "Embeddings", embeddings)
 
-        _step(out, "A transcription", lambda: builder.transcription("openai", models["stt"], value).transcription(
+        _step(out, "A transcription", lambda: builder.transcription("openai", models["stt"]).transcription(
             TranscriptionRequest(data=_tiny_wav(), filename="silence.wav", language="en")).text)
 
         def image() -> str:
-            img = builder.image_generation("openai", models["image"], value).image_generation_request() \
+            img = builder.image_generation("openai", models["image"]).image_generation_request() \
                 .prompt("a lighthouse at dusk").width(1024).height(1024).send().image
             is_png = img.startswith(PNG_SIGNATURE)
             return f"{len(img)} bytes, PNG signature: {is_png}"
@@ -213,14 +226,14 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
         _step(out, "An image", image)
 
         def speech() -> str:
-            audio = builder.audio_generation("openai", models["tts"], value).audio_generation_request() \
+            audio = builder.audio_generation("openai", models["tts"]).audio_generation_request() \
                 .text("Hello from rig_sync.").voice("alloy").send().audio
             return f"{len(audio)} bytes of audio"
 
         _step(out, "Speech", speech)
 
         def tool_call() -> str:
-            prompt = 'call:add {"a": 2, "b": 3}' if value is not None else "What is 2 + 3? Use the add tool."
+            prompt = 'call:add {"a": 2, "b": 3}' if fake is not None else "What is 2 + 3? Use the add tool."
             first = chat.completion_request(prompt).tool(ADD_TOOL).send()
             call = first.tool_calls[0]
             result = str(call.arguments["a"] + call.arguments["b"])
@@ -232,15 +245,25 @@ def run(offline: bool = False, out: TextIO | None = None) -> int:
 
         def dynamic() -> str:
             lines = []
-            for model_id in ("openai:" + models["chat"], "openai:" + models["chat"]):
-                pid = builder.id(model_id)
-                model = builder.completion(pid.provider, pid.model, value)
-                lines.append(f"{model_id} -> {model!r}: {model.completion_request('ping').send().text!r}")
+            for provider, model_name in targets:  # one loop, each provider in its own wire format
+                model = builder.id(f"{provider}:{model_name}").completion()
+                reply = model.completion_request("Say hi.").send()
+                streamed = model.completion_request("Stream a hi.").stream().text
+                lines.append(f"{provider}:{model_name} -> {reply.text!r}, streamed {streamed!r}, "
+                             f"{reply.usage.total_tokens} tokens")
             lines.append("registered providers: " + ", ".join(builder.providers()))
             return "\n".join(lines)
 
         _step(out, "Choosing a provider at run time (DynClientBuilder)", dynamic)
-        embedder = builder.embeddings("openai", models["embed"], value)
+
+        def fan_out() -> str:
+            winner, text = batch.fan_out("Who answers first?", targets[:4], builder=builder, mode="first")
+            answers = batch.fan_out("Everyone, answer.", targets[:4], builder=builder)
+            return f"first: {winner[0]} said {text!r}\nall: " + ", ".join(
+                f"{p}: {a!r}" for (p, _), a in answers.items())
+
+        _step(out, "Fan-out across providers (batch.fan_out)", fan_out)
+        embedder = builder.embeddings("openai", models["embed"])
         _step(out, "A retrieval-augmented agent with a tool", lambda: _rag_agent(chat, embedder, fake))
         _step(out, "Extraction into an attrs class", lambda: _extraction(chat, fake))
         _step(out, "A pipeline, batched", lambda: _pipeline(chat, embedder))

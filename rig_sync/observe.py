@@ -14,16 +14,14 @@ Hooks receive two kinds of event:
 * `UsageEvent`, from the model layer, once per answer that reports tokens (the transport cannot
   see them: they are in the parsed body, or at the end of a stream).
 
-How a provider takes part (a few lines; the OpenAI models in `providers/_openai_chat.py` and
-`_openai_media.py` are the pattern to copy):
-
-1. tag its HTTP calls: `transport.post_json(path, body, model=self.model, capability="completion")`
-   (also `request(...)` and `stream(...)`); capabilities are "completion", "embeddings",
-   "transcription", "image_generation", "audio_generation";
-2. after parsing, `providers._common.report_usage(self.client, self.model, "completion", response.usage)`,
-   which emits the `UsageEvent` and corrects the client's rate limiter with the real token count.
-   Streams through `providers._common.sse_completion` are tagged and reported by it (pass it
-   `model=`, else the body's "model" is used): do not report those again.
+How a provider takes part: its models subclass `rig_sync._model.ModelView` and send through
+its helpers, which tag every request with the model and capability ("completion", "embeddings",
+"transcription", "image_generation", "audio_generation") and report usage after parsing:
+`self._post(...)` / `self._send(...)` for whole answers, `self._complete(...)` to post, parse and
+report in one step, `self._stream(...)` for streams (reported once, at the final response, via
+`providers._common.event_completion`), and `self._report(capability, usage)` where the usage is
+parsed separately. Reporting emits the `UsageEvent` and corrects the client's rate limiter with
+the real token count.
 
 Hooks cost nothing when none is registered (`has_hooks()` is checked first). A hook that raises
 is logged and ignored: observing must never break a request. Events carry no credentials.

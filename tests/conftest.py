@@ -1,4 +1,5 @@
-"""Shared test helpers: the recorded provider payloads in shared/fixtures (see its README.md).
+"""Shared test helpers: the recorded provider payloads in shared/fixtures (see its README.md), and
+the `fake` fixture (a loopback FakeProvider) with the `ADD` tool the end-to-end tests call.
 
 The directory is found beside the repository (`<repo>/../shared/fixtures`); set
 RIG_SYNC_FIXTURES to read it from elsewhere.
@@ -15,6 +16,9 @@ from typing import Any
 
 import pytest
 import responses
+
+from rig_sync.completion import ToolDefinition
+from rig_sync.testing import FakeProvider
 
 FIXTURES = Path(
     os.environ.get("RIG_SYNC_FIXTURES") or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -93,3 +97,17 @@ def mocked() -> Iterator[responses.RequestsMock]:
     """HTTP mocked with `responses`; every registered response must be requested."""
     with responses.RequestsMock(assert_all_requests_are_fired=True) as rsps:
         yield rsps
+
+
+# --- the loopback FakeProvider, shared by the end-to-end tests ----------------------------------------
+
+ADD = ToolDefinition("add", "Add two integers",
+                     {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                      "required": ["a", "b"]})
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    """A FakeProvider for one test (a module may define its own, e.g. module-scoped)."""
+    with FakeProvider() as fp:
+        yield fp

@@ -504,12 +504,6 @@ def test_tool_error_travels_as_a_tool_message_over_http(mocked: responses.Reques
 # --- end to end against the loopback FakeProvider ----------
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
-
-
 def fake_client(fake: FakeProvider) -> openai.Client:
     return openai.Client(fake.api_key, base_url=fake.base_url, timeout=5, max_retries=0)
 

@@ -4,16 +4,15 @@ SSE framing, auth, faults in Anthropic's error shapes, the tool loop and the reg
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
+from conftest import ADD
 
 from rig_sync import errors, observe
 from rig_sync.client import ProviderValue
 from rig_sync.client.builder import DynClientBuilder
-from rig_sync.completion import ToolDefinition
 from rig_sync.http import RetryPolicy
 from rig_sync.message import Message, Reasoning
 from rig_sync.providers import anthropic
@@ -21,16 +20,7 @@ from rig_sync.streaming import FinalResponse, ReasoningChunk, TextChunk, ToolCal
 from rig_sync.testing import FakeProvider, Fault, Reply
 from rig_sync.tool import tool
 
-ADD = ToolDefinition("add", "Add two integers",
-                     {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                      "required": ["a", "b"]})
 CALL_ADD = 'call:add {"a": 2, "b": 3}'
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 def claude(fake: FakeProvider, key: str | None = None, **options: Any) -> anthropic.CompletionModel:

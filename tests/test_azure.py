@@ -7,19 +7,17 @@ from __future__ import annotations
 import base64
 import json
 import pickle
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from conftest import load_bytes, load_fixture, sent_json, serve_fixture
+from conftest import ADD, load_bytes, load_fixture, sent_json, serve_fixture
 
 from rig_sync import errors
 from rig_sync.audio_generation import AudioGenerationRequest
 from rig_sync.client import ProviderValue
 from rig_sync.client.builder import DynClientBuilder
-from rig_sync.completion import ToolDefinition
 from rig_sync.http import Transport
 from rig_sync.image_generation import ImageGenerationRequest
 from rig_sync.message import Message
@@ -281,16 +279,6 @@ def test_withheld_streamed_answer_raises(mocked: responses.RequestsMock) -> None
 
 
 # --- end to end against the loopback FakeProvider ---------------------------------------------------
-
-ADD = ToolDefinition("add", "Add two integers",
-                     {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                      "required": ["a", "b"]})
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 def fake_client(fake: FakeProvider, **options: Any) -> azure.Client:

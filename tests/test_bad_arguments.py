@@ -56,12 +56,6 @@ def no_network(request: pytest.FixtureRequest) -> Iterator[None]:
         assert len(mocked.calls) == 0, f"a request was sent: {mocked.calls[0].request.url}"
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as server:
-        yield server
-
-
 def refused(call: Callable[[], Any], expected: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException:
     """The error `call` raises: of the `expected` type, never a failed request in disguise."""
     with pytest.raises(expected) as info:

@@ -40,12 +40,6 @@ def prompts_sent(fake: FakeProvider) -> Counter[str]:
     return Counter(r.json["messages"][-1]["content"] for r in fake.requests if r.json)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as server:
-        yield server
-
-
 # --- map ----------------------------------------------------------------------------------------
 
 

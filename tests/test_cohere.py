@@ -6,13 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
-from conftest import FIXTURES, load_fixture, sent_json, serve_fixture
+from conftest import ADD, FIXTURES, load_fixture, sent_json, serve_fixture
 
 from rig_sync import errors
 from rig_sync.client.builder import DynClientBuilder
@@ -515,16 +514,6 @@ def test_every_cohere_fixture_is_exercised() -> None:
 
 
 # --- end to end against the loopback FakeProvider -------------------------------------------------------
-
-ADD = ToolDefinition("add", "Add two integers",
-                     {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                      "required": ["a", "b"]})
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 def fake_client(fake: FakeProvider) -> cohere.Client:

@@ -336,7 +336,7 @@ def test_a_stream_over_a_plain_list_closes_and_aborts_quietly() -> None:
 
 
 def test_garbage_in_an_ndjson_stream_is_a_retryable_stream_error() -> None:
-    from rig_sync.providers._ollama_ndjson import iter_ndjson
+    from rig_sync.providers._common import iter_ndjson
 
     lines = iter_ndjson([b'{"a": 1}\n\n{"b": 2', b'}\n{"cut'], "ollama")
     assert next(lines) == {"a": 1} and next(lines) == {"b": 2}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -251,12 +250,6 @@ def test_malformed_json_over_openai_http_is_retried(mocked: responses.RequestsMo
 
 
 # --- against the loopback FakeProvider -------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as provider:
-        yield provider
 
 
 def test_extractor_against_fake_provider(fake: FakeProvider) -> None:

@@ -32,12 +32,6 @@ T = 3.0  # generous client timeout for requests that should succeed
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
-
-
-@pytest.fixture
 def session(fake: FakeProvider) -> Iterator[requests.Session]:
     s = requests.Session()
     s.headers["Authorization"] = f"Bearer {fake.api_key}"

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,12 +53,6 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     fake_time = types.SimpleNamespace(sleep=asked.append, time=time.time, monotonic=time.monotonic)
     monkeypatch.setattr(urllib3.util.retry, "time", fake_time)
     return asked
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 # --- the four wire formats ----------------------------------------------------------------------------

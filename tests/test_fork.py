@@ -12,7 +12,7 @@ import os
 import selectors
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 MODEL = "gpt-4o-mini"
 NDIMS = 8
 BOUND = 20.0  # seconds a child may take; it needs milliseconds
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fake:
-        yield fake
 
 
 def default_client(fake: FakeProvider) -> openai.Client:

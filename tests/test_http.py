@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -45,12 +45,6 @@ def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loopback tests must not go through a proxy configured on the machine."""
     for name in PROXY_VARS:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 @pytest.fixture

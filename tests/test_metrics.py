@@ -20,12 +20,6 @@ from rig_sync.testing import FakeProvider, Fault
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
-
-
-@pytest.fixture
 def metrics() -> Iterator[Metrics]:
     with observe.collect() as collected:
         yield collected

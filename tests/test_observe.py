@@ -16,12 +16,6 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
-
-
-@pytest.fixture
 def events() -> Iterator[list[RequestEvent]]:
     seen: list[RequestEvent] = []
     observe.add_hook(seen.append)

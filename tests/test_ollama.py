@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
-from conftest import FIXTURES, load_bytes, load_fixture, sent_json, serve_fixture
+from conftest import ADD, FIXTURES, load_bytes, load_fixture, sent_json, serve_fixture
 
 from rig_sync import errors, observe
 from rig_sync.client import ProviderValue
@@ -19,7 +18,7 @@ from rig_sync.client.builder import DynClientBuilder
 from rig_sync.completion import CompletionResponse, ToolDefinition
 from rig_sync.message import Audio, DocumentContent, Image, Message, Reasoning, Text, ToolCall
 from rig_sync.providers import ollama, openai
-from rig_sync.providers._ollama_ndjson import iter_ndjson
+from rig_sync.providers._common import iter_ndjson
 from rig_sync.streaming import FinalResponse, ReasoningChunk, TextChunk, ToolCallChunk
 from rig_sync.testing import FakeProvider, Fault, Reply
 from rig_sync.testing._openai import embed_text
@@ -518,16 +517,6 @@ def test_usage_reaches_observe_hooks(mocked: responses.RequestsMock) -> None:
 
 
 # --- end to end against the loopback FakeProvider ---------------------------------------------------
-
-ADD = ToolDefinition("add", "Add two integers",
-                     {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                      "required": ["a", "b"]})
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 def fake_client(fake: FakeProvider, api_key: str | None = None, **options: Any) -> ollama.Client:

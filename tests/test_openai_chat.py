@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import load_bytes, load_fixture, recorded_headers, sent_json, serve_fixture, sse_payloads
+from conftest import ADD, load_bytes, load_fixture, recorded_headers, sent_json, serve_fixture, sse_payloads
 
 from rig_sync import errors
 from rig_sync.completion import CompletionResponse, Document, ToolChoice, ToolDefinition
@@ -509,16 +509,6 @@ def test_named_tool_choice_and_sampling_options(mocked: responses.RequestsMock) 
 
 
 # --- end to end against the loopback FakeProvider ---------------------------------------------------
-
-ADD = ToolDefinition("add", "Add two integers",
-                     {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-                      "required": ["a", "b"]})
-
-
-@pytest.fixture
-def fake() -> Any:
-    with FakeProvider() as fp:
-        yield fp
 
 
 def fake_model(fake: FakeProvider, **options: Any) -> openai.ChatCompletionsModel:

@@ -4,7 +4,6 @@ Responses payload (shared/fixtures/openai), then end to end against the loopback
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -282,12 +281,6 @@ def test_assistant_history_and_inline_pdf(mocked: responses.RequestsMock) -> Non
 
 
 # --- end to end against the loopback FakeProvider ---------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 def fake_model(fake: FakeProvider) -> openai.ResponsesModel:

@@ -40,7 +40,7 @@ from rig_sync.providers import (
     openai,
     voyageai,
 )
-from rig_sync.providers._ollama_ndjson import iter_ndjson
+from rig_sync.providers._common import iter_ndjson
 from rig_sync.sse import SSEEvent, iter_lines, iter_sse
 from rig_sync.streaming import FinalResponse, ReasoningChunk, StreamChunk, TextChunk, ToolCallChunk
 

@@ -7,7 +7,6 @@ import itertools
 import json
 import pickle
 import threading
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -346,12 +345,6 @@ def test_limiters_pickle() -> None:
 
 
 # --- end to end -----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 def client_for(fake: FakeProvider, limiter: RateLimiter, **kw: Any) -> openai.Client:

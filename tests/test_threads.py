@@ -13,7 +13,6 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
 
 import pytest
 
@@ -26,12 +25,6 @@ REQUESTS = 5000
 POOL_SIZE = 64
 NDIMS = 8  # small vectors: the point is routing, not payload size
 BOUND = 120.0  # seconds for the whole run; it takes a fraction of that
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fake:
-        yield fake
 
 
 def one_request(client: openai.Client, n: int, token: str) -> str | None:

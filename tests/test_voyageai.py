@@ -5,7 +5,6 @@ request and response shape; `/v1/rerank` is Voyage's own)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +193,6 @@ def test_every_voyage_fixture_is_exercised() -> None:
 
 
 # --- end to end against the loopback FakeProvider -------------------------------------------------------
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider() as fp:
-        yield fp
 
 
 def fake_client(fake: FakeProvider) -> voyageai.Client:

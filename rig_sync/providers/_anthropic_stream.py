@@ -20,6 +20,7 @@ from ..errors import ResponseDecodeError, StreamError
 from ..sse import SSEEvent
 from ..streaming import FinalResponse, ReasoningChunk, StreamChunk, TextChunk, ToolCallChunk, parse_tool_call
 from ._anthropic_wire import IncompleteToolCallError, parse_message
+from ._common import event_json
 
 __all__ = ["stream_messages"]
 
@@ -165,11 +166,7 @@ def stream_messages(events: Iterator[SSEEvent], provider: str) -> Iterator[Strea
     """Chunks from an Anthropic SSE stream; complete only at `message_stop`."""
     state = _Message(provider)
     for event in events:
-        try:
-            data = _json.loads(event.data)
-        except _json.JSONDecodeError:
-            raise StreamError(f"{provider} sent a stream event that is not JSON: {event.data[:200]!r}",
-                              provider=provider) from None
+        data = event_json(event, provider)
         if not isinstance(data, dict):
             raise StreamError(f"{provider} sent a stream event that is not an object: {event.data[:200]!r}",
                               provider=provider, body=data)

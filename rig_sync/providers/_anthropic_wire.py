@@ -48,6 +48,7 @@ from ..message import (
     ToolCall,
     ToolResult,
 )
+from ._openai_wire import TextPart
 
 __all__ = [
     "REDACTED_THINKING",
@@ -112,12 +113,6 @@ class _Source:
 
 
 @attrs.define
-class _TextBlock:
-    text: str
-    type: str = "text"
-
-
-@attrs.define
 class _ImageBlock:
     source: _Source
     type: str = "image"
@@ -160,7 +155,7 @@ class _RedactedThinkingBlock:
     type: str = "redacted_thinking"
 
 
-_Block = (_TextBlock | _ImageBlock | _DocumentBlock | _ToolUseBlock | _ToolResultBlock | _ThinkingBlock
+_Block = (TextPart | _ImageBlock | _DocumentBlock | _ToolUseBlock | _ToolResultBlock | _ThinkingBlock
           | _RedactedThinkingBlock)
 
 
@@ -232,7 +227,7 @@ def _reasoning(part: Reasoning, provider: str) -> _ThinkingBlock | _RedactedThin
 
 def _block(part: Part, provider: str) -> _Block:
     if isinstance(part, Text):
-        return _TextBlock(part.text)
+        return TextPart(part.text)  # the text block is OpenAI's text part
     if isinstance(part, ToolResult):
         return _ToolResultBlock(part.id, part.content, True if part.is_error else None)
     if isinstance(part, ToolCall):

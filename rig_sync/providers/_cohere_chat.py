@@ -15,15 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import attrs
 
-from .. import _json, _wire
+from .. import _wire
 from .._model import ModelView
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
 from ..errors import APIStatusError, InvalidRequestError, StreamError, UnsupportedFeature
-from ..message import Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
+from ..message import Image, Message, Part, Reasoning, Text
 from ..streaming import (
     FinalResponse,
     ReasoningChunk,
@@ -35,7 +36,8 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import sse_completion
+from ._common import event_json
+from ._openai_wire import ChatMessage, ImagePart, TextPart, Tool, image_part, tool_calls, tools, user_messages
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "chat_body", "content_checked",
            "parse_chat_response", "stream_chat"]
@@ -66,52 +68,17 @@ class ContentBlockedError(APIStatusError):
 
 
 @attrs.define
-class _TextPart:
-    text: str
-    type: str = "text"
-
-
-@attrs.define
 class _ThinkingPart:
     thinking: str
     type: str = "thinking"
 
 
-@attrs.define
-class _ImageURL:
-    url: str
-    detail: str | None = None
+_Part = TextPart | _ThinkingPart | ImagePart
 
 
 @attrs.define
-class _ImagePart:
-    image_url: _ImageURL
-    type: str = "image_url"
-
-
-_Part = _TextPart | _ThinkingPart | _ImagePart
-
-
-@attrs.define
-class _Function:
-    name: str
-    arguments: str
-
-
-@attrs.define
-class _ToolCall:
-    id: str
-    function: _Function
-    type: str = "function"
-
-
-@attrs.define
-class _Message:
-    role: str
-    content: str | list[_Part] | None = None
-    tool_calls: list[_ToolCall] | None = None
-    tool_plan: str | None = None
-    tool_call_id: str | None = None
+class _Message(ChatMessage):
+    tool_plan: str | None = None  # the plan written before tool calls: Cohere's one addition
 
 
 @attrs.define
@@ -121,25 +88,12 @@ class _Document:
 
 
 @attrs.define
-class _FunctionDef:
-    name: str
-    description: str
-    parameters: dict[str, Any]
-
-
-@attrs.define
-class _Tool:
-    function: _FunctionDef
-    type: str = "function"
-
-
-@attrs.define
 class _ChatRequest:
     model: str
     messages: list[_Message]
     stream: bool
     documents: list[_Document] | None = None
-    tools: list[_Tool] | None = None
+    tools: list[Tool] | None = None
     tool_choice: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
@@ -147,9 +101,9 @@ class _ChatRequest:
 
 def _user_part(part: Part, provider: str) -> _Part:
     if isinstance(part, Text):
-        return _TextPart(part.text)
+        return TextPart(part.text)
     if isinstance(part, Image):
-        return _ImagePart(_ImageURL(part.data_url(), part.detail))
+        return image_part(part)
     raise UnsupportedFeature(f"{provider}: chat messages take text and images, not {type(part).__name__}")
 
 
@@ -157,8 +111,7 @@ def _wire_messages(message: Message, provider: str) -> list[_Message]:
     if message.role == "assistant":
         text = "".join(p.text for p in message.content if isinstance(p, Text))
         reasoning = "".join(p.text for p in message.content if isinstance(p, Reasoning))
-        calls = [_ToolCall(c.id, _Function(c.name, _json.dumps(c.arguments).decode()))
-                 for c in message.content if isinstance(c, ToolCall)]
+        calls = tool_calls(message)
         if calls:
             # Cohere refuses text content beside tool calls: the plan field carries it instead.
             plan = "\n".join(p for p in (reasoning, text) if p)
@@ -166,16 +119,10 @@ def _wire_messages(message: Message, provider: str) -> list[_Message]:
         if reasoning:
             parts: list[_Part] = [_ThinkingPart(reasoning)]
             if text:
-                parts.append(_TextPart(text))
+                parts.append(TextPart(text))
             return [_Message("assistant", parts)]
         return [_Message("assistant", text)]
-    out = [_Message("tool", r.content, tool_call_id=r.id) for r in message.content if isinstance(r, ToolResult)]
-    rest = [p for p in message.content if not isinstance(p, ToolResult)]
-    if len(rest) == 1 and isinstance(rest[0], Text):
-        out.append(_Message("user", rest[0].text))
-    elif rest:
-        out.append(_Message("user", [_user_part(p, provider) for p in rest]))
-    return out
+    return user_messages(message, partial(_user_part, provider=provider), _Message)
 
 
 def _tool_choice(choice: ToolChoice | None, provider: str) -> str | None:
@@ -195,14 +142,14 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
     for message in request.chat_history:
         messages.extend(_wire_messages(message, provider))
     documents = [_Document({**d.additional_props, "text": d.text}, d.id) for d in request.documents]
-    tools = [_Tool(_FunctionDef(t.name, t.description, t.parameters)) for t in request.tools]
+    tool_defs = tools(request.tools)
     body = _wire.encode(converter, _ChatRequest(
         model=model,
         messages=messages,
         stream=stream,
         documents=documents or None,
-        tools=tools or None,
-        tool_choice=_tool_choice(request.tool_choice, provider) if tools else None,
+        tools=tool_defs or None,
+        tool_choice=_tool_choice(request.tool_choice, provider) if tool_defs else None,
         temperature=request.temperature,
         max_tokens=request.max_tokens,
     ))
@@ -367,11 +314,7 @@ def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     for event in events:
         if event.data == "[DONE]":
             break
-        try:
-            data = _json.loads(event.data)
-        except _json.JSONDecodeError:
-            raise StreamError(f"{provider} sent a stream event that is not JSON: {event.data[:200]!r}",
-                              provider=provider) from None
+        data = event_json(event, provider)
         piece = _text_delta(data)
         if piece is not None:
             if piece:
@@ -440,10 +383,9 @@ class CompletionModel(ModelView, BaseCompletionModel):
     def completion(self, request: CompletionRequest) -> CompletionResponse:
         body = chat_body(self.model, request, self.provider, stream=False)
         with content_checked():
-            data = self.client.transport.post_json(self.path, body)
-        return parse_chat_response(data, self.provider)
+            return self._complete(self.path, body, parse_chat_response)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = chat_body(self.model, request, self.provider, stream=True)
         with content_checked():
-            return sse_completion(self.client, self.path, body, stream_chat)
+            return self._stream(self.path, body, stream_chat)

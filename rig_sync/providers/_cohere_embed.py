@@ -75,7 +75,7 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
     def _embed(self, request: _EmbedRequest, count: int) -> list[list[float]]:
         request.output_dimension = self._requested_ndims
         with content_checked():
-            data = self.client.transport.post_json(self.path, _wire.encode(converter, request))
+            data = self._post(self.path, _wire.encode(converter, request), "embeddings")
         resp = _wire.decode(converter, data, _EmbedResponse, self.provider)
         vectors = resp.embeddings.get("float")
         if vectors is None:

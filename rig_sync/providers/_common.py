@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .. import observe
-from ..sse import SSEEvent, iter_sse
+from .. import _json, observe
+from ..completion import CompletionRequest
+from ..errors import StreamError
+from ..sse import SSEEvent, iter_lines, iter_sse
 from ..streaming import FinalResponse, StreamChunk, StreamingCompletionResponse
+
+__all__ = ["report_usage", "event_completion", "iter_ndjson", "event_json", "tool_names"]
 
 
 def report_usage(client: Any, model: str | None, capability: str, usage: observe.UsageLike | None) -> None:
@@ -22,18 +26,55 @@ def report_usage(client: Any, model: str | None, capability: str, usage: observe
         record(usage.total_tokens or usage.input_tokens + usage.output_tokens)
 
 
-def sse_completion(
+def tool_names(request: CompletionRequest) -> dict[str, str]:
+    """Tool-call id -> function name, from the history's tool calls: for the wire formats whose
+    tool result names the function (Gemini, Ollama) where ours carries the call's id."""
+    return {call.id: call.name for message in request.chat_history for call in message.tool_calls}
+
+
+def event_json(event: SSEEvent, provider: str) -> Any:
+    """The JSON value of one SSE event's data; a `StreamError` when it is not JSON."""
+    try:
+        return _json.loads(event.data)
+    except _json.JSONDecodeError:
+        raise StreamError(f"{provider} sent a stream event that is not JSON: {event.data[:200]!r}",
+                          provider=provider) from None
+
+
+def iter_ndjson(chunks: Iterable[bytes], provider: str) -> Iterator[Any]:
+    """NDJSON framing (one JSON value per line; Ollama streams so): the values, one per non-blank line.
+
+    A line that is not JSON raises `StreamError`: mid-stream it is garbage, at the end it is an
+    object cut in half (retryable: the request itself was fine).
+    """
+    for line in iter_lines(chunks):
+        if not line.strip():
+            continue
+        try:
+            yield _json.loads(line)
+        except _json.JSONDecodeError:
+            raise StreamError(f"{provider} sent a stream line that is not JSON (cut off?): {line[:200]!r}",
+                              provider=provider, retryable=True) from None
+
+
+def event_completion(
     client: Any,
     path: str,
     body: Any,
-    parse: Callable[[Iterator[SSEEvent], str], Iterator[StreamChunk]],
+    parse: Callable[[Iterator[Any], str], Iterator[StreamChunk]],
     *,
     params: dict[str, str] | None = None,
     model: str | None = None,
-    framing: Callable[[Iterable[bytes]], Iterator[SSEEvent]] = iter_sse,
+    framing: Callable[[Iterable[bytes]], Iterator[Any]] = iter_sse,
+    events: bool = True,
 ) -> StreamingCompletionResponse:
     """POST `body` and stream the answer, split into events by `framing` (SSE by default), through
     `parse`; the connection closes with the stream.
+
+    `events=True` says the framing is SSE (`text/event-stream`): a JSON or HTML document in its
+    place is then the provider's or a proxy's error (`Transport.stream(events=True)`). NDJSON
+    (`framing=partial(iter_ndjson, provider=…)`, `events=False`) is JSON itself, and its parser
+    reads error objects among the lines.
 
     `model` (default: the body's "model") tags the request, and the usage of the final response
     is reported (`report_usage`) when the stream reaches it.
@@ -41,7 +82,7 @@ def sse_completion(
     if model is None and isinstance(body, dict) and isinstance(body.get("model"), str):
         model = body["model"]
     http = client.transport.stream("POST", path, json=body, params=params, model=model, capability="completion",
-                                   events=True)
+                                   events=events)
 
     def chunks() -> Iterator[StreamChunk]:
         with http:
@@ -52,3 +93,4 @@ def sse_completion(
             http.finish()  # read to the end: the connection goes back to the pool
 
     return StreamingCompletionResponse(chunks(), client.provider, abort=http.abort)
+

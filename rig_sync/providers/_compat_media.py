@@ -44,7 +44,7 @@ class HyperbolicImageGenerationModel(ModelView, BaseImageGenerationModel):
         request = self._expect(request, ImageGenerationRequest)
         body = deep_merge({"model_name": self.model, "prompt": request.prompt, "height": request.height,
                            "width": request.width}, request.additional_params)
-        data = _json_object(self.client.transport.post_json(self.path, body), self.provider, "images")
+        data = _json_object(self._post(self.path, body, "image_generation"), self.provider, "images")
         images = data.get("images")
         if not isinstance(images, list) or not images or not isinstance(images[0], dict) \
                 or not isinstance(images[0].get("image"), str):
@@ -63,7 +63,7 @@ class HyperbolicAudioGenerationModel(ModelView, BaseAudioGenerationModel):
         request = self._expect(request, AudioGenerationRequest)
         body = deep_merge({"text": request.text, "speed": request.speed, "language": self.model,
                            "speaker": request.voice}, request.additional_params)
-        data = _json_object(self.client.transport.post_json(self.path, body), self.provider, "audio")
+        data = _json_object(self._post(self.path, body, "audio_generation"), self.provider, "audio")
         if not isinstance(data.get("audio"), str):
             raise ResponseDecodeError(f"{self.provider} returned no audio", provider=self.provider, field="audio",
                                       body=data)
@@ -97,10 +97,10 @@ class HFInferenceTranscriptionModel(ModelView, BaseTranscriptionModel):
         url = hf_inference_url(self.client, self.model)
         if parameters:
             audio = base64.b64encode(request.data).decode("ascii")
-            resp = self.client.transport.request("POST", url, json={"inputs": audio, "parameters": parameters})
+            resp = self._send("POST", url, "transcription", json={"inputs": audio, "parameters": parameters})
         else:
             kind = mimetypes.guess_type(request.filename)[0] or "application/octet-stream"
-            resp = self.client.transport.request("POST", url, data=request.data, headers={"Content-Type": kind})
+            resp = self._send("POST", url, "transcription", data=request.data, headers={"Content-Type": kind})
         data = _json_object(resp.json(), self.provider, "text")
         if not isinstance(data.get("text"), str):
             raise ResponseDecodeError(f"{self.provider} transcription has no text", provider=self.provider,
@@ -116,7 +116,7 @@ class HFInferenceImageGenerationModel(ModelView, BaseImageGenerationModel):
         body = {"inputs": request.prompt,
                 "parameters": deep_merge({"width": request.width, "height": request.height},
                                          request.additional_params)}
-        resp = self.client.transport.request("POST", hf_inference_url(self.client, self.model), json=body)
+        resp = self._send("POST", hf_inference_url(self.client, self.model), "image_generation", json=body)
         kind = resp.headers.get("content-type", "")
         if not resp.content or not kind.startswith("image/"):
             raise ResponseDecodeError(f"{self.provider} text-to-image answered {kind or 'no content type'} "

@@ -33,11 +33,11 @@ from ..streaming import (
     TextChunk,
     ToolCallChunk,
 )
-from ._common import report_usage, sse_completion
+from ._common import tool_names
 from ._gemini_schema import gemini_schema
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "AUDIO_MIME_TYPES", "converter",
-           "model_path", "parse_response", "generate", "WireContent", "WirePart", "WireBlob"]
+           "model_path", "parse_response", "WireContent", "WirePart", "WireBlob"]
 
 converter = _wire.make_converter()
 
@@ -255,8 +255,7 @@ def _model_parts(content: Iterable[Part], provider: str) -> list[WirePart]:
 
 
 def _contents(request: CompletionRequest, provider: str) -> list[WireContent]:
-    # functionResponse wants the function's name; our ToolResult has the call's id.
-    names = {c.id: c.name for m in request.chat_history for c in m.content if isinstance(c, ToolCall)}
+    names = tool_names(request)  # functionResponse wants the function's name; our ToolResult has the call's id
     out: list[WireContent] = []
     for message in request.messages_with_documents():
         if message.role == "assistant":
@@ -542,23 +541,14 @@ def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamCh
 # --- model ----------------------------------------------------------------------------------------
 
 
-def generate(client: Any, model: str, body: Any, capability: str = "completion") -> Any:
-    """POST a generateContent body; the decoded JSON answer."""
-    return client.transport.post_json(model_path(client, model, "generateContent"), body, model=model,
-                                      capability=capability)
-
-
 class CompletionModel(ModelView, BaseCompletionModel):
     """A Gemini model on `generateContent` (and `streamGenerateContent?alt=sse`)."""
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        response = parse_response(generate(self.client, self.model, generate_body(request, self.provider)),
-                                  self.provider)
-        report_usage(self.client, self.model, "completion", response.usage)
-        return response
+        path = model_path(self.client, self.model, "generateContent")
+        return self._complete(path, generate_body(request, self.provider), parse_response)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = generate_body(request, self.provider)
         path = model_path(self.client, self.model, "streamGenerateContent")
-        return sse_completion(self.client, path, body, parse_stream, params={"alt": "sse"}, model=self.model,
-                              framing=sse_events)
+        return self._stream(path, body, parse_stream, params={"alt": "sse"}, framing=sse_events)

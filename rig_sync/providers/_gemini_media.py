@@ -20,7 +20,6 @@ from ._gemini_chat import (
     WireContent,
     WirePart,
     converter,
-    generate,
     model_path,
     parse_response,
 )
@@ -77,14 +76,13 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
         return _EmbedRequest(resource, WireContent([WirePart(text=text)]), self._asked_ndims, self.task_type)
 
     def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
-        transport = self.client.transport
         if len(texts) == 1:
             body = _wire.encode(converter, self._request(texts[0]))
-            data = transport.post_json(model_path(self.client, self.model, "embedContent"), body)
+            data = self._post(model_path(self.client, self.model, "embedContent"), body, "embeddings")
             vectors = [_wire.decode(converter, data, _EmbedResponse, self.provider).embedding.values]
         else:
             body = {"requests": [_wire.encode(converter, self._request(t)) for t in texts]}
-            data = transport.post_json(model_path(self.client, self.model, "batchEmbedContents"), body)
+            data = self._post(model_path(self.client, self.model, "batchEmbedContents"), body, "embeddings")
             vectors = [e.values for e in _wire.decode(converter, data, _BatchResponse, self.provider).embeddings]
         if self._ndims is None and vectors:
             self._ndims = len(vectors[0])
@@ -120,5 +118,7 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
             body["generationConfig"] = {"temperature": request.temperature}
         if request.additional_params:
             body = deep_merge(body, request.additional_params)
-        data = generate(self.client, self.model, body, "transcription")
-        return TranscriptionResponse(parse_response(data, self.provider).text, data)
+        data = self._post(model_path(self.client, self.model, "generateContent"), body, "transcription")
+        response = parse_response(data, self.provider)
+        self._report("transcription", response.usage)
+        return TranscriptionResponse(response.text, data)

@@ -21,6 +21,7 @@ Mapping decisions:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import attrs
@@ -40,13 +41,12 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import report_usage
-from ._ollama_ndjson import ndjson_completion
+from ._common import iter_ndjson, tool_names
+from ._openai_wire import Tool, tools
 
 __all__ = ["CompletionModel", "NoAnswerError", "chat_body", "parse_chat_response", "stream_chat"]
 
 converter = _wire.make_converter()
-
 
 
 class NoAnswerError(APIError):
@@ -84,19 +84,6 @@ class _Message:
 
 
 @attrs.define
-class _FunctionDef:
-    name: str
-    description: str
-    parameters: dict[str, Any]
-
-
-@attrs.define
-class _Tool:
-    function: _FunctionDef
-    type: str = "function"
-
-
-@attrs.define
 class _Options:
     temperature: float | None = None
     num_predict: int | None = None
@@ -107,12 +94,12 @@ class _ChatRequest:
     model: str
     messages: list[_Message]
     stream: bool
-    tools: list[_Tool] | None = None
+    tools: list[Tool] | None = None
     options: _Options | None = None
 
 
-def _user_messages(message: Message, tool_names: dict[str, str], provider: str) -> list[_Message]:
-    out = [_Message("tool", r.content, tool_name=tool_names.get(r.id))
+def _user_messages(message: Message, names: dict[str, str], provider: str) -> list[_Message]:
+    out = [_Message("tool", r.content, tool_name=names.get(r.id))
            for r in message.content if isinstance(r, ToolResult)]
     texts: list[str] = []
     images: list[str] = []
@@ -139,24 +126,24 @@ def _assistant_message(message: Message) -> _Message:
 
 
 def _messages(request: CompletionRequest, provider: str) -> list[_Message]:
-    tool_names = {call.id: call.name for m in request.chat_history for call in m.tool_calls}
+    names = tool_names(request)
     out = [_Message("system", request.preamble)] if request.preamble else []
     for message in request.messages_with_documents():
         if message.role == "assistant":
             out.append(_assistant_message(message))
         else:
-            out.extend(_user_messages(message, tool_names, provider))
+            out.extend(_user_messages(message, names, provider))
     return out
 
 
-def _tools(request: CompletionRequest, provider: str) -> list[_Tool] | None:
+def _tools(request: CompletionRequest, provider: str) -> list[Tool] | None:
     choice = request.tool_choice
     if not request.tools or (choice is not None and choice.mode == "none"):
         return None
     if choice is not None and choice.mode in ("required", "tool"):
         raise UnsupportedFeature(f"{provider} cannot force a tool call (tool_choice {choice.mode!r}); "
                                  "use 'auto' or 'none'")
-    return [_Tool(_FunctionDef(t.name, t.description, t.parameters)) for t in request.tools]
+    return tools(request.tools)
 
 
 def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: bool) -> dict[str, Any]:
@@ -275,11 +262,9 @@ class CompletionModel(ModelView, BaseCompletionModel):
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
         body = chat_body(self.model, request, self.provider, stream=False)
-        data = self.client.transport.post_json(self.path, body, model=self.model, capability="completion")
-        response = parse_chat_response(data, self.provider)
-        report_usage(self.client, self.model, "completion", response.usage)
-        return response
+        return self._complete(self.path, body, parse_chat_response)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = chat_body(self.model, request, self.provider, stream=True)
-        return ndjson_completion(self.client, self.path, body, stream_chat, model=self.model)
+        return self._stream(self.path, body, stream_chat, framing=partial(iter_ndjson, provider=self.provider),
+                            events=False)

@@ -16,17 +16,7 @@ from .. import _json, _wire
 from .._model import ModelView
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
 from ..errors import APIError, InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
-from ..message import (
-    Audio,
-    DocumentContent,
-    Image,
-    Message,
-    Part,
-    Reasoning,
-    Text,
-    ToolCall,
-    ToolResult,
-)
+from ..message import Audio, DocumentContent, Image, Message, Part, Reasoning, Text
 from ..streaming import (
     FinalResponse,
     ReasoningChunk,
@@ -38,19 +28,14 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import report_usage, sse_completion
+from ._common import event_json
+from ._openai_wire import ChatMessage, ImagePart, TextPart, Tool, image_part, tool_calls, tools, user_messages
 
 __all__ = ["ChatCompletionsModel", "converter", "usage_from"]
 
 converter = _wire.make_converter()
 
 # --- request --------------------------------------------------------------------------------------
-
-
-@attrs.define
-class _ImageURL:
-    url: str
-    detail: str | None = None
 
 
 @attrs.define
@@ -66,18 +51,6 @@ class _File:
 
 
 @attrs.define
-class _TextPart:
-    text: str
-    type: str = "text"
-
-
-@attrs.define
-class _ImagePart:
-    image_url: _ImageURL
-    type: str = "image_url"
-
-
-@attrs.define
 class _AudioPart:
     input_audio: _InputAudio
     type: str = "input_audio"
@@ -89,41 +62,7 @@ class _FilePart:
     type: str = "file"
 
 
-_Part = _TextPart | _ImagePart | _AudioPart | _FilePart
-
-
-@attrs.define
-class _Function:
-    name: str
-    arguments: str
-
-
-@attrs.define
-class _ToolCall:
-    id: str
-    function: _Function
-    type: str = "function"
-
-
-@attrs.define
-class _Message:
-    role: str
-    content: str | list[_Part] | None = None
-    tool_calls: list[_ToolCall] | None = None
-    tool_call_id: str | None = None
-
-
-@attrs.define
-class _FunctionDef:
-    name: str
-    description: str
-    parameters: dict[str, Any]
-
-
-@attrs.define
-class _Tool:
-    function: _FunctionDef
-    type: str = "function"
+_Part = TextPart | ImagePart | _AudioPart | _FilePart
 
 
 @attrs.define
@@ -134,10 +73,10 @@ class _StreamOptions:
 @attrs.define
 class _ChatRequest:
     model: str
-    messages: list[_Message]
+    messages: list[ChatMessage]
     temperature: float | None = None
     max_tokens: int | None = None
-    tools: list[_Tool] | None = None
+    tools: list[Tool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     stream: bool | None = None
     stream_options: _StreamOptions | None = None
@@ -145,9 +84,9 @@ class _ChatRequest:
 
 def _user_part(part: Part, provider: str) -> _Part:
     if isinstance(part, Text):
-        return _TextPart(part.text)
+        return TextPart(part.text)
     if isinstance(part, Image):
-        return _ImagePart(_ImageURL(part.data_url(), part.detail))
+        return image_part(part)
     if isinstance(part, Audio):
         return _AudioPart(_InputAudio(part.data, part.format))
     if isinstance(part, DocumentContent):
@@ -157,33 +96,20 @@ def _user_part(part: Part, provider: str) -> _Part:
     raise UnsupportedFeature(f"{provider}: cannot send {type(part).__name__} in a user message")
 
 
-def _messages(request: CompletionRequest, provider: str) -> list[_Message]:
-    out: list[_Message] = []
+def _messages(request: CompletionRequest, provider: str) -> list[ChatMessage]:
+    out: list[ChatMessage] = []
     if request.preamble:
-        out.append(_Message("system", request.preamble))
+        out.append(ChatMessage("system", request.preamble))
     for message in request.messages_with_documents():
         out.extend(_wire_messages(message, provider))
     return out
 
 
-def _wire_messages(message: Message, provider: str) -> list[_Message]:
+def _wire_messages(message: Message, provider: str) -> list[ChatMessage]:
     if message.role == "assistant":
         text = "".join(p.text for p in message.content if isinstance(p, Text))
-        calls = [
-            _ToolCall(c.id, _Function(c.name, _json.dumps(c.arguments).decode()))
-            for c in message.content
-            if isinstance(c, ToolCall)
-        ]
-        return [_Message("assistant", text or None, calls or None)]
-    # A user message: tool results become role=tool messages, the rest one user message.
-    out = [_Message("tool", r.content, tool_call_id=r.id) for r in message.content if isinstance(r, ToolResult)]
-    rest = [p for p in message.content if not isinstance(p, ToolResult)]
-    if rest:
-        if len(rest) == 1 and isinstance(rest[0], Text):
-            out.append(_Message("user", rest[0].text))
-        else:
-            out.append(_Message("user", [_user_part(p, provider) for p in rest]))
-    return out
+        return [ChatMessage("assistant", text or None, tool_calls(message) or None)]
+    return user_messages(message, partial(_user_part, provider=provider), ChatMessage)
 
 
 def _tool_choice(choice: ToolChoice | None, required: str) -> str | dict[str, Any] | None:
@@ -211,7 +137,7 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
             messages=_messages(request, provider),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
-            tools=[_Tool(_FunctionDef(t.name, t.description, t.parameters)) for t in request.tools] or None,
+            tools=tools(request.tools) or None,
             tool_choice=_tool_choice(request.tool_choice, required_tool_choice) if request.tools else None,
             stream=True if stream else None,
             stream_options=_StreamOptions() if stream and stream_usage else None,
@@ -415,11 +341,7 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
         if event.data == "[DONE]":
             done = True
             break
-        try:
-            data = _json.loads(event.data)
-        except _json.JSONDecodeError:
-            raise StreamError(f"{provider} sent a stream event that is not JSON: {event.data[:200]!r}",
-                              provider=provider) from None
+        data = event_json(event, provider)
         if rid is not None:
             piece = _plain_text_delta(data)
             if piece is not None:
@@ -499,15 +421,11 @@ class ChatCompletionsModel(ModelView, BaseCompletionModel):
                          required_tool_choice=getattr(self.client, "required_tool_choice", "required"))
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        data = self.client.transport.post_json(self.path, self._body(request, stream=False), model=self.model,
-                                               capability="completion")
-        response = parse_chat_response(data, self.provider)
-        report_usage(self.client, self.model, "completion", response.usage)
-        return response
+        return self._complete(self.path, self._body(request, stream=False), parse_chat_response)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         if not self.client.streams_completions:
             raise UnsupportedFeature(f"{self.provider} does not support streaming")
         body = self._body(request, stream=True)
         parse = partial(stream_chat, require_done=getattr(self.client, "stream_done_marker", True))
-        return sse_completion(self.client, self.path, body, parse, model=self.model)
+        return self._stream(self.path, body, parse)

@@ -24,7 +24,6 @@ from ..http import Response
 from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
 from ..sse import iter_sse
 from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
-from ._common import report_usage
 
 __all__ = ["EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel",
            "decode_vector", "decode_b64"]
@@ -144,11 +143,11 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
             body["encoding_format"] = self.encoding_format
         if self._requested_ndims:
             body[self.dimensions_field] = self._requested_ndims
-        data = self.client.transport.post_json(self.path, body, model=self.model, capability="embeddings")
+        data = self._post(self.path, body, "embeddings")
         resp = _wire.decode(converter, data, _EmbeddingResponse, self.provider)
         if resp.usage is not None:
-            report_usage(self.client, self.model, "embeddings",
-                         Usage(resp.usage.prompt_tokens, 0, resp.usage.total_tokens or resp.usage.prompt_tokens))
+            self._report("embeddings", Usage(resp.usage.prompt_tokens, 0,
+                                             resp.usage.total_tokens or resp.usage.prompt_tokens))
         items = sorted(resp.data, key=lambda item: item.index)
         if items and self._ndims is None:
             self._ndims = len(items[0].embedding)
@@ -169,8 +168,7 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
                 fields[name] = str(value)
         fields.update({k: str(v) for k, v in (request.additional_params or {}).items()})
         files = {"file": (request.filename, request.data)}
-        resp = self.client.transport.request("POST", self.path, data=fields, files=files, model=self.model,
-                                             capability="transcription")
+        resp = self._send("POST", self.path, "transcription", data=fields, files=files)
         events = _sse_body(resp)
         if events is not None:
             done = _final_event(events, "transcript.text.done", self.provider)
@@ -212,7 +210,7 @@ class ImageGenerationModel(ModelView, BaseImageGenerationModel):
         if self.model.startswith("dall-e"):  # gpt-image models always answer in base64 and reject the field
             body["response_format"] = "b64_json"
         body = deep_merge(body, request.additional_params)
-        data = self.client.transport.post_json(self.path, body, model=self.model, capability="image_generation")
+        data = self._post(self.path, body, "image_generation")
         resp = _wire.decode(converter, data, _ImageResponse, self.provider)
         if not resp.data:
             raise ResponseDecodeError(f"{self.provider} returned no image", provider=self.provider,
@@ -221,7 +219,7 @@ class ImageGenerationModel(ModelView, BaseImageGenerationModel):
         if item.b64_json:
             return ImageGenerationResponse(decode_b64(item.b64_json, self.provider, "data[0].b64_json", data), data)
         if item.url:  # fetched without our credentials: it is another host
-            image = self.client.transport.request("GET", item.url, model=self.model, capability="image_generation")
+            image = self._send("GET", item.url, "image_generation")
             return ImageGenerationResponse(image.content, data)
         raise ResponseDecodeError(f"{self.provider} image has neither b64_json nor url", provider=self.provider,
                                   field="data[0].b64_json", body=data)
@@ -236,8 +234,7 @@ class AudioGenerationModel(ModelView, BaseAudioGenerationModel):
         request = self._expect(request, AudioGenerationRequest)
         body = deep_merge({"model": self.model, "input": request.text, "voice": request.voice,
                            "speed": request.speed}, request.additional_params)
-        resp = self.client.transport.request("POST", self.path, json=body, model=self.model,
-                                             capability="audio_generation")
+        resp = self._send("POST", self.path, "audio_generation", json=body)
         events = _sse_body(resp)
         if events is not None:  # stream_format=sse: base64 audio deltas, then speech.audio.done
             done = _final_event(events, "speech.audio.done", self.provider)

@@ -21,7 +21,7 @@ from ..streaming import (
     ToolCallChunk,
     parse_tool_call,
 )
-from ._common import report_usage, sse_completion
+from ._common import event_json
 
 __all__ = ["ResponsesModel"]
 
@@ -265,11 +265,7 @@ def _delta_text(data: dict[str, Any], provider: str) -> str:
 def stream_response(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     """Chunks from Responses API events; complete only on `response.completed`/`.incomplete`."""
     for event in events:
-        try:
-            data = _json.loads(event.data)
-        except _json.JSONDecodeError:
-            raise StreamError(f"{provider} sent a stream event that is not JSON: {event.data[:200]!r}",
-                              provider=provider) from None
+        data = event_json(event, provider)
         kind = data.get("type") if isinstance(data, dict) else None
         if kind == "response.output_text.delta" or kind == "response.refusal.delta":
             yield TextChunk(_delta_text(data, provider))
@@ -300,11 +296,8 @@ class ResponsesModel(ModelView, BaseCompletionModel):
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
         body = responses_body(self.model, request, self.provider, stream=False)
-        data = self.client.transport.post_json(self.path, body, model=self.model, capability="completion")
-        response = parse_response(data, self.provider)
-        report_usage(self.client, self.model, "completion", response.usage)
-        return response
+        return self._complete(self.path, body, parse_response)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = responses_body(self.model, request, self.provider, stream=True)
-        return sse_completion(self.client, self.path, body, stream_response)
+        return self._stream(self.path, body, stream_response)

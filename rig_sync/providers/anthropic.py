@@ -30,7 +30,6 @@ from ._anthropic_wire import (
     messages_body,
     parse_message,
 )
-from ._common import report_usage, sse_completion
 
 __all__ = ["Client", "ClientBuilder", "CompletionModel", "RefusalError", "IncompleteToolCallError",
            "REDACTED_THINKING", "default_max_tokens", "ANTHROPIC_VERSION"]
@@ -55,14 +54,11 @@ class CompletionModel(ModelView, BaseCompletionModel):
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
         body = messages_body(self.model, request, self.provider, stream=False)
-        data = self.client.transport.post_json(self.path, body, model=self.model, capability="completion")
-        response = parse_message(data, self.provider)
-        report_usage(self.client, self.model, "completion", response.usage)
-        return response
+        return self._complete(self.path, body, parse_message)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = messages_body(self.model, request, self.provider, stream=True)
-        return sse_completion(self.client, self.path, body, stream_messages)
+        return self._stream(self.path, body, stream_messages)
 
 
 class Client(ProviderClient, CompletionClient):

@@ -24,7 +24,6 @@ from .._model import ModelView
 from ..client import CompletionClient, EmbeddingsClient, ProviderClient
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
-from ._common import report_usage
 from ._ollama_chat import CompletionModel, NoAnswerError
 
 __all__ = ["Client", "ClientBuilder", "CompletionModel", "EmbeddingModel", "LegacyEmbeddingModel",
@@ -72,9 +71,6 @@ class _Embeddings(ModelView, BaseEmbeddingModel):
         self._requested_ndims = ndims
         self._ndims = ndims
 
-    def _post(self, body: dict[str, Any]) -> Any:
-        return self.client.transport.post_json(self.path, body, model=self.model, capability="embeddings")
-
     def _learn_ndims(self, vectors: list[list[float]]) -> list[list[float]]:
         if vectors and self._ndims is None:
             self._ndims = len(vectors[0])
@@ -91,10 +87,9 @@ class EmbeddingModel(_Embeddings):
         body: dict[str, Any] = {"model": self.model, "input": texts}
         if self._requested_ndims:
             body["dimensions"] = self._requested_ndims
-        resp = _wire.decode(converter, self._post(body), _EmbedResponse, self.provider)
+        resp = _wire.decode(converter, self._post(self.path, body, "embeddings"), _EmbedResponse, self.provider)
         if resp.prompt_eval_count:
-            report_usage(self.client, self.model, "embeddings",
-                         Usage(resp.prompt_eval_count, 0, resp.prompt_eval_count))
+            self._report("embeddings", Usage(resp.prompt_eval_count, 0, resp.prompt_eval_count))
         return self._learn_ndims(resp.embeddings)
 
 
@@ -106,7 +101,7 @@ class LegacyEmbeddingModel(_Embeddings):
     _max_documents = 1
 
     def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
-        data = self._post({"model": self.model, "prompt": texts[0]})
+        data = self._post(self.path, {"model": self.model, "prompt": texts[0]}, "embeddings")
         return self._learn_ndims([_wire.decode(converter, data, _LegacyEmbeddingResponse, self.provider).embedding])
 
 

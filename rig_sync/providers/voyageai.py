@@ -118,7 +118,7 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
 
     def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
         request = _EmbeddingsRequest(texts, self.model, self.input_type, self._requested_ndims)
-        data = self.client.transport.post_json(self.path, _wire.encode(converter, request))
+        data = self._post(self.path, _wire.encode(converter, request), "embeddings")
         resp = _wire.decode(converter, data, _EmbeddingsResponse, self.provider)
         items = sorted(resp.data, key=lambda item: item.index)
         if [item.index for item in items] != list(range(len(items))):
@@ -146,7 +146,7 @@ class RerankModel(ModelView):
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
             raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
         body = _wire.encode(converter, _RerankRequest(query, texts, self.model, top_k))
-        data = self.client.transport.post_json(self.path, body)
+        data = self._post(self.path, body, "rerank")
         resp = _wire.decode(converter, data, _RerankResponse, self.provider)
         out: list[RerankResult] = []
         for item in resp.data:
