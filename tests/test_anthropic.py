@@ -537,7 +537,7 @@ def sdk_only_fields_removed(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def expect_request(mocked: responses.RequestsMock, name: str) -> None:
+def assert_sent_like_recorded(mocked: responses.RequestsMock, name: str) -> None:
     assert sent_json(mocked) == sdk_only_fields_removed(load_fixture(f"anthropic/requests/{name}.request.json"))
 
 
@@ -578,7 +578,7 @@ def test_request_tool_use_only(mocked: responses.RequestsMock) -> None:
     serve_fixture(mocked, MESSAGES, "anthropic/message.tool_use_only.json")
     resp = model("claude-haiku-4-5").completion_request("What is the weather in SF?").tool(WEATHER).max_tokens(
         1024).send()
-    expect_request(mocked, "message.tool_use_only")
+    assert_sent_like_recorded(mocked, "message.tool_use_only")
     assert resp.tool_calls == [SF_CALL]
 
 
@@ -587,14 +587,14 @@ def test_request_end_turn_after_tool_result(mocked: responses.RequestsMock) -> N
     resp = (model("claude-haiku-4-5").completion_request(Message.tool_result(SF_CALL.id, SF_RESULT))
             .messages([Message.user("What is the weather in SF?"), Message.assistant(SF_CALL)])
             .tool(WEATHER).max_tokens(1024).send())
-    expect_request(mocked, "message.end_turn_after_tool_result")
+    assert_sent_like_recorded(mocked, "message.end_turn_after_tool_result")
     assert "Sunny" in resp.text
 
 
 def test_request_parallel_tool_use(mocked: responses.RequestsMock) -> None:
     serve_fixture(mocked, MESSAGES, "anthropic/message.parallel_tool_use.json")
     model("claude-opus-4-8").completion_request(USE_TWICE).tool(TEST_TOOL).max_tokens(1000).send()
-    expect_request(mocked, "message.parallel_tool_use")
+    assert_sent_like_recorded(mocked, "message.parallel_tool_use")
 
 
 def test_request_after_parallel_tool_results(mocked: responses.RequestsMock) -> None:
@@ -616,7 +616,7 @@ def test_request_two_consecutive_user_turns(mocked: responses.RequestsMock) -> N
     serve_fixture(mocked, MESSAGES, "anthropic/message.text_end_turn.long.json")
     resp = (model("claude-sonnet-4-5").completion_request(follow_up).message(Message.user(ESSAY))
             .max_tokens(4000).send())
-    expect_request(mocked, "message.text_end_turn.long")
+    assert_sent_like_recorded(mocked, "message.text_end_turn.long")
     assert resp.text.startswith("<summary>")
 
 
@@ -626,7 +626,7 @@ def test_request_text_and_tool_use(mocked: responses.RequestsMock) -> None:
         "additionalProperties": False, "properties": {"summary": {"title": "Summary", "type": "string"}},
         "required": ["summary"], "type": "object"})
     model("claude-sonnet-4-5").completion_request(ESSAY).tool(submit).max_tokens(4000).send()
-    expect_request(mocked, "message.text_and_tool_use")
+    assert_sent_like_recorded(mocked, "message.text_and_tool_use")
 
 
 def test_request_structured_output_via_additional_params(mocked: responses.RequestsMock) -> None:
@@ -634,14 +634,14 @@ def test_request_structured_output_via_additional_params(mocked: responses.Reque
     (model("claude-sonnet-4-5").completion_request("Extract: I want to order 2 Green Tea at $5.50 each")
      .max_tokens(1024).additional_params({"output_config": {"format": {"type": "json_schema", "schema": ORDER_SCHEMA}}})
      .send())
-    expect_request(mocked, "message.structured_output")
+    assert_sent_like_recorded(mocked, "message.structured_output")
 
 
 def test_request_server_tool_via_additional_params(mocked: responses.RequestsMock) -> None:
     serve_fixture(mocked, MESSAGES, "anthropic/message.web_search_server_tool.json")
     (model("claude-haiku-4-5").completion_request("What is the weather in SF?").max_tokens(1024)
      .additional_params({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}).send())
-    expect_request(mocked, "message.web_search_server_tool")
+    assert_sent_like_recorded(mocked, "message.web_search_server_tool")
 
 
 def test_request_programmatic_tool_call(mocked: responses.RequestsMock) -> None:
@@ -651,7 +651,7 @@ def test_request_programmatic_tool_call(mocked: responses.RequestsMock) -> None:
     serve_fixture(mocked, MESSAGES, "anthropic/message.programmatic_tool_call.json")
     resp = (model("claude-opus-4-5").completion_request("What is the weather in SF, NY, and London in Celsius?")
             .max_tokens(1024).additional_params({"tools": [tool]}).send())
-    expect_request(mocked, "message.programmatic_tool_call")
+    assert_sent_like_recorded(mocked, "message.programmatic_tool_call")
     assert resp.tool_calls[0].name == "get_weather"
 
 
@@ -662,7 +662,7 @@ def test_request_400_tool_result_without_tool_use(mocked: responses.RequestsMock
     with pytest.raises(errors.BadRequestError, match="tool_use_id"):
         (model("claude-haiku-4-5").completion_request(result).message(Message.user(
             "What's the weather in SF in Celsius?")).tool(WEATHER).max_tokens(1024).send())
-    expect_request(mocked, "error.400_invalid_request_error")
+    assert_sent_like_recorded(mocked, "error.400_invalid_request_error")
 
 
 def test_request_429_structured_output(mocked: responses.RequestsMock) -> None:
@@ -671,7 +671,7 @@ def test_request_429_structured_output(mocked: responses.RequestsMock) -> None:
     with pytest.raises(errors.RateLimitError):
         (model("claude-sonnet-4-5").completion_request(recorded["messages"][0]["content"]).max_tokens(1024)
          .additional_params({"output_config": recorded["output_config"]}).send())
-    expect_request(mocked, "error.429_rate_limit_error")
+    assert_sent_like_recorded(mocked, "error.429_rate_limit_error")
 
 
 def test_request_stream_text(mocked: responses.RequestsMock) -> None:
@@ -680,7 +680,7 @@ def test_request_stream_text(mocked: responses.RequestsMock) -> None:
     stream = (model("claude-sonnet-4-5").completion_request(recorded["messages"][0]["content"]).max_tokens(1024)
               .additional_params({"output_config": recorded["output_config"]}).stream())
     assert stream.text == "[12345,67890]"
-    expect_request(mocked, "stream.text")
+    assert_sent_like_recorded(mocked, "stream.text")
 
 
 def test_request_stream_tool_use_and_text_after_tool_result(mocked: responses.RequestsMock) -> None:
@@ -689,7 +689,7 @@ def test_request_stream_tool_use_and_text_after_tool_result(mocked: responses.Re
     claude = model("claude-haiku-4-5")
     question = Message.user("What is the weather in SF?")
     first = claude.completion_request(question).tool(WEATHER).max_tokens(1024).stream().response
-    expect_request(mocked, "stream.tool_use")
+    assert_sent_like_recorded(mocked, "stream.tool_use")
     (call,) = first.tool_calls
     final = (claude.completion_request(Message.tool_result(call.id, SF_RESULT)).messages([question, first.message()])
              .tool(WEATHER).max_tokens(1024).stream().response)

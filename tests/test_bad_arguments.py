@@ -56,7 +56,8 @@ def no_network(request: pytest.FixtureRequest) -> Iterator[None]:
         assert len(mocked.calls) == 0, f"a request was sent: {mocked.calls[0].request.url}"
 
 
-def refused(call: Callable[[], Any], expected: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException:
+def assert_refused(call: Callable[[], Any],
+                   expected: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException:
     """The error `call` raises: of the `expected` type, never a failed request in disguise."""
     with pytest.raises(expected) as info:
         call()
@@ -120,7 +121,7 @@ def test_client_constructor_refuses(name: str, case: str, kwargs: dict[str, Any]
     if name == "ollama" and case == "base-no-scheme":  # OLLAMA_HOST's documented `host:port` form
         assert client(name, **kwargs).base_url == "http://api.example.com:11434/v1"
         return
-    err = refused(lambda: client(name, **kwargs), expected)
+    err = assert_refused(lambda: client(name, **kwargs), expected)
     assert "hunter2-pw" not in str(err) and "hunter2-pw" not in repr(err)
 
 
@@ -130,13 +131,13 @@ def test_missing_or_blank_key(name: str) -> None:
     if not cls.requires_api_key and name != "azure":  # e.g. a local Ollama needs no key
         return
     for key in (None, "", "   "):
-        refused(lambda key=key: client(name, api_key=key), MissingAPIKeyError)
+        assert_refused(lambda key=key: client(name, api_key=key), MissingAPIKeyError)
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
 @pytest.mark.parametrize("value", [None, 123, {"api_key": "k"}, ["k"]], ids=["none", "int", "dict", "list"])
 def test_from_value_refuses_non_values(name: str, value: Any) -> None:
-    refused(lambda: load_provider(name).from_value(value), TypeError)
+    assert_refused(lambda: load_provider(name).from_value(value), TypeError)
 
 
 @pytest.mark.parametrize("name", PROVIDERS)
@@ -144,7 +145,7 @@ def test_from_value_checks_its_base_url(name: str) -> None:
     good = value_for(name)
     for url in ("ftp://127.0.0.1:9/v1", "http://bob:s3cret-pw@127.0.0.1:9"):
         bad = ProviderValue(good.api_key, base_url=url, options=good.options)
-        err = refused(lambda bad=bad: load_provider(name).from_value(bad), InvalidBaseURLError)
+        err = assert_refused(lambda bad=bad: load_provider(name).from_value(bad), InvalidBaseURLError)
         assert "s3cret-pw" not in str(err)
 
 
@@ -152,7 +153,7 @@ def test_from_value_checks_its_base_url(name: str) -> None:
     ({"api_key": 1}, TypeError), ({"base_url": 1}, TypeError), ({"options": [1]}, TypeError),
 ], ids=["key", "base-url", "options"])
 def test_provider_value_checks_types(kwargs: dict[str, Any], expected: type[BaseException]) -> None:
-    refused(lambda: ProviderValue(**kwargs), expected)
+    assert_refused(lambda: ProviderValue(**kwargs), expected)
 
 
 BUILDER_CALLS: list[tuple[str, Callable[[ClientBuilder], Any], type[BaseException]]] = [
@@ -190,7 +191,7 @@ def test_client_builder_refuses(name: str, case: str, call: Callable[[ClientBuil
     def apply_and_build() -> Any:
         return call(builder).build()
 
-    err = refused(apply_and_build, expected)
+    err = assert_refused(apply_and_build, expected)
     assert "p4ssw0rd-x" not in str(err)
 
 
@@ -211,15 +212,15 @@ MODEL_CASES = [(n, c) for c in MODEL_FACTORIES for n in capable(c)]
 @pytest.mark.parametrize("model", BAD_MODEL_NAMES, ids=["none", "empty", "blank", "int", "bytes"])
 def test_model_names_are_checked(name: str, capability: str, model: Any) -> None:
     make = getattr(client(name), MODEL_FACTORIES[capability])
-    refused(lambda: make(model), InvalidRequestError)
+    assert_refused(lambda: make(model), InvalidRequestError)
 
 
 @pytest.mark.parametrize("name", capable("embeddings"))
 @pytest.mark.parametrize("ndims", [0, -3, 1.5, True, "256"], ids=["zero", "negative", "float", "bool", "str"])
 def test_embedding_ndims_are_checked(name: str, ndims: Any) -> None:
     made = client(name)
-    refused(lambda: made.embedding_model("test-model", ndims), ValueError)
-    refused(lambda: made.embedding_model_with_ndims("test-model", ndims), ValueError)
+    assert_refused(lambda: made.embedding_model("test-model", ndims), ValueError)
+    assert_refused(lambda: made.embedding_model_with_ndims("test-model", ndims), ValueError)
 
 
 REQUEST_CALLS: list[tuple[str, Callable[[Any], Any], type[BaseException]]] = [
@@ -258,7 +259,7 @@ REQUEST_CALLS: list[tuple[str, Callable[[Any], Any], type[BaseException]]] = [
 def test_completion_request_builder_refuses(name: str, case: str, call: Callable[[Any], Any],
                                             expected: type[BaseException]) -> None:
     model = client(name).completion_model("test-model")
-    refused(lambda: call(model), expected)
+    assert_refused(lambda: call(model), expected)
 
 
 @pytest.mark.parametrize("name", capable("embeddings"))
@@ -268,15 +269,15 @@ def test_completion_request_builder_refuses(name: str, case: str, call: Callable
 ], ids=["str", "none", "empty-list", "empty-text", "int-item", "none-item", "bytes"])
 def test_embed_texts_refuses(name: str, texts: Any, expected: type[BaseException]) -> None:
     model = client(name).embedding_model("test-model")
-    refused(lambda: model.embed_texts(texts), expected)
-    refused(lambda: batch.embed_texts(model, texts), expected)
+    assert_refused(lambda: model.embed_texts(texts), expected)
+    assert_refused(lambda: batch.embed_texts(model, texts), expected)
 
 
 @pytest.mark.parametrize("name", capable("embeddings"))
 @pytest.mark.parametrize("text", [None, "", 5], ids=["none", "empty", "int"])
 def test_embed_text_refuses(name: str, text: Any) -> None:
     model = client(name).embedding_model("test-model")
-    refused(lambda: model.embed_text(text), (TypeError, InvalidRequestError))
+    assert_refused(lambda: model.embed_text(text), (TypeError, InvalidRequestError))
 
 
 MEDIA_REQUESTS: list[tuple[str, Callable[[], Any], type[BaseException]]] = [
@@ -303,41 +304,41 @@ MEDIA_REQUESTS: list[tuple[str, Callable[[], Any], type[BaseException]]] = [
 
 @pytest.mark.parametrize(("case", "call", "expected"), MEDIA_REQUESTS, ids=[c[0] for c in MEDIA_REQUESTS])
 def test_media_requests_refuse(case: str, call: Callable[[], Any], expected: type[BaseException]) -> None:
-    refused(call, expected)
+    assert_refused(call, expected)
 
 
 @pytest.mark.parametrize("name", capable("transcription"))
 def test_transcription_builder_refuses(name: str, tmp_path: Any) -> None:
     model = client(name).transcription_model("test-model")
-    refused(lambda: model.transcription_request().send(), InvalidRequestError)  # no audio given
-    refused(lambda: model.transcription_request().load_file(3), TypeError)
-    refused(lambda: model.transcription_request().load_file(tmp_path / "missing.mp3"), InvalidRequestError)
-    refused(lambda: model.transcription_request().data(b"").send(), InvalidRequestError)
-    refused(lambda: model.transcription_request().data(b"ID3").temperature(-1).send(), InvalidRequestError)
-    refused(lambda: model.transcription(b"ID3"), InvalidRequestError)
+    assert_refused(lambda: model.transcription_request().send(), InvalidRequestError)  # no audio given
+    assert_refused(lambda: model.transcription_request().load_file(3), TypeError)
+    assert_refused(lambda: model.transcription_request().load_file(tmp_path / "missing.mp3"), InvalidRequestError)
+    assert_refused(lambda: model.transcription_request().data(b"").send(), InvalidRequestError)
+    assert_refused(lambda: model.transcription_request().data(b"ID3").temperature(-1).send(), InvalidRequestError)
+    assert_refused(lambda: model.transcription(b"ID3"), InvalidRequestError)
 
 
 @pytest.mark.parametrize("name", capable("image_generation"))
 def test_image_builder_refuses(name: str) -> None:
     model = client(name).image_generation_model("test-model")
-    refused(lambda: model.image_generation_request().send(), InvalidRequestError)  # no prompt given
-    refused(lambda: model.image_generation_request().prompt("fox").width(-1).send(), InvalidRequestError)
-    refused(lambda: model.image_generation("a fox"), InvalidRequestError)
+    assert_refused(lambda: model.image_generation_request().send(), InvalidRequestError)  # no prompt given
+    assert_refused(lambda: model.image_generation_request().prompt("fox").width(-1).send(), InvalidRequestError)
+    assert_refused(lambda: model.image_generation("a fox"), InvalidRequestError)
 
 
 @pytest.mark.parametrize("name", capable("audio_generation"))
 def test_audio_builder_refuses(name: str) -> None:
     model = client(name).audio_generation_model("test-model")
-    refused(lambda: model.audio_generation_request().send(), InvalidRequestError)  # no text given
-    refused(lambda: model.audio_generation_request().text("hi").speed(NAN).send(), InvalidRequestError)
-    refused(lambda: model.audio_generation("hello"), InvalidRequestError)
+    assert_refused(lambda: model.audio_generation_request().send(), InvalidRequestError)  # no text given
+    assert_refused(lambda: model.audio_generation_request().text("hi").speed(NAN).send(), InvalidRequestError)
+    assert_refused(lambda: model.audio_generation("hello"), InvalidRequestError)
 
 
 @pytest.mark.parametrize("name", capable("completion"))
 def test_completion_and_stream_take_requests_only(name: str) -> None:
     model = client(name).completion_model("test-model")
-    refused(lambda: model.completion("hello"), InvalidRequestError)
-    refused(lambda: model.stream({"prompt": "hello"}), InvalidRequestError)
+    assert_refused(lambda: model.completion("hello"), InvalidRequestError)
+    assert_refused(lambda: model.stream({"prompt": "hello"}), InvalidRequestError)
 
 
 # --- the dynamic registry ------------------------------------------------------------------------
@@ -372,17 +373,17 @@ def test_dyn_client_builder_refuses(case: str, call: Callable[[DynClientBuilder]
                                     expected: type[BaseException]) -> None:
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
-    refused(lambda: call(DynClientBuilder()), expected)
+    assert_refused(lambda: call(DynClientBuilder()), expected)
 
 
 @pytest.mark.parametrize("name", ["", "a:b", " a", None, 1], ids=["empty", "colon", "space", "none", "int"])
 def test_client_factory_names_are_checked(name: Any) -> None:
-    refused(lambda: ClientFactory(name, lambda: None, lambda v: None), ValueError)
+    assert_refused(lambda: ClientFactory(name, lambda: None, lambda v: None), ValueError)
 
 
 def test_client_factory_needs_callables() -> None:
-    refused(lambda: ClientFactory("mine", None, lambda v: None), TypeError)  # type: ignore[arg-type]
-    refused(lambda: ClientFactory("mine", lambda: None, "x"), TypeError)  # type: ignore[arg-type]
+    assert_refused(lambda: ClientFactory("mine", None, lambda v: None), TypeError)  # type: ignore[arg-type]
+    assert_refused(lambda: ClientFactory("mine", lambda: None, "x"), TypeError)  # type: ignore[arg-type]
 
 
 # --- composition: batch, rate limits, vector stores, agents, extractors, tools, pipelines ---------
@@ -496,7 +497,7 @@ class _Index:
 
 @pytest.mark.parametrize(("case", "call", "expected"), COMPOSITION, ids=[c[0] for c in COMPOSITION])
 def test_composition_refuses(case: str, call: Callable[[], Any], expected: type[BaseException]) -> None:
-    refused(call, expected)
+    assert_refused(call, expected)
 
 
 # --- against a real server: nothing reaches it --------------------------------------------------
@@ -507,14 +508,14 @@ def test_nothing_reaches_the_fake_provider(fake: FakeProvider) -> None:
         made = load_provider("openai")(fake.api_key, base_url=fake.base_url, timeout=5)
         model = made.completion_model("gpt-4o")
         embedder = made.embedding_model("text-embedding-3-small")
-        refused(lambda: model.completion_request("").send(), InvalidRequestError)
-        refused(lambda: model.completion_request("hi").temperature(NAN).send(), InvalidRequestError)
-        refused(lambda: model.completion_request("hi").max_tokens(-1).stream(), InvalidRequestError)
-        refused(lambda: embedder.embed_texts([]), InvalidRequestError)
-        refused(lambda: batch.embed_texts(embedder, ["ok", ""]), InvalidRequestError)
-        refused(lambda: made.transcription_model("whisper-1").transcription_request().data(b"").send(),
+        assert_refused(lambda: model.completion_request("").send(), InvalidRequestError)
+        assert_refused(lambda: model.completion_request("hi").temperature(NAN).send(), InvalidRequestError)
+        assert_refused(lambda: model.completion_request("hi").max_tokens(-1).stream(), InvalidRequestError)
+        assert_refused(lambda: embedder.embed_texts([]), InvalidRequestError)
+        assert_refused(lambda: batch.embed_texts(embedder, ["ok", ""]), InvalidRequestError)
+        assert_refused(lambda: made.transcription_model("whisper-1").transcription_request().data(b"").send(),
                 InvalidRequestError)
-        refused(lambda: AgentBuilder(model).build().prompt(" "), InvalidRequestError)
+        assert_refused(lambda: AgentBuilder(model).build().prompt(" "), InvalidRequestError)
         assert fake.request_count == 0
         # The same client still works: the refusals left nothing behind.
         assert model.completion_request("hi").send().text

@@ -116,6 +116,7 @@ def test_abort_of_a_released_stream_is_harmless() -> None:
     stream.abort()
     stream.close()
     stream.close()  # twice is fine
+    assert stream._closed
 
 
 def test_a_dropped_stream_that_fails_to_close_is_quietly_collected() -> None:
@@ -126,6 +127,7 @@ def test_a_dropped_stream_that_fails_to_close_is_quietly_collected() -> None:
 
     stream._raw.close = broken  # type: ignore[method-assign]
     stream.__del__()  # must not raise during garbage collection
+    assert stream._closed  # marked closed even though the close itself failed
 
 
 def test_the_estimate_of_a_body_without_token_limits_is_its_size() -> None:

@@ -31,7 +31,7 @@ from rig_sync.testing import FakeProvider, Fault  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
-def test_environment() -> Iterator[None]:
+def django_test_environment() -> Iterator[None]:
     setup_test_environment()  # lets the test client's "testserver" host through ALLOWED_HOSTS
     yield
     teardown_test_environment()

@@ -36,7 +36,7 @@ def client(base_url: str = BASE, key: str = "sk-test") -> openai.Client:
     return openai.Client(key, base_url=base_url, max_retries=0)
 
 
-def refused(no_network: responses.RequestsMock, error: type[Exception], make: Callable[[], Any]) -> Exception:
+def assert_refused(no_network: responses.RequestsMock, error: type[Exception], make: Callable[[], Any]) -> Exception:
     with pytest.raises(error) as info:
         make()
     assert len(no_network.calls) == 0, "the bad request reached the network"
@@ -85,34 +85,34 @@ def test_transcription_end_to_end_against_the_fake_provider(tmp_path: Path) -> N
 
 def test_unreadable_files_are_refused(tmp_path: Path, no_network: responses.RequestsMock) -> None:
     builder = client().transcription_model("whisper-1").transcription_request()
-    missing = refused(no_network, InvalidRequestError, lambda: builder.load_file(tmp_path / "missing.mp3"))
+    missing = assert_refused(no_network, InvalidRequestError, lambda: builder.load_file(tmp_path / "missing.mp3"))
     assert "missing.mp3" in str(missing)
-    refused(no_network, InvalidRequestError, lambda: builder.load_file(tmp_path))  # a directory
+    assert_refused(no_network, InvalidRequestError, lambda: builder.load_file(tmp_path))  # a directory
     if hasattr(os, "geteuid") and os.geteuid() != 0:  # root reads anything
         locked = tmp_path / "locked.mp3"
         locked.write_bytes(b"x")
         locked.chmod(0)
-        refused(no_network, InvalidRequestError, lambda: builder.load_file(locked))
+        assert_refused(no_network, InvalidRequestError, lambda: builder.load_file(locked))
 
 
 def test_load_file_refuses_a_file_descriptor(no_network: responses.RequestsMock) -> None:
     # open(0) would read stdin and then close it: a path is required.
     builder = client().transcription_model("whisper-1").transcription_request()
-    refused(no_network, TypeError, lambda: builder.load_file(0))  # type: ignore[arg-type]
+    assert_refused(no_network, TypeError, lambda: builder.load_file(0))  # type: ignore[arg-type]
 
 
 def test_an_empty_audio_file_is_refused(tmp_path: Path, no_network: responses.RequestsMock) -> None:
     empty = tmp_path / "empty.wav"
     empty.write_bytes(b"")
     model = client().transcription_model("whisper-1")
-    err = refused(no_network, InvalidRequestError, lambda: model.transcription_request().load_file(empty).send())
+    err = assert_refused(no_network, InvalidRequestError, lambda: model.transcription_request().load_file(empty).send())
     assert "empty" in str(err)
-    refused(no_network, InvalidRequestError, lambda: model.transcription(TranscriptionRequest(b"")))
+    assert_refused(no_network, InvalidRequestError, lambda: model.transcription(TranscriptionRequest(b"")))
 
 
 def test_a_builder_without_audio_raises(no_network: responses.RequestsMock) -> None:
     model = client().transcription_model("whisper-1")
-    err = refused(no_network, InvalidRequestError, lambda: model.transcription_request().language("en").send())
+    err = assert_refused(no_network, InvalidRequestError, lambda: model.transcription_request().language("en").send())
     assert "load_file" in str(err)
 
 
@@ -157,22 +157,22 @@ def test_image_builder_sets_prompt_and_size(no_network: responses.RequestsMock) 
 @pytest.mark.parametrize("size", [0, -1, 1.5, True, "512"], ids=["zero", "negative", "float", "bool", "str"])
 def test_image_size_must_be_a_positive_integer(size: Any, no_network: responses.RequestsMock) -> None:
     model = client().image_generation_model("gpt-image-1")
-    err = refused(no_network, InvalidRequestError,
+    err = assert_refused(no_network, InvalidRequestError,
                   lambda: model.image_generation_request().prompt("a cat").width(size).send())
     assert "width" in str(err)
-    refused(no_network, InvalidRequestError,
+    assert_refused(no_network, InvalidRequestError,
             lambda: model.image_generation_request().prompt("a cat").height(size).send())
 
 
 @pytest.mark.parametrize("prompt", ["", "   "])
 def test_image_prompt_must_not_be_empty(prompt: str, no_network: responses.RequestsMock) -> None:
     model = client().image_generation_model("gpt-image-1")
-    refused(no_network, InvalidRequestError, lambda: model.image_generation_request().prompt(prompt).send())
+    assert_refused(no_network, InvalidRequestError, lambda: model.image_generation_request().prompt(prompt).send())
 
 
 def test_image_builder_without_prompt_raises(no_network: responses.RequestsMock) -> None:
     model = client().image_generation_model("gpt-image-1")
-    refused(no_network, InvalidRequestError, lambda: model.image_generation_request().width(256).send())
+    assert_refused(no_network, InvalidRequestError, lambda: model.image_generation_request().width(256).send())
 
 
 # --- audio generation -----------------------------------------------------------------------------
@@ -192,7 +192,7 @@ def test_audio_builder_sets_text_voice_speed(no_network: responses.RequestsMock)
 @pytest.mark.parametrize("text", ["", " \n"])
 def test_empty_text_to_speak_is_refused(text: str, no_network: responses.RequestsMock) -> None:
     model = client().audio_generation_model("tts-1")
-    err = refused(no_network, InvalidRequestError, lambda: model.audio_generation_request().text(text).send())
+    err = assert_refused(no_network, InvalidRequestError, lambda: model.audio_generation_request().text(text).send())
     assert "empty" in str(err)
 
 
@@ -200,15 +200,16 @@ def test_empty_text_to_speak_is_refused(text: str, no_network: responses.Request
                          ids=["zero", "negative", "nan", "inf", "bool", "str"])
 def test_speed_must_be_a_positive_finite_number(speed: Any, no_network: responses.RequestsMock) -> None:
     model = client().audio_generation_model("tts-1")
-    err = refused(no_network, InvalidRequestError,
+    err = assert_refused(no_network, InvalidRequestError,
                   lambda: model.audio_generation_request().text("hi").speed(speed).send())
     assert "speed" in str(err)
 
 
 def test_audio_builder_without_text_or_with_empty_voice_raises(no_network: responses.RequestsMock) -> None:
     model = client().audio_generation_model("tts-1")
-    refused(no_network, InvalidRequestError, lambda: model.audio_generation_request().voice("alloy").send())
-    refused(no_network, InvalidRequestError, lambda: model.audio_generation_request().text("hi").voice(" ").send())
+    assert_refused(no_network, InvalidRequestError, lambda: model.audio_generation_request().voice("alloy").send())
+    assert_refused(no_network, InvalidRequestError,
+                   lambda: model.audio_generation_request().text("hi").voice(" ").send())
 
 
 def test_media_requests_are_frozen_and_models_satisfy_their_protocols() -> None:
