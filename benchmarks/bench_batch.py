@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
 import requests
 from _common import HEADER, Row, timed_rounds
@@ -24,21 +25,6 @@ from rig_sync.providers import openai
 
 HEADERS = {"Authorization": "Bearer fake-key"}
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there"}]}
-
-# A FakeProvider in a child process that answers `count` (connections accepted since the last
-# count) on stdin, so both sides of a comparison can be told apart.
-SERVER = """
-import sys
-from rig_sync.testing import FakeProvider
-fake = FakeProvider(latency=float(sys.argv[1])).start()
-print(fake.base_url, flush=True)
-for line in sys.stdin:
-    if line.strip() == "count":
-        print(fake.connection_count, flush=True)
-        fake.reset()
-fake.stop()
-"""
-
 
 class Server:
     def __init__(self, proc: subprocess.Popen[str], base_url: str) -> None:
@@ -55,7 +41,10 @@ class Server:
 
 @contextmanager
 def server(latency: float) -> Iterator[Server]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(latency)], stdin=subprocess.PIPE,
+    # The lean latency server, not FakeProvider: its per-request CPU would otherwise decide the
+    # result (see _latency_server.py). Both clients of the comparison talk to the same one.
+    script = str(Path(__file__).with_name("_latency_server.py"))
+    proc = subprocess.Popen([sys.executable, script, str(latency)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import queue
 import os
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence, Sized
@@ -128,6 +129,9 @@ def _run(
     pool = executor or cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rig_sync.batch")
     call = _limited(fn, rate_limit) if rate_limit is not None else fn
     in_flight: dict[cf.Future[Any], int] = {}
+    # Finished futures arrive here: O(1) per item, where cf.wait re-arms every pending future
+    # on each wake-up (a GIL-held cost the worker threads feel).
+    finished: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
     source = enumerate(items)
     exhausted = False
 
@@ -155,10 +159,14 @@ def _run(
                     exhausted = True
                     break
                 if log is None or not log.is_finished(index):
-                    in_flight[pool.submit(call, item)] = index
+                    future = pool.submit(call, item)
+                    in_flight[future] = index
+                    future.add_done_callback(finished.put)
             if not in_flight:
                 return
-            done, _ = cf.wait(in_flight, return_when=cf.FIRST_COMPLETED)
+            done = [finished.get()]
+            while not finished.empty():
+                done.append(finished.get_nowait())
             for future in sorted(done, key=in_flight.__getitem__):
                 index = in_flight.pop(future)
                 outcome, ok = finish(index, future)
