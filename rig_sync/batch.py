@@ -23,8 +23,8 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
-import queue
 import os
+import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
