@@ -8,7 +8,8 @@ that shares the limiter instead of letting each one hammer the provider; headers
 request budget is nearly spent slow requests down to the rate at which it refills.
 
 Give it to a client (`openai.Client(key, rate_limiter=limiter)`, then every request of that
-client passes through it, retries included) or to `batch.map(..., rate_limit=limiter)`.
+client passes through it, retries included) or to `batch.map(..., rate_limit=limiter)` — to one
+or the other: given to both, every request would take two slots and run at half the rate.
 `RateLimiter.shared(name)` returns one limiter per name, for clients built in different places.
 
 Tokens: the transport estimates a JSON request's tokens (a quarter of its bytes plus its
