@@ -20,7 +20,7 @@ def _providers(_: argparse.Namespace) -> int:
                 caps.add("streaming")
             if cls.supports_tools:
                 caps.add("tools")
-        env = ", ".join((*cls.env_api_key, *cls.env_base_url))
+        env = ", ".join((*cls.env_api_key, *cls.env_options, *cls.env_base_url))
         letters = " ".join(short for cap, short in _COLUMNS if cap in caps)
         print(f"| {name} | {env} | {cls.default_base_url or '-'} | {letters} |")
     return 0

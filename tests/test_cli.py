@@ -46,7 +46,7 @@ def test_providers_matrix(capsys: pytest.CaptureFixture[str]) -> None:
     for name in names:
         cls = load_provider(name)
         env, base_url, caps = rows[name]
-        assert env.split(", ") == [*cls.env_api_key, *cls.env_base_url], name
+        assert env.split(", ") == [*cls.env_api_key, *cls.env_options, *cls.env_base_url], name
         assert base_url == (cls.default_base_url or "-"), name
         assert caps.split() == expected_letters(cls), name
 

@@ -146,6 +146,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
     default_base_url: ClassVar[str]
     env_api_key: ClassVar[tuple[str, ...]] = ()
     env_base_url: ClassVar[tuple[str, ...]] = ()
+    env_options: ClassVar[tuple[str, ...]] = ()  # other variables from_env reads (shown in the matrix)
     requires_api_key: ClassVar[bool] = True
     streams_completions: ClassVar[bool] = True
     supports_tools: ClassVar[bool] = True

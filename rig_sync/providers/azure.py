@@ -106,6 +106,7 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
     default_base_url: ClassVar[str] = ""  # none: every resource has its own endpoint
     env_api_key: ClassVar[tuple[str, ...]] = ("AZURE_API_KEY",)
     env_base_url: ClassVar[tuple[str, ...]] = ("AZURE_ENDPOINT",)
+    env_options: ClassVar[tuple[str, ...]] = ("AZURE_TOKEN", "AZURE_API_VERSION")
     requires_api_key: ClassVar[bool] = False  # a key or a token: checked in __init__
 
     def __init__(self, api_key: str | None = None, *, endpoint: str | None = None, base_url: str | None = None,
