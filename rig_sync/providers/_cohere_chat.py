@@ -153,9 +153,7 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
         temperature=request.temperature,
         max_tokens=request.max_tokens,
     ))
-    if request.additional_params:
-        body = deep_merge(body, request.additional_params)
-    return body
+    return deep_merge(body, request.additional_params)
 
 
 # --- response -------------------------------------------------------------------------------------

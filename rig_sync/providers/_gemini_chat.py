@@ -302,9 +302,7 @@ def generate_body(request: CompletionRequest, provider: str) -> dict[str, Any]:
             toolConfig=_tool_config(request.tool_choice) if request.tools and request.tool_choice else None,
         ),
     )
-    if request.additional_params:
-        body = deep_merge(body, request.additional_params)
-    return body
+    return deep_merge(body, request.additional_params)
 
 
 # --- response -------------------------------------------------------------------------------------

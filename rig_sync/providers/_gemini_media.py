@@ -116,8 +116,7 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
         body: dict[str, Any] = {"contents": [_wire.encode(converter, WireContent(parts, "user"))]}
         if request.temperature is not None:
             body["generationConfig"] = {"temperature": request.temperature}
-        if request.additional_params:
-            body = deep_merge(body, request.additional_params)
+        body = deep_merge(body, request.additional_params)
         data = self._post(model_path(self.client, self.model, "generateContent"), body, "transcription")
         response = parse_response(data, self.provider)
         self._report("transcription", response.usage)

@@ -155,9 +155,7 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
         options = _Options(request.temperature, request.max_tokens)
     body = _wire.encode(converter, _ChatRequest(model, _messages(request, provider), stream,
                                                 _tools(request, provider), options))
-    if request.additional_params:
-        body = deep_merge(body, request.additional_params)
-    return body
+    return deep_merge(body, request.additional_params)
 
 
 # --- response -------------------------------------------------------------------------------------

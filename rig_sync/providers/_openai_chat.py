@@ -143,9 +143,7 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
             stream_options=_StreamOptions() if stream and stream_usage else None,
         ),
     )
-    if request.additional_params:
-        body = deep_merge(body, request.additional_params)
-    return body
+    return deep_merge(body, request.additional_params)
 
 
 # --- response -------------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ def responses_body(model: str, request: CompletionRequest, provider: str, *, str
             stream=True if stream else None,
         ),
     )
-    return deep_merge(body, request.additional_params) if request.additional_params else body
+    return deep_merge(body, request.additional_params)
 
 
 # --- response -------------------------------------------------------------------------------------
