@@ -61,7 +61,7 @@ def serve(latency: float) -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen(256)
     listener.setblocking(False)
-    selector = selectors.DefaultSelector()
+    selector = selectors.SelectSelector()
     selector.register(listener, selectors.EVENT_READ, "accept")
     selector.register(sys.stdin, selectors.EVENT_READ, "control")
     print(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", flush=True)

@@ -12,6 +12,7 @@ Environment settings (proxies, CA bundle) are resolved once when the transport i
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import random
@@ -219,6 +220,7 @@ def join_url(base: str, path: str) -> str:
     return f"{url}?{query}" if query else url
 
 
+@functools.lru_cache(maxsize=512)  # a client calls few distinct URLs, each many times
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -255,10 +257,52 @@ class Response:
             ) from None
 
 
+class _Reply(Protocol):
+    """What the transport reads of an answer: a `requests.Response` (a caller's session) or an `_Answer`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def raw(self) -> Any: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _Answer:
+    """A urllib3 answer read the way `requests.Response` reads one, without its per-answer setup."""
+
+    __slots__ = ("_content", "headers", "raw", "status_code")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.status_code: int = raw.status
+        self.headers: Mapping[str, str] = raw.headers  # case-insensitive, like requests' headers
+        self._content: bytes | None = None
+
+    @property
+    def content(self) -> bytes:
+        """The whole body, decoded; reading it to the end gives the connection back to the pool."""
+        if self._content is None:
+            self._content = self.raw.read(decode_content=True)
+        return self._content
+
+    def close(self) -> None:
+        if self._content is None:  # unread: the connection cannot be reused
+            self.raw.close()
+        self.raw.release_conn()
+
+
 class StreamResponse:
     """A streamed HTTP answer. Iterate `chunks()`; always `close()` (or use `with`)."""
 
-    def __init__(self, raw: requests.Response, provider: str, request_id: str | None,
+    def __init__(self, raw: _Reply, provider: str, request_id: str | None,
                  secrets: tuple[str, ...] = ()) -> None:
         self._raw = raw
         self._secrets = secrets  # masked out of the body: an error event may echo the key back
@@ -341,6 +385,10 @@ class StreamResponse:
         self.close()
 
 
+# What a send or a body read can raise: requests' errors on a caller's session, urllib3's (and the
+# socket's) where the transport drives urllib3 itself.
+_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
 _DOCUMENT_TYPES = frozenset({"application/json", "text/html", "text/plain"})
 
 _active_scope = threading.local()
@@ -391,10 +439,49 @@ class CancelScope:
             self._held.discard(conn)
 
 
+# Largest body sent in the same write as the request head.
+_ONE_WRITE_LIMIT = 64 * 1024
+
+
+def _one_write(connection_class: type[Any]) -> type[Any]:
+    """A urllib3 connection class that sends the request head and a small body in one write.
+
+    urllib3 writes them separately: on a connection shared by many threads each extra write is
+    another system call at which the thread hands the GIL to another and waits to get it back,
+    and another TCP segment for the server to read. Only an open connection holds the head back,
+    so nothing else (a proxy's CONNECT) is ever written in between."""
+
+    class OneWrite(connection_class):  # type: ignore[misc]
+        _rig_held: bytes | None = None
+        _rig_hold = False
+
+        def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> None:
+            self._rig_hold = (self.sock is not None and isinstance(body, bytes)
+                              and 0 < len(body) <= _ONE_WRITE_LIMIT)
+            try:
+                super().request(method, url, body, headers, **kwargs)
+            finally:
+                self._rig_hold, self._rig_held = False, None
+
+        def send(self, data: Any) -> None:
+            if self._rig_hold:
+                if self._rig_held is None:  # the head: wait for the body
+                    self._rig_held = bytes(data)
+                    return
+                data, self._rig_held, self._rig_hold = self._rig_held + data, None, False
+            super().send(data)
+
+    OneWrite.__name__ = f"OneWrite{connection_class.__name__}"
+    return OneWrite
+
+
 def _scoped(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
-    """A urllib3 pool class whose connections are registered with the thread's `CancelScope`."""
+    """A urllib3 pool class whose connections are registered with the thread's `CancelScope`
+    (and send each request in one write)."""
 
     class Scoped(pool_class):  # type: ignore[valid-type, misc]
+        ConnectionCls = _one_write(pool_class.ConnectionCls)
+
         def _get_conn(self, timeout: float | None = None) -> Any:
             conn = super()._get_conn(timeout)
             scope = getattr(_active_scope, "current", None)
@@ -536,6 +623,8 @@ class Transport:
             "cert": env["cert"],
             "timeout": (self.timeout.connect, self.timeout.read),
         }
+        self._urllib3_timeout = urllib3.Timeout(connect=self.timeout.connect, read=self.timeout.read)
+        self._direct: dict[tuple[str, str, int | None], Any] = {}  # origin -> pool key, or False: via requests
         self._session = session
         self._pid = os.getpid()
 
@@ -573,7 +662,8 @@ class Transport:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        for key in ("_session", "_lock", "_custom_session", "_adapter", "_adapter_kwargs"):
+        for key in ("_session", "_lock", "_custom_session", "_adapter", "_adapter_kwargs", "_direct",
+                    "_urllib3_timeout"):
             state.pop(key, None)
         return state
 
@@ -621,12 +711,12 @@ class Transport:
         )
 
     @errors.drops_hidden_context
-    def _read_body(self, resp: requests.Response, method: str, path: str) -> bytes:
+    def _read_body(self, resp: _Reply, method: str, path: str) -> bytes:
         """The whole body. urllib3's retries end once the headers are in: a connection that breaks off
         or stalls mid-body is a connection error or timeout, never a short body or a `requests` error."""
         try:
             return resp.content
-        except requests.RequestException as exc:
+        except _FAILURES as exc:
             resp.close()
             if any(_is_timeout(c) for c in _causes(exc)):
                 raise errors.APITimeoutError(f"{method} {path}: the answer stalled mid-body",
@@ -659,7 +749,7 @@ class Transport:
         if resp.status_code >= 400 or document:
             try:
                 content = resp.content
-            except requests.RequestException:
+            except _FAILURES:
                 content = b""
             finally:
                 resp.close()
@@ -685,7 +775,7 @@ class Transport:
         *,
         stream: bool,
         tags: tuple[str | None, str | None] = (None, None),
-    ) -> tuple[requests.Response, int]:
+    ) -> tuple[_Reply, int]:
         session = self._session_for_this_process()
         url = join_url(self.base_url, path)
         # Credentials go to the configured origin only, never to an absolute URL elsewhere.
@@ -717,7 +807,7 @@ class Transport:
                     )
                 url, method, data, files, headers = self._follow(resp, url, method, data, files, headers)
                 params = None
-        except requests.RequestException as exc:
+        except _FAILURES as exc:
             causes = list(_causes(exc))
             # Exhausted retries surface as MaxRetryError: every allowed retry was used.
             retries = self.retry.max_retries if any(isinstance(c, MaxRetryError) for c in causes) else 0
@@ -739,19 +829,63 @@ class Transport:
         return resp, retries
 
     def _send_once(self, session: requests.Session, method: str, url: str, headers: dict[str, str], data: Any,
-                   files: Any, params: Mapping[str, str] | None, stream: bool) -> requests.Response:
-        if self._adapter is None:  # the caller's session: its cookies, auth, hooks and adapters apply
+                   files: Any, params: Mapping[str, str] | None, stream: bool) -> _Reply:
+        if self._adapter is None or _sending_is_patched():
+            # The caller's session (its cookies, auth, hooks and adapters apply), or a test
+            # library's mock of requests (responses, requests-mock), which must see every call.
             prepared = session.prepare_request(
                 requests.Request(method, url, headers=headers, data=data, files=files, params=params))
             return session.send(prepared, stream=stream, allow_redirects=False, **self._adapter_kwargs)
+        if files is None and params is None and isinstance(data, (bytes, type(None))):
+            pool = self._direct_pool(url)
+            if pool is not None:
+                return self._send_direct(pool, method, url, headers, data)
         # Our own session has no cookies, auth or hooks to merge: prepare and send directly,
         # skipping the per-call merging in Session.request/send (a measurable share of a call).
         prepared = requests.PreparedRequest()
         prepared.prepare(method=method, url=url, headers=headers, data=data, files=files, params=params)
         return self._adapter.send(prepared, stream=stream, **self._adapter_kwargs)
 
+    def _direct_pool(self, url: str) -> HTTPConnectionPool | None:
+        """The urllib3 pool our adapter would use for `url`, or None where a proxy applies.
+
+        JSON calls skip requests' per-call work (preparing the request, resolving the pool's TLS
+        settings, building a `requests.Response` with its cookie jar): about a third of the client
+        CPU a call costs, which is what many threads sharing one GIL wait for. The pool, retries,
+        timeouts and TLS settings are the adapter's own, so both ways behave the same."""
+        assert self._adapter is not None
+        origin = _origin(url)
+        key = self._direct.get(origin)
+        if key is None:
+            if requests.utils.select_proxy(url, self._adapter_kwargs["proxies"]):
+                self._direct[origin] = False
+                return None
+            prepared = requests.PreparedRequest()
+            prepared.prepare(method="GET", url=url)
+            key = self._direct[origin] = (*self._adapter.build_connection_pool_key_attributes(
+                prepared, self._adapter_kwargs["verify"], self._adapter_kwargs["cert"]), None)
+        elif key is False:
+            return None
+        pool: HTTPConnectionPool | None = key[2]
+        if pool is None or pool.pool is None:  # first use, or closed (the pool manager let it go)
+            host_params, pool_kwargs = key[:2]
+            pool = self._adapter.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+            # What requests' send does to each pool it is about to use.
+            self._adapter.cert_verify(  # type: ignore[no-untyped-call]
+                pool, url, self._adapter_kwargs["verify"], self._adapter_kwargs["cert"])
+            self._direct[origin] = (*key[:2], pool)
+        return pool
+
+    def _send_direct(self, pool: HTTPConnectionPool, method: str, url: str, headers: dict[str, str],
+                     data: bytes | None) -> _Answer:
+        assert self._adapter is not None
+        raw = pool.urlopen(method, _request_target(url), body=data, headers=headers, redirect=False,
+                           assert_same_host=False, preload_content=False, decode_content=False,
+                           retries=self._adapter.max_retries, timeout=self._urllib3_timeout)
+        return _Answer(raw)
+
     def _follow(
-        self, resp: requests.Response, url: str, method: str, data: Any, files: Any, headers: dict[str, str]
+        self, resp: _Reply, url: str, method: str, data: Any, files: Any, headers: dict[str, str]
     ) -> tuple[str, str, Any, Any, dict[str, str]]:
         target = requests.compat.urljoin(url, resp.headers["location"])
         if _origin(target) != self._origin:
@@ -793,7 +927,7 @@ class Transport:
         self,
         method: str,
         path: str,
-        resp: requests.Response | None,
+        resp: _Reply | None,
         seen: tuple[float, float, str | None, str | None],  # started, queued, model, capability
         exc: BaseException | None,
         retries: int = 0,
@@ -838,6 +972,24 @@ def _env_view(session: requests.Session) -> Any:
     return _EnvView(session) if session.trust_env is False else session
 
 
+def _sending_is_patched() -> bool:
+    """Whether a test library has replaced requests' sending (responses patches `HTTPAdapter.send`,
+    requests-mock `Session.get_adapter`): then every call must go through it, never around it."""
+    send, get_adapter = HTTPAdapter.send, requests.Session.get_adapter
+    return not (getattr(send, "__module__", None) == "requests.adapters"
+                and getattr(send, "__qualname__", None) == "HTTPAdapter.send"
+                and getattr(get_adapter, "__module__", None) == "requests.sessions"
+                and getattr(get_adapter, "__qualname__", None) == "Session.get_adapter")
+
+
+@functools.lru_cache(maxsize=512)
+def _request_target(url: str) -> str:
+    """The path and query to put on the request line, quoted as requests would quote them."""
+    parts = urlsplit(url)
+    target = f"{parts.path or '/'}?{parts.query}" if parts.query else parts.path or "/"
+    return requests.utils.requote_uri(target)
+
+
 def _request_id(headers: Mapping[str, str]) -> str | None:
     for name in _REQUEST_ID_HEADERS:
         value = headers.get(name)
@@ -858,7 +1010,7 @@ def _estimate_tokens(data: bytes, body: Any) -> int:
     return tokens
 
 
-def _retries_used(resp: requests.Response) -> int:
+def _retries_used(resp: _Reply) -> int:
     retries = getattr(resp.raw, "retries", None)
     return len(retries.history) if retries is not None else 0
 
