@@ -7,6 +7,10 @@ to another host, and the observation hooks.
 
 Environment settings (proxies, CA bundle) are resolved once when the transport is built:
 `requests.Session.request` rescans the whole environment on every call otherwise.
+
+On our own sessions a JSON call without a proxy goes straight to the mounted adapter's urllib3
+pool (same pool, retries, timeouts and TLS settings), skipping requests' per-call objects; a
+caller's session, multipart uploads, proxies and test mocks of requests go through requests.
 """
 
 from __future__ import annotations

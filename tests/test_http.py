@@ -751,3 +751,79 @@ def test_stream_read_timeout_before_headers(fake: FakeProvider) -> None:
     fake.inject(Fault.slow(5))
     with pytest.raises(errors.APITimeoutError):
         make(fake, retries=0, read=0.2).stream("POST", "/chat/completions", json={**BODY, "stream": True})
+
+
+# --- JSON calls straight to urllib3 -------------------------------------------------------------
+
+
+class _RecordingSocket(socket.socket):
+    writes: list[bytes] = []
+
+    def sendall(self, data: Any, *args: Any) -> None:
+        type(self).writes.append(bytes(data))
+        super().sendall(data, *args)
+
+
+def test_a_json_request_goes_out_in_one_write_on_a_kept_connection(fake: FakeProvider,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_RecordingSocket, "writes", [])
+    monkeypatch.setattr(socket, "socket", _RecordingSocket)  # sockets created from here on record
+    transport = make(fake, pool_size=1)
+    chat(transport)
+    chat(transport)  # the same (kept) connection
+    posts = [w for w in _RecordingSocket.writes if w.startswith(b"POST /v1/chat/completions")]
+    assert len(posts) == 2
+    head, _, body = posts[1].partition(b"\r\n\r\n")
+    assert body and body == fake.requests[1].body, "head and body in one write"
+    assert f"content-length: {len(body)}".encode() in head.lower()
+    assert fake.connection_count == 1
+
+
+def test_json_requests_carry_the_same_headers_as_requests_would(fake: FakeProvider) -> None:
+    transport = make(fake, headers={"X-Team": "a"})
+    chat(transport)
+    sent = fake.requests[0].headers
+    assert sent["authorization"] == f"Bearer {KEY}"
+    assert sent["content-type"] == "application/json"
+    assert sent["user-agent"].startswith("rig-sync/")
+    assert sent["x-team"] == "a"
+    assert int(sent["content-length"]) == len(fake.requests[0].body)
+
+
+def test_paths_are_quoted_like_requests_quotes_them(fake: FakeProvider) -> None:
+    transport = make(fake)
+    transport.post_json("/chat/completions?note=a b", BODY)
+    assert fake.requests[0].path == "/v1/chat/completions"
+    assert fake.requests[0].query == {"note": "a b"}
+
+
+def test_a_closed_transport_reconnects_on_the_next_call(fake: FakeProvider) -> None:
+    transport = make(fake)
+    chat(transport)
+    transport.close()
+    assert chat(transport)["choices"]
+    assert len(fake.requests) == 2
+
+
+def test_a_mock_of_requests_sees_every_call(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests-mock swaps Session.get_adapter; responses swaps HTTPAdapter.send (the rest of this
+    # file). Either way the transport must go through requests, never around the mock.
+    seen: list[str] = []
+    real = requests.Session.get_adapter
+
+    def get_adapter(self: requests.Session, url: str) -> Any:
+        seen.append(url)
+        return real(self, url)
+
+    monkeypatch.setattr(requests.Session, "get_adapter", get_adapter)
+    chat(make(fake))
+    assert seen == [fake.base_url + "/chat/completions"]
+
+
+def test_a_proxy_from_the_environment_still_carries_json_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeProvider() as proxy, FakeProvider() as origin:
+        monkeypatch.setenv("HTTP_PROXY", proxy.base_url.rsplit("/v1", 1)[0])
+        transport = make(origin)
+        assert chat(transport)["choices"]
+    assert [r.path for r in proxy.requests] == ["/v1/chat/completions"]  # asked in absolute form
+    assert origin.requests == []
