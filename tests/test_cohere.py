@@ -13,7 +13,7 @@ import pytest
 import responses
 from conftest import ADD, FIXTURES, load_fixture, sent_json, serve_fixture
 
-from rig_sync import errors
+from rig_sync import errors, observe
 from rig_sync.client.builder import DynClientBuilder
 from rig_sync.completion import CompletionResponse, Document, ToolChoice, ToolDefinition
 from rig_sync.message import Audio, DocumentContent, Image, Message, Reasoning, Text, ToolCall
@@ -627,3 +627,13 @@ def test_fake_agent_runs_the_tool_loop(fake: FakeProvider) -> None:
     agent = fake_client(fake).agent("command-r").preamble("Be helpful").tool(add).build()
     assert agent.prompt('call:add {"a": 2, "b": 3}') == "tool result: 5"
     assert [r.path for r in fake.requests] == ["/v2/chat", "/v2/chat"]
+
+
+def test_embedding_tokens_reach_the_observe_hooks(mocked: responses.RequestsMock) -> None:
+    want = request_fixture("embed.v2.texts_float")
+    data = load_fixture("cohere/embed.v2.texts_float.json")
+    serve_fixture(mocked, EMBED, "cohere/embed.v2.texts_float.json")
+    with observe.collect() as metrics:
+        client().embedding_model(want["model"], input_type=want["input_type"]).embed_texts(want["texts"])
+    summary = metrics.by("provider")["cohere"]
+    assert (summary.input_tokens, summary.output_tokens) == (data["meta"]["billed_units"]["input_tokens"], 0)

@@ -12,7 +12,7 @@ import pytest
 import responses
 from conftest import FIXTURES, load_bytes, load_fixture, sent_json, serve_fixture
 
-from rig_sync import errors
+from rig_sync import errors, observe
 from rig_sync.client.builder import DynClientBuilder
 from rig_sync.providers import voyageai
 from rig_sync.testing import FakeProvider, Fault
@@ -233,3 +233,13 @@ def test_fake_faults_with_voyage_error_shape(fake: FakeProvider) -> None:
     with pytest.raises(errors.InternalServerError) as err:
         fake_client(fake).rerank_model("rerank-2").rerank("q", ["a"])
     assert err.value.body == {"detail": "Internal server error"}
+
+
+def test_embedding_tokens_reach_the_observe_hooks(mocked: responses.RequestsMock) -> None:
+    data = json.loads(load_bytes(ELIDED).replace(b'"...",', b""))
+    serve_fixture(mocked, EMBEDDINGS, ELIDED, body=json.dumps(data).encode())
+    with observe.collect() as metrics:
+        client().embedding_model("voyage-large-2").embed_texts(["Sample text 1", "Sample text 2"])
+    summary = metrics.by("provider")["voyageai"]
+    assert (summary.input_tokens, summary.output_tokens) == (data["usage"]["total_tokens"], 0)
+    assert metrics.by("capability")["embeddings"].total == 1

@@ -9,6 +9,7 @@ import attrs
 
 from .. import _wire
 from .._model import ModelView
+from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
 from ..errors import InvalidRequestError, ResponseDecodeError, UnsupportedFeature
 from ..message import Image
@@ -44,9 +45,20 @@ class _EmbedRequest:
 
 
 @attrs.define
+class _BilledUnits:
+    input_tokens: int = 0
+
+
+@attrs.define
+class _Meta:
+    billed_units: _BilledUnits | None = None
+
+
+@attrs.define
 class _EmbedResponse:
     embeddings: dict[str, list[list[float]]]
     id: str | None = None
+    meta: _Meta | None = None
 
 
 class EmbeddingModel(ModelView, BaseEmbeddingModel):
@@ -77,6 +89,9 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
         with content_checked():
             data = self._post(self.path, _wire.encode(converter, request), "embeddings")
         resp = _wire.decode(converter, data, _EmbedResponse, self.provider)
+        billed = resp.meta.billed_units if resp.meta is not None else None
+        if billed is not None:
+            self._report("embeddings", Usage(billed.input_tokens, 0, billed.input_tokens))
         vectors = resp.embeddings.get("float")
         if vectors is None:
             raise ResponseDecodeError(f"{self.provider} answered without float embeddings",

@@ -20,6 +20,7 @@ import attrs
 from .. import _wire
 from .._model import ModelView
 from ..client import EmbeddingsClient, ProviderClient
+from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
 from ..errors import InvalidRequestError, ResponseDecodeError
 
@@ -63,8 +64,14 @@ class _EmbeddingItem:
 
 
 @attrs.define
+class _Usage:
+    total_tokens: int = 0
+
+
+@attrs.define
 class _EmbeddingsResponse:
     data: list[_EmbeddingItem]
+    usage: _Usage | None = None
 
 
 @attrs.define
@@ -120,6 +127,9 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
         request = _EmbeddingsRequest(texts, self.model, self.input_type, self._requested_ndims)
         data = self._post(self.path, _wire.encode(converter, request), "embeddings")
         resp = _wire.decode(converter, data, _EmbeddingsResponse, self.provider)
+        if resp.usage is not None:
+            tokens = resp.usage.total_tokens
+            self._report("embeddings", Usage(tokens, 0, tokens))
         items = sorted(resp.data, key=lambda item: item.index)
         if [item.index for item in items] != list(range(len(items))):
             raise ResponseDecodeError(f"{self.provider} answered with embedding indexes that do not match the input",
