@@ -453,8 +453,8 @@ def _default_builder(factory: Callable[[], DynClientBuilder]) -> DynClientBuilde
 
 def _limited(fn: Callable[[T], R], limiter: RateLimiter) -> Callable[[T], R]:
     def call(item: T) -> R:
-        limiter.acquire()
-        return fn(item)
+        with limiter.slot():  # covers the item's first request if its client shares the limiter
+            return fn(item)
 
     return call
 

@@ -8,8 +8,9 @@ that shares the limiter instead of letting each one hammer the provider; headers
 request budget is nearly spent slow requests down to the rate at which it refills.
 
 Give it to a client (`openai.Client(key, rate_limiter=limiter)`, then every request of that
-client passes through it, retries included) or to `batch.map(..., rate_limit=limiter)` — to one
-or the other: given to both, every request would take two slots and run at half the rate.
+client passes through it, retries included), to `batch.map(..., rate_limit=limiter)` (a slot per
+item), or to both: the slot `batch.map` takes for an item covers that item's first request
+through a client sharing the limiter (`RateLimiter.slot`), so nothing pays twice.
 `RateLimiter.shared(name)` returns one limiter per name, for clients built in different places.
 
 Tokens: the transport estimates a JSON request's tokens (a quarter of its bytes plus its
@@ -20,10 +21,11 @@ a `batch.map` function) pass their own estimate: `limiter.acquire(tokens=len(tex
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -161,10 +163,11 @@ class RateLimiter:
 
     # --- taking slots ---------------------------------------------------------------------------
 
-    def _reserve_locked(self, tokens: int) -> tuple[float, float]:
+    def _reserve_locked(self, tokens: int, request: bool = True) -> tuple[float, float]:
+        """The next slot for `tokens` (and for a request, unless one is already held)."""
         now = self._clock()
-        start = max(now, self._next_request, self._next_tokens, self._paused_until)
-        spacing = max(60.0 / self.rpm if self.rpm else 0.0, self._header_spacing)
+        start = max(now, self._next_request if request else now, self._next_tokens, self._paused_until)
+        spacing = max(60.0 / self.rpm if self.rpm else 0.0, self._header_spacing) if request else 0.0
         if spacing:
             self._next_request = start + spacing
         if self.tpm and tokens > 0:
@@ -185,8 +188,10 @@ class RateLimiter:
             raise ValueError(f"tokens must be a non-negative integer, not {tokens!r}")
         if tokens:
             self._pending.tokens = tokens
+        covered = getattr(self._pending, "covered", False)  # a `slot()` of this thread already holds one
+        self._pending.covered = False
         with self._lock:
-            slot, wait = self._reserve_locked(tokens)
+            slot, wait = self._reserve_locked(tokens, request=not covered)
         total = 0.0
         while wait > 0:
             self._sleep(wait)
@@ -199,8 +204,22 @@ class RateLimiter:
                 slot, wait = self._reserve_locked(0)
         with self._lock:
             self.waited += total
-            self.acquired += 1
+            self.acquired += not covered
         return total
+
+    @contextlib.contextmanager
+    def slot(self, tokens: int = 0) -> Iterator[float]:
+        """Take a slot for one unit of work in this thread (a batch item) and yield the wait.
+
+        The first `acquire` this thread makes inside the block (the item's first request, through
+        a client sharing this limiter) uses the slot instead of taking a second one; it still
+        books its tokens. Later requests (retries, an agent's further turns) take their own."""
+        waited = self.acquire(tokens)
+        self._pending.covered = True
+        try:
+            yield waited
+        finally:
+            self._pending.covered = False
 
     def record_tokens(self, actual: int, estimated: int | None = None) -> None:
         """Correct the token budget once a request's real usage is known.

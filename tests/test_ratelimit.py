@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import responses
 
-from rig_sync import errors
+from rig_sync import batch, errors
 from rig_sync.http import RetryPolicy, Transport
 from rig_sync.providers import openai
 from rig_sync.ratelimit import RateLimiter, parse_reset
@@ -446,3 +446,41 @@ def test_transport_observes_anthropic_headers_with_responses() -> None:
     transport.post_json("/messages", {"model": "claude", "max_tokens": 10})
     transport.post_json("/messages", {"model": "claude", "max_tokens": 10})
     assert t.waits == [pytest.approx(32.0)]
+
+
+def test_a_limiter_given_to_both_a_client_and_batch_map_takes_one_slot_per_item(fake: FakeProvider) -> None:
+    t = FakeTime(advance=True)  # one worker: the fake clock moves with each wait
+    limiter = t.limiter(rpm=60)
+    model = client_for(fake, limiter).completion_model("m")
+    answers = batch.map(lambda p: model.completion_request(p).send().text, ["a", "b", "c", "d"],
+                        max_workers=1, rate_limit=limiter)
+    assert answers == ["echo: a", "echo: b", "echo: c", "echo: d"]
+    assert limiter.acquired == 4  # not 8: the batch's slot covered each item's request
+    assert t.waits == [1.0, 1.0, 1.0]  # 60 rpm: one second apart, not two
+
+
+def test_a_slot_covers_only_the_first_request_of_its_item(fake: FakeProvider) -> None:
+    t = FakeTime(advance=True)
+    limiter = t.limiter(rpm=60)
+    model = client_for(fake, limiter).completion_model("m")
+    with limiter.slot():
+        model.completion_request("one").send()  # uses the slot
+        model.completion_request("two").send()  # an agent's next turn: its own slot
+    model.completion_request("three").send()  # outside any slot
+    assert limiter.acquired == 3 and t.waits == [1.0, 1.0]
+
+
+def test_a_slot_still_books_the_requests_tokens(fake: FakeProvider) -> None:
+    def next_wait(in_slot: bool) -> float:
+        t = FakeTime(advance=False)
+        limiter = t.limiter(tpm=600)  # 10 tokens a second
+        model = client_for(fake, limiter).completion_model("m")
+        if in_slot:
+            with limiter.slot():
+                model.completion_request("hi").send()
+        else:
+            model.completion_request("hi").send()
+        limiter.acquire(tokens=1)
+        return t.waits[-1]
+
+    assert next_wait(in_slot=True) == next_wait(in_slot=False) > 0  # the covered request's tokens count
