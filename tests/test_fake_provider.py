@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from rig_sync.providers import openai
 from rig_sync.testing import FakeProvider, Fault, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -751,3 +752,10 @@ def test_thread_safety(fake: FakeProvider) -> None:
     assert fake.request_count == n_threads * per_thread
     assert fake.connection_count == n_threads
     assert sorted(int(r.request_id[4:]) for r in fake.requests) == list(range(1, 321))
+
+
+def test_record_false_keeps_no_copies_but_still_counts() -> None:
+    with FakeProvider(record=False) as quiet:
+        model = openai.Client(quiet.api_key, base_url=quiet.base_url).completion_model("gpt-4o-mini")
+        assert model.completion_request("hi").send().text == "echo: hi"
+        assert quiet.requests == [] and quiet.request_count == 1

@@ -794,10 +794,13 @@ class FakeProvider:
         latency: float = 0.0,
         *,
         require_key: str | None = None,
+        record: bool = True,
     ) -> None:
         """``latency`` adds a server-side delay (seconds) to every reply;
         ``require_key`` makes the server accept only that API key (by default
-        any non-empty key is accepted)."""
+        any non-empty key is accepted); ``record=False`` keeps no copy of the
+        requests (for long soak and load runs: counters still count)."""
+        self.record = record
         self.host = host
         self.port = port
         self.latency = float(latency)
@@ -1012,8 +1015,9 @@ class FakeProvider:
         return n, f"req_{n}"
 
     def _record(self, req: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(req)
+        if self.record:
+            with self._lock:
+                self._requests.append(req)
 
     def _take_fault(self, path: str) -> Fault | None:
         with self._lock:
