@@ -13,8 +13,8 @@ import responses
 from rig_sync.client import ProviderValue
 from rig_sync.client.builder import DynClientBuilder
 from rig_sync.completion import ToolChoice, ToolDefinition
-from rig_sync.errors import APIError, AuthenticationError, RateLimitError, StreamError
-from rig_sync.message import Message, Reasoning, Text, ToolCall
+from rig_sync.errors import APIError, AuthenticationError, RateLimitError, StreamError, UnsupportedFeature
+from rig_sync.message import Audio, DocumentContent, Message, Reasoning, Text, ToolCall
 from rig_sync.providers import mistral
 from rig_sync.streaming import FinalResponse, ReasoningChunk, TextChunk, ToolCallChunk
 from rig_sync.testing import FakeProvider, Fault, Reply
@@ -347,3 +347,41 @@ def test_every_mistral_fixture_is_referenced() -> None:
     source = Path(__file__).read_text(encoding="utf-8")
     for name in REFERENCED:
         assert source.count(f"\"{name}\"") >= 2, f"{name} is listed but never used"
+
+
+# --- audio and document parts, in Mistral's spelling ----------------------------------------------
+
+
+def test_audio_goes_as_mistrals_bare_base64_chunk(mocked: responses.RequestsMock) -> None:
+    serve_fixture(mocked, CHAT, "mistral/chat_completion.text.json")
+    message = Message.user(["What is said here?", Audio.from_bytes(b"RIFF-wav-bytes", "wav")])
+    client().completion_model("voxtral-small-latest").completion_request(message).send()
+    parts = sent_json(mocked)["messages"][-1]["content"]
+    assert parts[1] == {"type": "input_audio", "input_audio": Audio.from_bytes(b"RIFF-wav-bytes").data}
+
+
+def test_a_document_by_url_goes_as_a_document_url_chunk(mocked: responses.RequestsMock) -> None:
+    serve_fixture(mocked, CHAT, "mistral/chat_completion.text.json")
+    doc = DocumentContent("https://example.test/report.pdf", filename="report.pdf", is_url=True)
+    client().completion_model("mistral-small-latest").completion_request(Message.user(["Sum up", doc])).send()
+    parts = sent_json(mocked)["messages"][-1]["content"]
+    assert parts[1] == {"type": "document_url", "document_url": "https://example.test/report.pdf",
+                        "document_name": "report.pdf"}
+
+
+def test_inline_document_bytes_are_refused_before_sending(mocked: responses.RequestsMock) -> None:
+    doc = DocumentContent.from_bytes(b"%PDF-1.7", filename="report.pdf")
+    with pytest.raises(UnsupportedFeature, match="by URL"):
+        client().completion_model("mistral-small-latest").completion_request(Message.user(["Sum up", doc])).send()
+    assert len(mocked.calls) == 0
+
+
+def test_other_compatible_providers_keep_openais_spelling(mocked: responses.RequestsMock) -> None:
+    from rig_sync.providers import groq
+
+    mocked.add(responses.POST, "https://api.groq.com/openai/v1/chat/completions",
+               json=chat_answer({"role": "assistant", "content": "ok"}))
+    message = Message.user(["Hear this", Audio.from_bytes(b"wav", "wav")])
+    groq.Client("k", max_retries=0).completion_model("m").completion_request(message).send()
+    audio = sent_json(mocked)["messages"][-1]["content"][1]
+    assert audio == {"type": "input_audio", "input_audio": {"data": Audio.from_bytes(b"wav").data, "format": "wav"}}

@@ -34,7 +34,7 @@ from ._compat_media import (
     HyperbolicAudioGenerationModel,
     HyperbolicImageGenerationModel,
 )
-from ._openai_chat import ChatCompletionsModel
+from ._openai_chat import OPENAI_PARTS, ChatCompletionsModel, PartDialect
 from ._openai_media import (
     KNOWN_NDIMS,
     AudioGenerationModel,
@@ -58,6 +58,7 @@ class CompatProvider:
     stream_usage: bool = True  # accepts stream_options.include_usage (False: the field is left out)
     done_marker: bool = True  # ends streams with `data: [DONE]`
     required_tool_choice: str = "required"  # its word for ToolChoice "required" (Mistral: "any")
+    user_parts: PartDialect = OPENAI_PARTS  # how it spells audio and document parts
     requires_api_key: bool = True
     env_api_key: tuple[str, ...] | None = None  # default: <NAME>_API_KEY
     env_base_url: tuple[str, ...] | None = None  # default: <NAME>_BASE_URL
@@ -109,10 +110,12 @@ ROWS: dict[str, CompatProvider] = {
             env_base_url=("LLAMACPP_API_BASE_URL", "LLAMACPP_BASE_URL"), stream_usage=False,
         ),
         # Mistral's chat request forbids unknown fields (no stream_options; usage rides on the last
-        # chunk anyway) and spells "required" as "any"; its embeddings schema documents float
-        # vectors only and sizes them with `output_dimension`.
+        # chunk anyway), spells "required" as "any", sends audio as a bare base64 string and takes
+        # documents by URL only; its embeddings schema documents float vectors only and sizes them
+        # with `output_dimension`.
         CompatProvider(
             "mistral", "https://api.mistral.ai/v1", _CE, stream_usage=False, required_tool_choice="any",
+            user_parts=PartDialect(bare_audio=True, documents_by_url=True),
             max_documents=512, embedding_encoding=None, dimensions_field="output_dimension",
             known_ndims=(("mistral-embed", 1024), ("codestral-embed", 1536)),
         ),
@@ -212,6 +215,7 @@ def client_class(name: str, module: str) -> type[Any]:
         "stream_usage": row.stream_usage,
         "stream_done_marker": row.done_marker,
         "required_tool_choice": row.required_tool_choice,
+        "user_parts": row.user_parts,
         "max_documents": row.max_documents,
         "embedding_encoding": row.embedding_encoding,
         "dimensions_field": row.dimensions_field,

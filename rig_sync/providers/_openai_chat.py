@@ -31,7 +31,7 @@ from ..streaming import (
 from ._common import event_json
 from ._openai_wire import ChatMessage, ImagePart, TextPart, Tool, image_part, tool_calls, tools, user_messages
 
-__all__ = ["ChatCompletionsModel", "converter", "usage_from"]
+__all__ = ["ChatCompletionsModel", "PartDialect", "OPENAI_PARTS", "converter", "usage_from"]
 
 converter = _wire.make_converter()
 
@@ -62,7 +62,35 @@ class _FilePart:
     type: str = "file"
 
 
-_Part = TextPart | ImagePart | _AudioPart | _FilePart
+@attrs.define
+class _BareAudioPart:  # Mistral: the base64 audio itself, no format object
+    input_audio: str
+    type: str = "input_audio"
+
+
+@attrs.define
+class _DocumentURLPart:  # Mistral: documents by URL only (or an uploaded file's id)
+    document_url: str
+    document_name: str | None = None
+    type: str = "document_url"
+
+
+_Part = TextPart | ImagePart | _AudioPart | _FilePart | _BareAudioPart | _DocumentURLPart
+
+
+@attrs.frozen
+class PartDialect:
+    """How a provider spells audio and document parts of a user message.
+
+    OpenAI (the default): audio as `{"data", "format"}`, documents inline as a `file` part.
+    Mistral (`bare_audio`, `documents_by_url`): audio as the base64 string, documents as a
+    `document_url` part (it has no inline file part, so bytes are refused before sending)."""
+
+    bare_audio: bool = False
+    documents_by_url: bool = False
+
+
+OPENAI_PARTS = PartDialect()
 
 
 @attrs.define
@@ -82,34 +110,39 @@ class _ChatRequest:
     stream_options: _StreamOptions | None = None
 
 
-def _user_part(part: Part, provider: str) -> _Part:
+def _user_part(part: Part, provider: str, dialect: PartDialect) -> _Part:
     if isinstance(part, Text):
         return TextPart(part.text)
     if isinstance(part, Image):
         return image_part(part)
     if isinstance(part, Audio):
-        return _AudioPart(_InputAudio(part.data, part.format))
+        return _BareAudioPart(part.data) if dialect.bare_audio else _AudioPart(_InputAudio(part.data, part.format))
     if isinstance(part, DocumentContent):
+        if dialect.documents_by_url:
+            if not part.is_url:
+                raise UnsupportedFeature(f"{provider}: documents go by URL (DocumentContent(url, is_url=True)); "
+                                         "it takes no inline document bytes")
+            return _DocumentURLPart(part.data, part.filename)
         if part.is_url:
             raise UnsupportedFeature(f"{provider}: documents by URL are not supported; pass the bytes")
         return _FilePart(_File(f"data:{part.media_type};base64,{part.data}", part.filename))
     raise UnsupportedFeature(f"{provider}: cannot send {type(part).__name__} in a user message")
 
 
-def _messages(request: CompletionRequest, provider: str) -> list[ChatMessage]:
+def _messages(request: CompletionRequest, provider: str, dialect: PartDialect) -> list[ChatMessage]:
     out: list[ChatMessage] = []
     if request.preamble:
         out.append(ChatMessage("system", request.preamble))
     for message in request.messages_with_documents():
-        out.extend(_wire_messages(message, provider))
+        out.extend(_wire_messages(message, provider, dialect))
     return out
 
 
-def _wire_messages(message: Message, provider: str) -> list[ChatMessage]:
+def _wire_messages(message: Message, provider: str, dialect: PartDialect) -> list[ChatMessage]:
     if message.role == "assistant":
         text = "".join(p.text for p in message.content if isinstance(p, Text))
         return [ChatMessage("assistant", text or None, tool_calls(message) or None)]
-    return user_messages(message, partial(_user_part, provider=provider), ChatMessage)
+    return user_messages(message, partial(_user_part, provider=provider, dialect=dialect), ChatMessage)
 
 
 def _tool_choice(choice: ToolChoice | None, required: str) -> str | dict[str, Any] | None:
@@ -122,11 +155,12 @@ def _tool_choice(choice: ToolChoice | None, required: str) -> str | dict[str, An
 
 def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: bool,
               supports_tools: bool = True, stream_usage: bool = True,
-              required_tool_choice: str = "required") -> dict[str, Any]:
+              required_tool_choice: str = "required", parts: PartDialect = OPENAI_PARTS) -> dict[str, Any]:
     """The JSON body for one chat completion (shared by every OpenAI-compatible provider).
 
     `stream_usage=False` leaves out `stream_options` (providers that reject it, or send usage
-    unasked); `required_tool_choice` is the provider's word for "must call a tool" (Mistral: "any").
+    unasked); `required_tool_choice` is the provider's word for "must call a tool" (Mistral: "any");
+    `parts` is how it spells audio and documents.
     """
     if request.tools and not supports_tools:
         raise UnsupportedFeature(f"{provider} does not support tool calling; send the request without tools")
@@ -134,7 +168,7 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
         converter,
         _ChatRequest(
             model=model,
-            messages=_messages(request, provider),
+            messages=_messages(request, provider, parts),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             tools=tools(request.tools) or None,
@@ -416,7 +450,8 @@ class ChatCompletionsModel(ModelView, BaseCompletionModel):
         return chat_body(self.model, request, self.provider, stream=stream,
                          supports_tools=self.client.supports_tools,
                          stream_usage=getattr(self.client, "stream_usage", True),
-                         required_tool_choice=getattr(self.client, "required_tool_choice", "required"))
+                         required_tool_choice=getattr(self.client, "required_tool_choice", "required"),
+                         parts=getattr(self.client, "user_parts", OPENAI_PARTS))
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
         return self._complete(self.path, self._body(request, stream=False), parse_chat_response)
