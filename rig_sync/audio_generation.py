@@ -9,7 +9,7 @@ import attrs
 
 from .errors import InvalidRequestError
 
-__all__ = ["AudioGenerationRequest", "AudioGenerationResponse", "AudioGenerationModel",
+__all__ = ["AudioGenerationRequest", "AudioGenerationResponse", "AudioGenerationModel", "DEFAULT_VOICE",
            "BaseAudioGenerationModel", "AudioGenerationRequestBuilder"]
 
 
@@ -28,10 +28,14 @@ def _voice(_: Any, __: Any, value: str) -> None:
         raise InvalidRequestError(f"voice must be a non-empty string (e.g. 'alloy'), not {value!r}")
 
 
+# The voice a request gets when none is given (OpenAI's); providers with other voices replace it.
+DEFAULT_VOICE = "alloy"
+
+
 @attrs.frozen
 class AudioGenerationRequest:
     text: str = attrs.field(validator=_text)
-    voice: str = attrs.field(default="alloy", validator=_voice)
+    voice: str = attrs.field(default=DEFAULT_VOICE, validator=_voice)
     speed: float = attrs.field(default=1.0, validator=_speed)
     additional_params: dict[str, Any] | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(dict))

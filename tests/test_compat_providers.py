@@ -168,6 +168,14 @@ def test_hyperbolic_audio_generation(mocked: responses.RequestsMock) -> None:
     assert sent_json(mocked) == {"text": "Hello there", "speed": 1.5, "language": "EN", "speaker": "EN-US"}
 
 
+def test_hyperbolic_audio_without_a_voice_lets_hyperbolic_choose_its_speaker(mocked: responses.RequestsMock) -> None:
+    # The core default voice is OpenAI's "alloy", which names no Hyperbolic speaker.
+    mocked.add(responses.POST, "https://api.hyperbolic.xyz/v1/audio/generation",
+               json={"audio": base64.b64encode(b"wav").decode()})
+    client_of("hyperbolic").audio_generation_model("FR").audio_generation_request().text("Bonjour").send()
+    assert sent_json(mocked) == {"text": "Bonjour", "speed": 1.0, "language": "FR"}
+
+
 def test_hyperbolic_audio_without_audio(mocked: responses.RequestsMock) -> None:
     mocked.add(responses.POST, "https://api.hyperbolic.xyz/v1/audio/generation", json={"detail": "nope"})
     with pytest.raises(ResponseDecodeError, match="no audio"):

@@ -17,7 +17,12 @@ from typing import Any
 from urllib.parse import quote
 
 from .._model import ModelView
-from ..audio_generation import AudioGenerationRequest, AudioGenerationResponse, BaseAudioGenerationModel
+from ..audio_generation import (
+    DEFAULT_VOICE,
+    AudioGenerationRequest,
+    AudioGenerationResponse,
+    BaseAudioGenerationModel,
+)
 from ..completion import deep_merge
 from ..errors import ResponseDecodeError, UnsupportedFeature
 from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
@@ -61,8 +66,10 @@ class HyperbolicAudioGenerationModel(ModelView, BaseAudioGenerationModel):
 
     def audio_generation(self, request: AudioGenerationRequest) -> AudioGenerationResponse:
         request = self._expect(request, AudioGenerationRequest)
-        body = deep_merge({"text": request.text, "speed": request.speed, "language": self.model,
-                           "speaker": request.voice}, request.additional_params)
+        body: dict[str, Any] = {"text": request.text, "speed": request.speed, "language": self.model}
+        if request.voice != DEFAULT_VOICE:  # the core default names no Hyperbolic speaker: let it choose
+            body["speaker"] = request.voice
+        body = deep_merge(body, request.additional_params)
         data = _json_object(self._post(self.path, body, "audio_generation"), self.provider, "audio")
         if not isinstance(data.get("audio"), str):
             raise ResponseDecodeError(f"{self.provider} returned no audio", provider=self.provider, field="audio",
