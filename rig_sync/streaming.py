@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from . import _json
-from .completion import CompletionResponse, Usage
+from .completion import CompletionResponse
 from .errors import ResponseDecodeError, StreamError
 from .message import AssistantContent, Reasoning, Text, ToolCall
 
@@ -193,7 +193,3 @@ def content_from(text: str, reasoning: str, tool_calls: list[ToolCall]) -> tuple
         parts.append(Text(text))
     parts.extend(tool_calls)
     return tuple(parts)
-
-
-def usage_or_empty(usage: Usage | None) -> Usage:
-    return usage if usage is not None else Usage()

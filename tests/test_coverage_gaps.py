@@ -324,8 +324,7 @@ def test_an_anthropic_stream_without_message_stop_is_incomplete() -> None:
 
 
 def test_a_stream_over_a_plain_list_closes_and_aborts_quietly() -> None:
-    from rig_sync.completion import Usage
-    from rig_sync.streaming import StreamingCompletionResponse, TextChunk, usage_or_empty
+    from rig_sync.streaming import StreamingCompletionResponse, TextChunk
 
     aborted: list[bool] = []
     stream = StreamingCompletionResponse([TextChunk("a"), TextChunk("b")], "p", abort=lambda: aborted.append(True))
@@ -334,7 +333,6 @@ def test_a_stream_over_a_plain_list_closes_and_aborts_quietly() -> None:
     assert aborted == [True]
     StreamingCompletionResponse(iter([TextChunk("a")]), "p").close()  # a list iterator has no close(): fine
     StreamingCompletionResponse([], "p").abort()  # nothing to abort: fine
-    assert usage_or_empty(Usage(1, 2, 3)) == Usage(1, 2, 3) and usage_or_empty(None) == Usage()
 
 
 def test_garbage_in_an_ndjson_stream_is_a_retryable_stream_error() -> None:
