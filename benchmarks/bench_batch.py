@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
-from _common import HEADER, Row, timed_rounds
+from _common import HEADER, Row, fake_server, timed_rounds
 
 from rig_sync import batch
 from rig_sync.providers import openai
@@ -173,9 +173,10 @@ def concurrency(requests_total: int = 400, workers: int = 32, latency: float = 0
 
 
 def embeddings(texts: int = 10_000, rounds: int = 3) -> Row:
-    with server(0.0) as srv:
+    # FakeProvider (it speaks /embeddings; the lean server answers chat only), in its own process.
+    with fake_server() as base_url:
         session = requests.Session()
-        model = openai.Client("fake-key", base_url=srv.base_url).embedding_model("text-embedding-3-small")
+        model = openai.Client("fake-key", base_url=base_url).embedding_model("text-embedding-3-small")
         inputs = [f"document number {i} about topic {i % 97}" for i in range(texts)]
 
         def raw() -> None:
@@ -183,7 +184,7 @@ def embeddings(texts: int = 10_000, rounds: int = 3) -> Row:
             for start in range(0, texts, 2048):
                 body = {"model": "text-embedding-3-small", "input": inputs[start:start + 2048],
                         "encoding_format": "float"}
-                data = session.post(srv.base_url + "/embeddings", json=body, headers=HEADERS).json()
+                data = session.post(base_url + "/embeddings", json=body, headers=HEADERS).json()
                 vectors.extend(item["embedding"] for item in data["data"])
             assert len(vectors) == texts
 

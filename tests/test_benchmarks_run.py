@@ -1,0 +1,50 @@
+"""The benchmark scripts run (at toy sizes) and report every row. No timing is asserted here:
+the figures mean something only at full size, from `make bench`; this only keeps the code working."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(autouse=True)
+def bench_path() -> Iterator[None]:
+    sys.path.insert(0, str(BENCH))
+    yield
+    sys.path.remove(str(BENCH))
+
+
+def test_batch_concurrency_and_embeddings_report_their_rows() -> None:
+    import bench_batch
+
+    rows = bench_batch.concurrency(requests_total=8, workers=4, latency=0.02, rounds=1)
+    assert [r.name.split(":")[0] for r in rows] == ["batch.map", "batch.map in bursts of 32"]
+    assert all(r.ours > 0 and "4 conns" in r.name and "0 pool warnings" in r.name for r in rows)
+    row = bench_batch.embeddings(texts=40, rounds=1)
+    assert row.ours > 0 and row.baseline > 0
+
+
+def test_requests_benchmarks_report_their_rows() -> None:
+    import bench_requests
+    from _common import fake_server
+
+    with fake_server() as base_url:
+        rows = [bench_requests.chat(base_url, calls=5, rounds=1),
+                bench_requests.streaming(base_url, words=20, rounds=1),
+                bench_requests.embeddings(base_url, texts=20, rounds=1)]
+    assert all(r.ours > 0 and r.baseline > 0 for r in rows)
+
+
+def test_soak_and_vector_store_run_small(capsys: pytest.CaptureFixture[str]) -> None:
+    import bench_soak
+    import bench_vector_store
+
+    rows = bench_soak.run(requests=200, threads=4, fault_rate=0.05)
+    assert rows[-1].ok, rows[-1].name  # every request ended in an answer or a RigError
+    bench_vector_store.main(["--docs", "200", "--dims", "8", "--numpy-queries", "2", "--pure-queries", "1"])
+    assert "built store: 200 x 8" in capsys.readouterr().out
