@@ -15,6 +15,9 @@
   the background and are journaled when they land (they were paid for).
 * `executor=` takes any `concurrent.futures.Executor`, e.g. a Dask cluster's
   `Client(...).get_executor()`: clients and models pickle without their connections.
+* Threads: a batch runs on a pool of exactly `max_workers` threads; back-to-back batches reuse a
+  warm pool of their size instead of starting new threads each time (an interrupted batch's pool,
+  with requests still running, is shut down instead).
 * Connections: every client's pool blocks instead of overflowing, so a batch never opens more
   connections than the pool holds (`pool_size`, 64 by default) however many workers share it;
   `embed_texts` and `fan_out` also cap their workers at the model's pool.
@@ -26,6 +29,7 @@ import concurrent.futures as cf
 import os
 import queue
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
@@ -100,6 +104,46 @@ def _check_fn(fn: object) -> None:
 # --- the engine shared by map and imap ----------------------------------------------------------
 
 
+class _IdlePools:
+    """Thread pools kept warm between batches, by size.
+
+    Back-to-back batches (a job sending bursts, a web view calling `map` per request) would
+    otherwise start `max_workers` new threads every time while the last batch's threads are
+    still winding down. A batch takes a pool of exactly its size, so `max_workers` still bounds
+    it; it gives the pool back only if nothing of its own is still running. At most one pool per
+    size and `KEEP` sizes are kept; a forked child forgets them (their threads are the parent's)."""
+
+    KEEP = 2
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: OrderedDict[int, cf.ThreadPoolExecutor] = OrderedDict()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget)
+
+    def take(self, workers: int) -> cf.ThreadPoolExecutor:
+        with self._lock:
+            pool = self._idle.pop(workers, None)
+        return pool or cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rig_sync.batch")
+
+    def give_back(self, workers: int, pool: cf.ThreadPoolExecutor) -> None:
+        with self._lock:
+            if workers in self._idle:
+                extra: cf.ThreadPoolExecutor | None = pool  # one warm pool per size is enough
+            else:
+                self._idle[workers] = pool
+                extra = self._idle.popitem(last=False)[1] if len(self._idle) > self.KEEP else None
+        if extra is not None:
+            extra.shutdown(wait=False)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = OrderedDict()
+
+
+_pools = _IdlePools()
+
+
 def _outcome(future: cf.Future[Any]) -> tuple[Any, bool]:
     try:
         return future.result(), True
@@ -126,7 +170,9 @@ def _run(
         total = len(items)
     log, own_log = _open_journal(journal)
     bar = make_progress(progress, total)
-    pool = executor or cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rig_sync.batch")
+    own: cf.ThreadPoolExecutor | None = None  # ours: given back when idle
+    if executor is None:
+        executor = own = _pools.take(workers)
     call = _limited(fn, rate_limit) if rate_limit is not None else fn
     in_flight: dict[cf.Future[Any], int] = {}
     # Finished futures arrive here: O(1) per item, where cf.wait re-arms every pending future
@@ -159,7 +205,7 @@ def _run(
                     exhausted = True
                     break
                 if log is None or not log.is_finished(index):
-                    future = pool.submit(call, item)
+                    future = executor.submit(call, item)
                     in_flight[future] = index
                     future.add_done_callback(finished.put)
             if not in_flight:
@@ -174,8 +220,11 @@ def _run(
                 yield index, outcome
     finally:
         stragglers = _settle(in_flight, finish, log)
-        if executor is None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        if own is not None:
+            if stragglers:  # interrupted with requests on the wire: the pool is not idle
+                own.shutdown(wait=False, cancel_futures=True)
+            else:
+                _pools.give_back(workers, own)
         bar.close()
         if log is not None and own_log:
             _close_after(log, stragglers)

@@ -7,7 +7,7 @@ import threading
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -179,12 +179,24 @@ class InterruptAfter:
         pass
 
 
-def wait_for_batch_threads() -> None:
-    """Wait (bounded) until the batch's worker threads have finished what was on the wire."""
-    deadline = time.monotonic() + 10
-    while any(t.name.startswith("rig_sync.batch") for t in threading.enumerate()):
-        assert time.monotonic() < deadline, "batch workers still running"
-        threading.Event().wait(0.01)
+class RecordingThreads:
+    """Wraps a batch function and remembers the threads it ran on (the batch's own pool)."""
+
+    def __init__(self, fn: Callable[[str], str]) -> None:
+        self.fn = fn
+        self.threads: set[threading.Thread] = set()
+
+    def __call__(self, item: str) -> str:
+        self.threads.add(threading.current_thread())
+        return self.fn(item)
+
+    def wait_until_done(self) -> None:
+        """Wait (bounded) until those threads have exited: an interrupted batch's pool is shut
+        down, so its threads end once what was on the wire has landed (and been journaled)."""
+        deadline = time.monotonic() + 10
+        while any(t.is_alive() for t in self.threads):
+            assert time.monotonic() < deadline, "batch workers still running"
+            threading.Event().wait(0.01)
 
 
 def test_ctrl_c_stops_promptly_keeps_what_finished_and_journals_it(fake: FakeProvider, tmp_path: Path) -> None:
@@ -193,15 +205,16 @@ def test_ctrl_c_stops_promptly_keeps_what_finished_and_journals_it(fake: FakePro
     journal = tmp_path / "job.jsonl"
     workers, stop_after = 3, 6
     prompts = [f"p{i}" for i in range(200)]
+    fn = RecordingThreads(ask(model))
     with pytest.raises(batch.BatchInterrupted) as info:
-        batch.map(ask(model), prompts, max_workers=workers, journal=journal, progress=InterruptAfter(stop_after))
+        batch.map(fn, prompts, max_workers=workers, journal=journal, progress=InterruptAfter(stop_after))
     err = info.value
     assert isinstance(err, KeyboardInterrupt)
     done = err.succeeded
     assert len(done) >= stop_after and not err.failures
     assert all(done[i] == f"echo: p{i}" for i in done)
     assert sorted([*done, *err.pending]) == list(range(200))
-    wait_for_batch_threads()  # requests still on the wire land (in the journal)
+    fn.wait_until_done()  # requests still on the wire land (in the journal)
     sent = fake.request_count
     assert sent <= stop_after + 2 * workers  # nothing new started after the interrupt
     with Journal(journal) as log:
@@ -421,3 +434,51 @@ def test_fan_out_rejects_bad_arguments(fake: FakeProvider) -> None:
         batch.fan_out("x", [("a", "m"), ("a", "m")], builder=builder)
     with pytest.raises(RigError, match="no provider named"):
         batch.fan_out("x", [("nope", "m")], builder=builder)
+
+
+# --- warm pools between batches -------------------------------------------------------------------
+
+
+def test_back_to_back_batches_reuse_warm_threads_within_max_workers(fake: FakeProvider) -> None:
+    model = client_for(fake).completion_model("gpt-4o-mini")
+    first, second = RecordingThreads(ask(model)), RecordingThreads(ask(model))
+    prompts = [f"p{i}" for i in range(12)]
+    assert batch.map(first, prompts, max_workers=3) == [f"echo: {p}" for p in prompts]
+    assert batch.map(second, prompts, max_workers=3) == [f"echo: {p}" for p in prompts]
+    assert 1 <= len(first.threads) <= 3
+    assert second.threads <= first.threads  # the second batch started no thread of its own
+
+
+def test_concurrent_batches_of_one_size_each_get_their_own_threads() -> None:
+    both_running = threading.Barrier(4, timeout=10)  # 2 workers of each batch at once
+    active = {"a": 0, "b": 0}
+    most = {"a": 0, "b": 0}
+    threads: dict[str, set[threading.Thread]] = {"a": set(), "b": set()}
+    lock = threading.Lock()
+    results: dict[str, list[str]] = {}
+
+    def work(name: str) -> Callable[[int], str]:
+        def step(i: int) -> str:
+            with lock:
+                active[name] += 1
+                most[name] = max(most[name], active[name])
+                threads[name].add(threading.current_thread())
+            if i < 2:
+                both_running.wait()  # proves the two batches really ran side by side
+            with lock:
+                active[name] -= 1
+            return f"{name}{i}"
+
+        return step
+
+    def run(name: str) -> None:
+        results[name] = batch.map(work(name), range(6), max_workers=2)
+
+    runners = [threading.Thread(target=run, args=(name,)) for name in "ab"]
+    for runner in runners:
+        runner.start()
+    for runner in runners:
+        runner.join(20)
+    assert results == {name: [f"{name}{i}" for i in range(6)] for name in "ab"}
+    assert most == {"a": 2, "b": 2}  # max_workers bounds each batch
+    assert not threads["a"] & threads["b"]

@@ -147,3 +147,14 @@ def test_a_failing_child_is_reported_not_hidden(fake: FakeProvider) -> None:
         raise RuntimeError("child failed on purpose")
 
     assert child_report(*fork_child(boom)) == {"error": "RuntimeError: child failed on purpose", "exit_code": 1}
+
+
+def test_a_child_forked_after_a_batch_runs_batches_of_its_own(fake: FakeProvider) -> None:
+    # The parent's warm batch threads do not exist in the child: it must start its own.
+    from rig_sync import batch
+
+    model = default_client(fake).completion_model("gpt-4o-mini")
+    ask = lambda p: model.completion_request(p).send().text  # noqa: E731
+    assert batch.map(ask, ["a", "b", "c"], max_workers=2) == ["echo: a", "echo: b", "echo: c"]
+    pid, read_fd = fork_child(lambda: {"answers": batch.map(ask, ["x", "y", "z"], max_workers=2)})
+    assert child_report(pid, read_fd) == {"result": {"answers": ["echo: x", "echo: y", "echo: z"]}, "exit_code": 0}
