@@ -179,6 +179,15 @@ class InterruptAfter:
         pass
 
 
+def side_by_side(run: Callable[[str], None], names: str, timeout: float = 30) -> None:
+    """`run(name)` for every name, each in its own thread, all at once; waits (bounded) for all."""
+    threads = [threading.Thread(target=run, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+
+
 class RecordingThreads:
     """Wraps a batch function and remembers the threads it ran on (the batch's own pool)."""
 
@@ -245,11 +254,7 @@ def test_two_batches_sharing_one_client_never_overflow_its_pool(
 
     with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
         warnings.simplefilter("always")
-        threads = [threading.Thread(target=run, args=(name,)) for name in "ab"]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
+        side_by_side(run, "ab")
     assert results == {name: [f"echo: {name}{i}" for i in range(40)] for name in "ab"}
     assert 1 <= fake.connection_count <= 4  # the pool size, though 16 workers shared it
     assert not [r for r in caplog.records if "pool" in r.getMessage().lower()]
@@ -474,11 +479,7 @@ def test_concurrent_batches_of_one_size_each_get_their_own_threads() -> None:
     def run(name: str) -> None:
         results[name] = batch.map(work(name), range(6), max_workers=2)
 
-    runners = [threading.Thread(target=run, args=(name,)) for name in "ab"]
-    for runner in runners:
-        runner.start()
-    for runner in runners:
-        runner.join(20)
+    side_by_side(run, "ab")
     assert results == {name: [f"{name}{i}" for i in range(6)] for name in "ab"}
     assert most == {"a": 2, "b": 2}  # max_workers bounds each batch
     assert not threads["a"] & threads["b"]
