@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import socket
@@ -21,12 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+import urllib3
 from _common import HEADER, Row, fake_server, timed_rounds
 
 from rig_sync import batch
 from rig_sync.providers import openai
 
 HEADERS = {"Authorization": "Bearer fake-key"}
+BARE_HEADERS = {**HEADERS, "Content-Type": "application/json"}
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello there"}]}
 
 class Server:
@@ -140,7 +143,20 @@ def concurrency(requests_total: int = 400, workers: int = 32, latency: float = 0
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(one, range(requests_total)))
 
-        candidates = {"batch.map": ours, "batch.map in bursts of 32": bursts, "raw": raw,
+        host, port = srv.base_url.split("//")[1].split("/")[0].split(":")
+        bare_pool = urllib3.HTTPConnectionPool(host, int(port), maxsize=workers, block=True)
+        body = json.dumps(BODY).encode()
+
+        def bare() -> None:  # urllib3 alone, no library code on top: what a urllib3-based client can reach
+            def one(_: object) -> None:
+                answer = bare_pool.urlopen("POST", "/v1/chat/completions", body=body, headers=BARE_HEADERS,
+                                           retries=False, assert_same_host=False)
+                json.loads(answer.data)
+
+            with ThreadPoolExecutor(workers) as pool:
+                list(pool.map(one, range(requests_total)))
+
+        candidates = {"batch.map": ours, "batch.map in bursts of 32": bursts, "raw": raw, "bare": bare,
                       "floor": _socket_floor(srv.base_url, requests_total, workers)}
         opened = dict.fromkeys(candidates, 0)
         warned = dict.fromkeys(candidates, 0)
@@ -167,6 +183,7 @@ def concurrency(requests_total: int = 400, workers: int = 32, latency: float = 0
                         share[name] >= 0.95 and warned[name] == 0 and opened[name] <= workers))
     print(f"raw requests + ThreadPoolExecutor({workers}), default pool: {share['raw']:.3f} of the ceiling "
           f"(runs {spread['raw']}), {opened['raw']} connections, {warned['raw']} pool warnings; "
+          f"bare urllib3 pool: {share['bare']:.3f} (runs {spread['bare']}); "
           f"raw sockets (the floor of any Python client here): {share['floor']:.3f} (runs {spread['floor']}); "
           f"batch.map reaches {share['batch.map'] / share['floor']:.3f} of the floor", file=sys.stderr)
     return rows
