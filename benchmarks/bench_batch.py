@@ -90,11 +90,7 @@ def _socket_floor(base_url: str, requests_total: int, workers: int) -> Callable[
     one read, no parsing. What it reaches is the practical ceiling on this machine and server."""
     host, port = base_url.split("//")[1].split("/")[0].split(":")
     request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Length: 2\r\n\r\n{}")
-    sockets: list[socket.socket] = []
-    for _ in range(workers):
-        sock = socket.create_connection((host, int(port)))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sockets.append(sock)
+    sockets: list[socket.socket] = []  # opened on the first run, so the server counts them there
     free: queue.SimpleQueue[socket.socket] = queue.SimpleQueue()
 
     def one(_: object) -> None:
@@ -105,6 +101,10 @@ def _socket_floor(base_url: str, requests_total: int, workers: int) -> Callable[
         free.put(sock)
 
     def run() -> None:
+        while len(sockets) < workers:
+            sock = socket.create_connection((host, int(port)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sockets.append(sock)
         for sock in sockets:
             free.put(sock)
         with ThreadPoolExecutor(workers) as pool:
