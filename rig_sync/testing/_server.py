@@ -11,6 +11,7 @@ import json
 import re
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -412,6 +413,20 @@ class _Server(ThreadingHTTPServer):
         self.provider = provider
         super().__init__(addr, _Handler)
 
+    def get_request(self) -> tuple[Any, Any]:
+        sock, addr = super().get_request()
+        if self.provider.tls is not None:  # the handshake runs in the connection's own thread
+            sock = self.provider.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            try:
+                request.do_handshake()
+            except (OSError, ValueError):
+                return  # a client that does not trust us: its error is the point of the test
+        super().finish_request(request, client_address)
+
     def serve_until(self, stop: threading.Event, wake: socket.socket) -> None:
         """Accept connections until ``stop`` is set; ``wake`` becoming readable
         interrupts the wait immediately (no polling interval on shutdown)."""
@@ -795,12 +810,15 @@ class FakeProvider:
         *,
         require_key: str | None = None,
         record: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """``latency`` adds a server-side delay (seconds) to every reply;
         ``require_key`` makes the server accept only that API key (by default
         any non-empty key is accepted); ``record=False`` keeps no copy of the
-        requests (for long soak and load runs: counters still count)."""
+        requests (for long soak and load runs: counters still count); ``tls``
+        (a server-side ``ssl.SSLContext``) serves HTTPS instead of HTTP."""
         self.record = record
+        self.tls = tls
         self.host = host
         self.port = port
         self.latency = float(latency)
@@ -899,9 +917,9 @@ class FakeProvider:
 
     @property
     def url(self) -> str:
-        """Root URL, e.g. ``http://127.0.0.1:PORT``."""
+        """Root URL, e.g. ``http://127.0.0.1:PORT`` (``https://`` when serving TLS)."""
         host, port = self.address
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{port}"
 
     @property
     def base_url(self) -> str:
