@@ -393,6 +393,8 @@ class StreamResponse:
 # socket's) where the transport drives urllib3 itself.
 _FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
+_ACCEPT_ENCODING = urllib3.util.make_headers(accept_encoding=True)["accept-encoding"]
+
 _DOCUMENT_TYPES = frozenset({"application/json", "text/html", "text/plain"})
 
 _active_scope = threading.local()
@@ -582,7 +584,9 @@ class Transport:
         self._auth_names = _SENSITIVE_HEADERS | {k.lower() for k in self._auth}
         # The token part of each value ("Bearer <key>" -> "<key>"), for redaction.
         self._secrets = tuple(v.strip().rsplit(" ", 1)[-1] for v in self._auth.values() if v.strip())
-        self.headers = {"User-Agent": "rig-sync/0.1", **plain}
+        # Compressed answers where the provider offers them (urllib3 decodes what it asked for:
+        # gzip and deflate, and br/zstd when their modules are installed), as requests does.
+        self.headers = {"User-Agent": "rig-sync/0.1", "Accept-Encoding": _ACCEPT_ENCODING, **plain}
         self.timeout = Timeout.of(timeout)
         self.retry = retry
         self.pool_size = pool_size

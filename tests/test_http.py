@@ -827,3 +827,26 @@ def test_a_proxy_from_the_environment_still_carries_json_calls(monkeypatch: pyte
         assert chat(transport)["choices"]
     assert [r.path for r in proxy.requests] == ["/v1/chat/completions"]  # asked in absolute form
     assert origin.requests == []
+
+
+def test_answers_come_compressed_where_the_provider_offers_it() -> None:
+    seen: list[str] = []
+
+    def hook(event: Any) -> None:
+        if isinstance(event, http_mod.observe.RequestEvent):
+            seen.append(event.headers.get("content-encoding", ""))
+
+    with FakeProvider(compress=True) as fake:
+        http_mod.observe.add_hook(hook)
+        try:
+            assert chat(make(fake))["choices"][0]["message"]["content"] == "echo: hi"
+        finally:
+            http_mod.observe.remove_hook(hook)
+        assert "gzip" in fake.requests[0].headers["accept-encoding"]
+    assert seen == ["gzip"]  # it came compressed, and was decoded
+
+
+def test_a_caller_can_ask_for_uncompressed_answers(fake: FakeProvider) -> None:
+    fake.compress = True
+    chat(make(fake, headers={"Accept-Encoding": "identity"}))
+    assert fake.requests[0].headers["accept-encoding"] == "identity"

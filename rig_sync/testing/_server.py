@@ -7,6 +7,7 @@ with :func:`route`. A route handler receives a :class:`Call` and returns a
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import selectors
@@ -538,6 +539,10 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         send_bytes: int | None = None,
     ) -> None:
+        if (self.server.provider.compress and send_bytes is None and body
+                and "gzip" in self.headers.get("Accept-Encoding", "")):
+            body = gzip.compress(body, mtime=0)
+            headers = [*headers, ("Content-Encoding", "gzip")]
         all_headers = [
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
@@ -811,13 +816,17 @@ class FakeProvider:
         require_key: str | None = None,
         record: bool = True,
         tls: ssl.SSLContext | None = None,
+        compress: bool = False,
     ) -> None:
         """``latency`` adds a server-side delay (seconds) to every reply;
         ``require_key`` makes the server accept only that API key (by default
         any non-empty key is accepted); ``record=False`` keeps no copy of the
         requests (for long soak and load runs: counters still count); ``tls``
-        (a server-side ``ssl.SSLContext``) serves HTTPS instead of HTTP."""
+        (a server-side ``ssl.SSLContext``) serves HTTPS instead of HTTP;
+        ``compress`` gzips whole (not streamed) answers for clients that accept
+        gzip, as real providers do."""
         self.record = record
+        self.compress = compress
         self.tls = tls
         self.host = host
         self.port = port
