@@ -243,3 +243,12 @@ def test_embedding_tokens_reach_the_observe_hooks(mocked: responses.RequestsMock
     summary = metrics.by("provider")["voyageai"]
     assert (summary.input_tokens, summary.output_tokens) == (data["usage"]["total_tokens"], 0)
     assert metrics.by("capability")["embeddings"].total == 1
+
+
+def test_rerank_tokens_reach_the_observe_hooks(mocked: responses.RequestsMock) -> None:
+    serve_fixture(mocked, RERANK, "voyage/rerank.spec_example.json")
+    data = load_fixture("voyage/rerank.spec_example.json")
+    with observe.collect() as metrics:
+        client().rerank_model("rerank-lite-1").rerank("Sample query", ["a", "b", "c"], top_k=2)
+    summary = metrics.by("capability")["rerank"]
+    assert (summary.input_tokens, summary.total) == (data["usage"]["total_tokens"], 1)

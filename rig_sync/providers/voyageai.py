@@ -91,6 +91,7 @@ class _RerankItem:
 @attrs.define
 class _RerankResponse:
     data: list[_RerankItem]
+    usage: _Usage | None = None
 
 
 @attrs.frozen
@@ -102,7 +103,14 @@ class RerankResult:
     document: str
 
 
-class EmbeddingModel(ModelView, BaseEmbeddingModel):
+class _VoyageModel(ModelView):
+    def _report_tokens(self, capability: str, usage: _Usage | None) -> None:
+        """Voyage counts input tokens only (`usage.total_tokens`)."""
+        if usage is not None:
+            self._report(capability, Usage(usage.total_tokens, 0, usage.total_tokens))
+
+
+class EmbeddingModel(_VoyageModel, BaseEmbeddingModel):
     """`POST {base_url}/embeddings`, in batches of 128 texts."""
 
     path = "/embeddings"
@@ -127,9 +135,7 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
         request = _EmbeddingsRequest(texts, self.model, self.input_type, self._requested_ndims)
         data = self._post(self.path, _wire.encode(converter, request), "embeddings")
         resp = _wire.decode(converter, data, _EmbeddingsResponse, self.provider)
-        if resp.usage is not None:
-            tokens = resp.usage.total_tokens
-            self._report("embeddings", Usage(tokens, 0, tokens))
+        self._report_tokens("embeddings", resp.usage)
         items = sorted(resp.data, key=lambda item: item.index)
         if [item.index for item in items] != list(range(len(items))):
             raise ResponseDecodeError(f"{self.provider} answered with embedding indexes that do not match the input",
@@ -139,7 +145,7 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
         return [item.embedding for item in items]
 
 
-class RerankModel(ModelView):
+class RerankModel(_VoyageModel):
     """`POST {base_url}/rerank`: orders documents by relevance to a query."""
 
     path = "/rerank"
@@ -158,6 +164,7 @@ class RerankModel(ModelView):
         body = _wire.encode(converter, _RerankRequest(query, texts, self.model, top_k))
         data = self._post(self.path, body, "rerank")
         resp = _wire.decode(converter, data, _RerankResponse, self.provider)
+        self._report_tokens("rerank", resp.usage)
         out: list[RerankResult] = []
         for item in resp.data:
             if not 0 <= item.index < len(texts):
