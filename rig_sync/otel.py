@@ -8,7 +8,8 @@
 Each HTTP exchange becomes a CLIENT span named "{operation} {model}" (e.g. "chat gpt-4o"), a
 child of whatever span is current in the calling thread (a web request's, a batch job's), with
 `gen_ai.operation.name`, `gen_ai.provider.name`, `gen_ai.request.model`, the HTTP status, the
-retries, the time queued behind a rate limiter, and `error.type` when it failed. Two histograms
+retries, the time queued behind a rate limiter, and `error.type` when it failed (for a stream,
+the span ends when the answer's headers arrive; its tokens come with the last event). Two histograms
 follow the conventions too: `gen_ai.client.operation.duration` (seconds) and
 `gen_ai.client.token.usage` (tokens, by `gen_ai.token.type`).
 
