@@ -452,9 +452,9 @@ _ONE_WRITE_LIMIT = 64 * 1024
 def _one_write(connection_class: type[Any]) -> type[Any]:
     """A urllib3 connection class that sends the request head and a small body in one write.
 
-    urllib3 writes them separately: on a connection shared by many threads each extra write is
-    another system call at which the thread hands the GIL to another and waits to get it back,
-    and another TCP segment for the server to read. Only an open connection holds the head back,
+    urllib3 writes them separately: with many threads sharing one GIL, each extra write is another
+    system call at which the thread hands the GIL on and waits to get it back, and another TCP
+    segment for the server to read. Only an open connection holds the head back,
     so nothing else (a proxy's CONNECT) is ever written in between."""
 
     class OneWrite(connection_class):  # type: ignore[misc]
@@ -858,8 +858,8 @@ class Transport:
         """The urllib3 pool our adapter would use for `url`, or None where a proxy applies.
 
         JSON calls skip requests' per-call work (preparing the request, resolving the pool's TLS
-        settings, building a `requests.Response` with its cookie jar): about a third of the client
-        CPU a call costs, which is what many threads sharing one GIL wait for. The pool, retries,
+        settings, building a `requests.Response` with its cookie jar): about a quarter of the
+        client CPU a call costs, which is what many threads sharing one GIL wait for. The pool, retries,
         timeouts and TLS settings are the adapter's own, so both ways behave the same."""
         assert self._adapter is not None
         origin = _origin(url)
