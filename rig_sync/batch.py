@@ -95,6 +95,12 @@ def _check_workers(max_workers: int) -> int:
     return max_workers
 
 
+def _check_limiter(limiter: object) -> None:
+    # Else every item would fail alike, in the worker, as a BatchError.
+    if limiter is not None and not callable(getattr(limiter, "acquire", None)):
+        raise TypeError(f"rate_limit must be a RateLimiter (or have an acquire() method), not {limiter!r}")
+
+
 def _check_fn(fn: object) -> None:
     # Else every item would fail alike, one worker call at a time, as a BatchError.
     if not callable(fn):
@@ -166,6 +172,7 @@ def _run(
     """Submit items as slots free up, yield outcomes as they finish. `sink` sees every outcome
     before the progress bar does, so an interrupt raised by the bar never loses the item."""
     workers = _check_workers(max_workers)
+    _check_limiter(rate_limit)
     if total is None and isinstance(items, Sized):
         total = len(items)
     log, own_log = _open_journal(journal)
@@ -291,6 +298,7 @@ def imap(
     the consumer, whatever its length. Closing the generator early stops the batch like Ctrl-C."""
     _check_fn(fn)  # fail at the call, not at the first next()
     _check_workers(max_workers)
+    _check_limiter(rate_limit)
     return _run(fn, items, max_workers=max_workers, rate_limit=rate_limit, executor=executor, journal=journal,
                 progress=progress, total=total)
 
@@ -505,7 +513,11 @@ def _limited(fn: Callable[[T], R], limiter: RateLimiter) -> Callable[[T], R]:
         with limiter.slot():  # covers the item's first request if its client shares the limiter
             return fn(item)
 
-    return call
+    def call_other(item: T) -> R:  # a limiter of the caller's own, with just `acquire`
+        limiter.acquire()
+        return fn(item)
+
+    return call if callable(getattr(limiter, "slot", None)) else call_other
 
 
 def _open_journal(journal: JournalArg) -> tuple[JournalLike | None, bool]:

@@ -484,3 +484,32 @@ def test_a_slot_still_books_the_requests_tokens(fake: FakeProvider) -> None:
         return t.waits[-1]
 
     assert next_wait(in_slot=True) == next_wait(in_slot=False) > 0  # the covered request's tokens count
+
+
+def test_batch_map_spaces_items_through_its_limiter() -> None:
+    t = FakeTime(advance=True)
+    limiter = t.limiter(rpm=120)
+    assert batch.map(str.upper, ["a", "b", "c"], max_workers=1, rate_limit=limiter) == ["A", "B", "C"]
+    assert limiter.acquired == 3 and t.waits == [0.5, 0.5]
+
+
+def test_batch_map_takes_a_limiter_of_the_callers_own() -> None:
+    class Counting:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def acquire(self, tokens: int = 0) -> float:
+            self.calls += 1
+            return 0.0
+
+    limiter = Counting()
+    assert batch.map(str.upper, ["a", "b"], max_workers=2, rate_limit=limiter) == ["A", "B"]  # type: ignore[arg-type]
+    assert limiter.calls == 2
+
+
+@pytest.mark.parametrize("bad", [60, "60/min", object()])
+def test_batch_refuses_a_rate_limit_that_is_not_a_limiter(bad: Any) -> None:
+    with pytest.raises(TypeError, match="rate_limit must be a RateLimiter"):
+        batch.map(str.upper, ["a"], rate_limit=bad)
+    with pytest.raises(TypeError, match="rate_limit must be a RateLimiter"):
+        batch.imap(str.upper, ["a"], rate_limit=bad)
