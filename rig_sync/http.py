@@ -803,7 +803,7 @@ class Transport:
                 resp = self._send_once(session, method, url, headers, data, files, params, stream)
                 if resp.status_code not in _REDIRECTS or "location" not in resp.headers:
                     break
-                resp.close()
+                _discard(resp)
                 if hop == _MAX_REDIRECTS:
                     self._emit(method, path, resp, seen, None)
                     raise errors.APIStatusError(
@@ -978,6 +978,17 @@ class _EnvView:
 def _env_view(session: requests.Session) -> Any:
     # Our own sessions have trust_env off; the environment is still read, here, once.
     return _EnvView(session) if session.trust_env is False else session
+
+
+def _discard(resp: _Reply) -> None:
+    """Close an answer we do not read (a redirect), reading its body first if it is small, as
+    requests does, so that its connection goes back to the pool instead of being closed."""
+    try:
+        if int(resp.headers.get("content-length") or _DRAIN_LIMIT + 1) <= _DRAIN_LIMIT:
+            resp.content  # noqa: B018 - reading it is the point
+    except (ValueError, *_FAILURES):
+        pass  # no length, a bad one, or a broken body: closing is all that is left
+    resp.close()
 
 
 def _sending_is_patched() -> bool:

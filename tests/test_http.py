@@ -850,3 +850,11 @@ def test_a_caller_can_ask_for_uncompressed_answers(fake: FakeProvider) -> None:
     fake.compress = True
     chat(make(fake, headers={"Accept-Encoding": "identity"}))
     assert fake.requests[0].headers["accept-encoding"] == "identity"
+
+
+def test_a_same_origin_redirect_keeps_its_connection(fake: FakeProvider) -> None:
+    fake.script(Reply.json(307, {"moved": True}, headers={"Location": "/v1/chat/completions"}))
+    transport = make(fake, pool_size=1)
+    assert chat(transport)["object"] == "chat.completion"
+    assert chat(transport)["object"] == "chat.completion"
+    assert len(fake.requests) == 3 and fake.connection_count == 1  # the redirect's body was read, not dropped
