@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 
@@ -76,3 +77,22 @@ def test_a_given_progress_object_sees_every_item() -> None:
     count = Count()
     batch.map(lambda i: 1 // (i % 4), range(8), progress=count, return_exceptions=True)
     assert (count.ok, count.failed, count.closed) == (6, 2, True)
+
+
+def test_progress_true_draws_a_tqdm_bar_with_failures(capsys: pytest.CaptureFixture[str]) -> None:
+    def half_fail(i: int) -> int:
+        if i % 5 == 0:
+            raise ValueError("bad item")
+        return i
+
+    out = batch.map(half_fail, range(10), max_workers=2, progress=True, return_exceptions=True)
+    assert [isinstance(r, ValueError) for r in out] == [i % 5 == 0 for i in range(10)]
+    drawn = capsys.readouterr().err
+    assert "10/10" in drawn and "failed=2" in drawn
+
+
+def test_a_tqdm_bar_counts_items_a_journal_already_held(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = tmp_path / "job.jsonl"
+    batch.map(str.upper, ["a", "b", "c"], max_workers=1, journal=journal, progress=False)
+    assert batch.map(str.upper, ["a", "b", "c", "d"], journal=journal, progress=True) == ["A", "B", "C", "D"]
+    assert "4/4" in capsys.readouterr().err
