@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 from conftest import FIXTURES, load_bytes, load_fixture, sent_json, serve_fixture
 
@@ -252,3 +253,27 @@ def test_rerank_tokens_reach_the_observe_hooks(mocked: responses.RequestsMock) -
         client().rerank_model("rerank-lite-1").rerank("Sample query", ["a", "b", "c"], top_k=2)
     summary = metrics.by("capability")["rerank"]
     assert (summary.input_tokens, summary.total) == (data["usage"]["total_tokens"], 1)
+
+
+@pytest.mark.parametrize("body", [
+    {"documents": ["a"]},                                   # no query
+    {"query": "q", "documents": []},                        # no documents
+    {"query": "q", "documents": ["a", 3]},                  # a document that is not text
+    {"query": "q", "documents": ["a"], "top_k": 0},         # a top_k below 1
+])
+def test_the_fake_rerank_refuses_what_voyage_refuses(fake: FakeProvider, body: dict[str, Any]) -> None:
+    answer = requests.post(f"{fake.url}/v1/rerank", json=body, timeout=5,
+                           headers={"Authorization": f"Bearer {fake.api_key}"})
+    assert answer.status_code == 400 and set(answer.json()) == {"detail"}
+
+
+def test_the_fake_rerank_speaks_voyages_rate_limit_and_failure_shapes(fake: FakeProvider) -> None:
+    reranker = fake_client(fake).rerank_model("rerank-2")
+    fake.inject(Fault.status(429))
+    with pytest.raises(errors.RateLimitError, match="rate limit"):
+        reranker.rerank("q", ["a"])
+    fake.inject(Fault.status(403))
+    with pytest.raises(errors.PermissionDeniedError) as info:
+        reranker.rerank("q", ["a"])
+    assert info.value.body == {"detail": "Request failed"}
+    assert reranker.rerank("q", ["a"])[0].document == "a"  # and it answers again after
