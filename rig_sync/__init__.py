@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "agent", "audio_generation", "batch", "client", "completion", "embeddings", "errors", "extractor",
-    "http", "image_generation", "message", "observe", "pipeline", "providers", "sse", "streaming",
-    "testing", "tool", "transcription", "vector_store",
+    "http", "image_generation", "journal", "message", "observe", "pipeline", "progress",
+    "providers", "ratelimit", "sse", "streaming", "testing", "tool", "transcription", "vector_store",
 }
 
 if TYPE_CHECKING:

@@ -97,3 +97,18 @@ def test_a_listed_submodule_not_yet_written_is_just_absent(monkeypatch: pytest.M
     # hasattr() must answer False, not raise ModuleNotFoundError, for an optional layer not installed.
     monkeypatch.setattr(rig_sync, "_SUBMODULES", {*rig_sync._SUBMODULES, "not_written_yet"})
     assert not hasattr(rig_sync, "not_written_yet")
+
+
+def test_batch_helpers_are_reachable_from_the_package() -> None:
+    import rig_sync
+
+    assert rig_sync.ratelimit.RateLimiter and rig_sync.journal.Journal and rig_sync.progress.make_progress
+
+
+def test_without_opentelemetry_the_otel_module_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if it were not installed
+    monkeypatch.delitem(sys.modules, "rig_sync.otel", raising=False)
+    with pytest.raises(ImportError, match=r"rig-sync\[otel\]"):
+        import rig_sync.otel  # noqa: F401

@@ -140,3 +140,20 @@ def test_killed_with_sigkill_then_resumed_loses_nothing_and_pays_once(tmp_path: 
         assert not journaled & set(after)  # nothing journaled was paid for again
         assert set(after) == set(prompts) - journaled and set(after.values()) == {1}
         assert max(before.values()) == 1
+
+
+def test_a_journal_where_no_file_can_be_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="cannot write journal"):
+        Journal(tmp_path / "no-such-dir" / "job.jsonl")
+    with pytest.raises(JournalError, match="cannot read journal"):
+        Journal(tmp_path)  # a directory
+
+
+def test_blank_lines_are_skipped_and_a_closed_journal_refuses_to_record(tmp_path: Path) -> None:
+    path = tmp_path / "job.jsonl"
+    path.write_text('{"index": 0, "ok": true, "result": "A"}\n\n{"index": 1, "ok": true, "result": "B"}\n')
+    log = Journal(path)
+    assert log.finished() == {0: "A", 1: "B"} and repr(log) == f"Journal({str(path)!r}, finished=2)"
+    log.close()
+    with pytest.raises(JournalError, match="closed; item 2 was not recorded"):
+        log.record(2, "C", True)
