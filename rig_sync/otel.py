@@ -15,8 +15,9 @@ follow the conventions too: `gen_ai.client.operation.duration` (seconds) and
 
 It is built on `rig_sync.observe` hooks, so it costs nothing until `instrument()` is called: no
 module imports this one, and without hooks the transport builds no events. Needs the
-`opentelemetry-api` package (`pip install rig-sync[otel]`); an SDK and exporter are the
-application's choice, as OpenTelemetry intends.
+`opentelemetry-api` package, 1.30 or newer for the histograms' advised buckets
+(`pip install rig-sync[otel]`); an SDK and exporter are the application's choice, as
+OpenTelemetry intends.
 """
 
 from __future__ import annotations
