@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 import urllib3
-from _common import HEADER, Row, fake_server, timed_rounds
+from _common import HEADER, Row, child_server, embedding_inputs, fake_server, raw_float_embeddings, timed_rounds
 
 from rig_sync import batch
 from rig_sync.providers import openai
@@ -49,19 +49,8 @@ class Server:
 def server(latency: float) -> Iterator[Server]:
     # The lean latency server, not FakeProvider: its per-request CPU would otherwise decide the
     # result (see _latency_server.py). Both clients of the comparison talk to the same one.
-    script = str(Path(__file__).with_name("_latency_server.py"))
-    proc = subprocess.Popen([sys.executable, script, str(latency)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        base_url = proc.stdout.readline().strip()
-        if not base_url.startswith("http://127.0.0.1"):
-            raise RuntimeError(f"fake server did not start: {base_url!r}")
+    with child_server([str(Path(__file__).with_name("_latency_server.py")), str(latency)]) as (proc, base_url):
         yield Server(proc, base_url)
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()
-        proc.wait(timeout=10)
 
 
 class PoolWarnings(logging.Handler):
@@ -194,16 +183,10 @@ def embeddings(texts: int = 10_000, rounds: int = 3) -> Row:
     with fake_server() as base_url:
         session = requests.Session()
         model = openai.Client("fake-key", base_url=base_url).embedding_model("text-embedding-3-small")
-        inputs = [f"document number {i} about topic {i % 97}" for i in range(texts)]
+        inputs = embedding_inputs(texts)
 
         def raw() -> None:
-            vectors = []
-            for start in range(0, texts, 2048):
-                body = {"model": "text-embedding-3-small", "input": inputs[start:start + 2048],
-                        "encoding_format": "float"}
-                data = session.post(base_url + "/embeddings", json=body, headers=HEADERS).json()
-                vectors.extend(item["embedding"] for item in data["data"])
-            assert len(vectors) == texts
+            assert len(raw_float_embeddings(session, base_url, inputs, HEADERS)) == texts
 
         def ours() -> None:
             assert len(batch.embed_texts(model, inputs)) == texts

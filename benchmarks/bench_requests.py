@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import requests
-from _common import HEADER, Row, fake_server, timed_rounds
+from _common import HEADER, Row, embedding_inputs, fake_server, raw_float_embeddings, timed_rounds
 
 from rig_sync.providers import openai
 
@@ -68,14 +68,10 @@ def streaming(base_url: str, words: int = 2000, rounds: int = 15) -> Row:
 def embeddings(base_url: str, texts: int = 10_000, rounds: int = 5) -> Row:
     session = requests.Session()
     model = openai.Client("fake-key", base_url=base_url).embedding_model("text-embedding-3-small")
-    inputs = [f"document number {i} about topic {i % 97}" for i in range(texts)]
+    inputs = embedding_inputs(texts)
 
     def raw() -> None:
-        vectors = []
-        for start in range(0, texts, 2048):
-            body = {"model": "text-embedding-3-small", "input": inputs[start:start + 2048], "encoding_format": "float"}
-            data = session.post(base_url + "/embeddings", json=body, headers=HEADERS).json()
-            vectors.extend(item["embedding"] for item in data["data"])
+        vectors = raw_float_embeddings(session, base_url, inputs, HEADERS)
         assert len(vectors) == texts and len(vectors[0]) == 1536
 
     def ours() -> None:
