@@ -632,7 +632,7 @@ class Transport:
             "timeout": (self.timeout.connect, self.timeout.read),
         }
         self._urllib3_timeout = urllib3.Timeout(connect=self.timeout.connect, read=self.timeout.read)
-        self._direct: dict[tuple[str, str, int | None], Any] = {}  # origin -> pool key, or False: via requests
+        self._direct: dict[tuple[str, str, int | None], _DirectRoute | None] = {}  # None: via requests (a proxy)
         self._session = session
         self._pid = os.getpid()
 
@@ -859,30 +859,15 @@ class Transport:
 
         JSON calls skip requests' per-call work (preparing the request, resolving the pool's TLS
         settings, building a `requests.Response` with its cookie jar): about a quarter of the
-        client CPU a call costs, which is what many threads sharing one GIL wait for. The pool, retries,
-        timeouts and TLS settings are the adapter's own, so both ways behave the same."""
+        client CPU a call costs, which is what many threads sharing one GIL wait for. The pool,
+        retries, timeouts and TLS settings are the adapter's own, so both ways behave the same."""
         assert self._adapter is not None
         origin = _origin(url)
-        key = self._direct.get(origin)
-        if key is None:
-            if requests.utils.select_proxy(url, self._adapter_kwargs["proxies"]):
-                self._direct[origin] = False
-                return None
-            prepared = requests.PreparedRequest()
-            prepared.prepare(method="GET", url=url)
-            key = self._direct[origin] = (*self._adapter.build_connection_pool_key_attributes(
-                prepared, self._adapter_kwargs["verify"], self._adapter_kwargs["cert"]), None)
-        elif key is False:
-            return None
-        pool: HTTPConnectionPool | None = key[2]
-        if pool is None or pool.pool is None:  # first use, or closed (the pool manager let it go)
-            host_params, pool_kwargs = key[:2]
-            pool = self._adapter.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
-            # What requests' send does to each pool it is about to use.
-            self._adapter.cert_verify(  # type: ignore[no-untyped-call]
-                pool, url, self._adapter_kwargs["verify"], self._adapter_kwargs["cert"])
-            self._direct[origin] = (*key[:2], pool)
-        return pool
+        if origin not in self._direct:
+            proxied = requests.utils.select_proxy(url, self._adapter_kwargs["proxies"])
+            self._direct[origin] = None if proxied else _DirectRoute(self._adapter, url, self._adapter_kwargs)
+        route = self._direct[origin]
+        return route.pool() if route is not None else None
 
     def _send_direct(self, pool: HTTPConnectionPool, method: str, url: str, headers: dict[str, str],
                      data: bytes | None) -> _Answer:
@@ -978,6 +963,28 @@ class _EnvView:
 def _env_view(session: requests.Session) -> Any:
     # Our own sessions have trust_env off; the environment is still read, here, once.
     return _EnvView(session) if session.trust_env is False else session
+
+
+class _DirectRoute:
+    """Where JSON calls to one origin go without requests: the adapter's pool for it."""
+
+    def __init__(self, adapter: HTTPAdapter, url: str, settings: Mapping[str, Any]) -> None:
+        prepared = requests.PreparedRequest()
+        prepared.prepare(method="GET", url=url)
+        self._host, self._pool_kwargs = adapter.build_connection_pool_key_attributes(
+            prepared, settings["verify"], settings["cert"])
+        self._adapter, self._url, self._settings = adapter, url, settings
+        self._pool: HTTPConnectionPool | None = None
+
+    def pool(self) -> HTTPConnectionPool:
+        pool = self._pool
+        if pool is None or pool.pool is None:  # first use, or closed (the pool manager let it go)
+            pool = self._adapter.poolmanager.connection_from_host(**self._host, pool_kwargs=self._pool_kwargs)
+            # What requests' send does to each pool it is about to use (it checks the CA bundle path).
+            self._adapter.cert_verify(pool, self._url, self._settings["verify"],  # type: ignore[no-untyped-call]
+                                      self._settings["cert"])
+            self._pool = pool
+        return pool
 
 
 def _discard(resp: _Reply) -> None:
