@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -74,10 +75,9 @@ def pool_warnings() -> Iterator[PoolWarnings]:
         logger.removeHandler(handler)
 
 
-def _socket_floor(base_url: str, requests_total: int, workers: int) -> Callable[[], None]:
+def _socket_floor(host: str, port: int, requests_total: int, workers: int) -> Callable[[], None]:
     """The least any Python client can do per request: one keep-alive socket per thread, one write,
     one read, no parsing. What it reaches is the practical ceiling on this machine and server."""
-    host, port = base_url.split("//")[1].split("/")[0].split(":")
     request = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: " + host.encode() + b"\r\nContent-Length: 2\r\n\r\n{}")
     sockets: list[socket.socket] = []  # opened on the first run, so the server counts them there
     free: queue.SimpleQueue[socket.socket] = queue.SimpleQueue()
@@ -91,7 +91,7 @@ def _socket_floor(base_url: str, requests_total: int, workers: int) -> Callable[
 
     def run() -> None:
         while len(sockets) < workers:
-            sock = socket.create_connection((host, int(port)))
+            sock = socket.create_connection((host, port))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sockets.append(sock)
         for sock in sockets:
@@ -132,8 +132,9 @@ def concurrency(requests_total: int = 400, workers: int = 32, latency: float = 0
             with ThreadPoolExecutor(workers) as pool:
                 list(pool.map(one, range(requests_total)))
 
-        host, port = srv.base_url.split("//")[1].split("/")[0].split(":")
-        bare_pool = urllib3.HTTPConnectionPool(host, int(port), maxsize=workers, block=True)
+        where = urlsplit(srv.base_url)
+        host, port = where.hostname or "127.0.0.1", where.port or 80
+        bare_pool = urllib3.HTTPConnectionPool(host, port, maxsize=workers, block=True)
         body = json.dumps(BODY).encode()
 
         def bare() -> None:  # urllib3 alone, no library code on top: what a urllib3-based client can reach
@@ -146,7 +147,7 @@ def concurrency(requests_total: int = 400, workers: int = 32, latency: float = 0
                 list(pool.map(one, range(requests_total)))
 
         candidates = {"batch.map": ours, "batch.map in bursts of 32": bursts, "raw": raw, "bare": bare,
-                      "floor": _socket_floor(srv.base_url, requests_total, workers)}
+                      "floor": _socket_floor(host, port, requests_total, workers)}
         opened = dict.fromkeys(candidates, 0)
         warned = dict.fromkeys(candidates, 0)
         rates: dict[str, list[float]] = {name: [] for name in candidates}
