@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from ..image_generation import ImageGenerationModel
     from ..transcription import TranscriptionModel
 
-__all__ = ["ClientFactory", "DynClientBuilder", "ProviderModelId", "builtin_provider_names", "load_provider"]
+__all__ = ["ClientFactory", "DynClientBuilder", "ProviderModelId", "builtin_provider_names", "load_provider",
+           "split_model_id"]
 
 
 @attrs.frozen
@@ -53,6 +54,22 @@ class ClientFactory:
         # The name is the part of a "provider:model" id before the first colon.
         if not isinstance(name, str) or not name or name != name.strip() or ":" in name:
             raise ValueError(f"a provider name must be a non-empty string without ':' or spaces, not {name!r}")
+
+
+def split_model_id(id_string: object) -> tuple[str, str]:
+    """`"openai:gpt-4o"` -> `("openai", "gpt-4o")`: split at the first colon (a model may hold more,
+    as in `ollama:llama3:8b`), spaces around either part dropped. Raises `InvalidIdString` for
+    anything else; whether the provider exists is the registry's question, not this one's."""
+    if not isinstance(id_string, str):
+        raise InvalidIdString(f"a model id must be a 'provider:model' string, not {type(id_string).__name__}")
+    provider, sep, model = (part.strip() for part in id_string.partition(":"))
+    if not sep or not provider or not model:
+        raise InvalidIdString(f"model id {id_string!r} must look like 'provider:model', e.g. 'openai:gpt-4o'")
+    if not provider.replace("_", "").replace("-", "").isalnum():
+        raise InvalidIdString(f"model id {id_string!r}: the provider part {provider!r} is not a provider name")
+    if any(ch.isspace() or not ch.isprintable() for ch in model):
+        raise InvalidIdString(f"model id {id_string!r}: the model name {model!r} holds spaces or control characters")
+    return provider, model
 
 
 def builtin_provider_names() -> list[str]:
@@ -143,6 +160,9 @@ class DynClientBuilder:
             raise TypeError(f"provider name must be a string, not {type(provider).__name__}")
         with self._lock:
             found = self._factories.get(provider)
+            if found is None:  # "OpenAI" means "openai", unless the case is all that tells two apart
+                folded = [f for name, f in self._factories.items() if name.casefold() == provider.strip().casefold()]
+                found = folded[0] if len(folded) == 1 else None
             if found is None:
                 close = difflib.get_close_matches(provider, self._factories, n=3)
                 hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -155,7 +175,7 @@ class DynClientBuilder:
 
     def build(self, provider: str) -> Any:
         """The provider's client from its environment variables, built once and cached."""
-        return self._cached(provider, provider, lambda f: f.from_env_fn())
+        return self._cached(provider, None, lambda f: f.from_env_fn())
 
     def build_from_value(self, provider: str, value: ProviderValue | str) -> Any:
         """The provider's client from explicit settings (cached per distinct value)."""
@@ -163,11 +183,13 @@ class DynClientBuilder:
             value = ProviderValue(value)
         if not isinstance(value, ProviderValue):
             raise TypeError(f"build_from_value takes a ProviderValue or an API key, not {type(value).__name__}")
-        return self._cached(provider, (provider, value), lambda f: f.from_value_fn(value))
+        return self._cached(provider, value, lambda f: f.from_value_fn(value))
 
-    def _cached(self, provider: str, key: Hashable, make: Callable[[ClientFactory], Any]) -> Any:
-        # Built once per key; a slow build of one provider never holds up another's.
+    def _cached(self, provider: str, value: ProviderValue | None, make: Callable[[ClientFactory], Any]) -> Any:
+        # Built once per provider (and value); a slow build of one provider never holds up another's.
         factory = self.factory(provider)
+        provider = factory.name  # as registered, whatever case it was asked for in
+        key: Hashable = provider if value is None else (provider, value)
         with self._lock:
             client = self._clients.get(key)
             if client is not None:
@@ -234,13 +256,8 @@ class DynClientBuilder:
 
     def id(self, id_string: str) -> ProviderModelId:
         """Parse `"provider:model"` (the model may itself contain colons, e.g. `ollama:llama3:8b`)."""
-        if not isinstance(id_string, str):
-            raise InvalidIdString(f"id must be a 'provider:model' string, not {type(id_string).__name__}")
-        provider, sep, model = id_string.partition(":")
-        if not sep or not provider.strip() or not model.strip():
-            raise InvalidIdString(f"id {id_string!r} must look like 'provider:model', e.g. 'openai:gpt-4o'")
-        self.factory(provider)
-        return ProviderModelId(self, provider, model)
+        provider, model = split_model_id(id_string)
+        return ProviderModelId(self, self.factory(provider).name, model)
 
 
 def _claims(factory: ClientFactory, capability: str) -> bool:
