@@ -1,14 +1,11 @@
-"""Shared test helpers: the recorded provider payloads in shared/fixtures (see its README.md), and
-the `fake` fixture (a loopback FakeProvider) with the `ADD` tool the end-to-end tests call.
-
-The directory is found beside the repository (`<repo>/../shared/fixtures`); set
-RIG_SYNC_FIXTURES to read it from elsewhere.
+"""Shared test helpers: the recorded provider payloads in tests/fixtures (their sources are in its
+README.md), and the `fake` fixture (a loopback FakeProvider) with the `ADD` tool the end-to-end
+tests call. Nothing here reads outside the repository.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -20,16 +17,14 @@ import responses
 from rig_sync.completion import ToolDefinition
 from rig_sync.testing import FakeProvider
 
-FIXTURES = Path(
-    os.environ.get("RIG_SYNC_FIXTURES") or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-)
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def fixture_path(name: str) -> Path:
     """The path of a fixture file, e.g. `fixture_path("openai/chat_completion.text.json")`."""
     path = FIXTURES / name
     if not path.is_file():
-        pytest.fail(f"fixture {name!r} not found under {FIXTURES} (set RIG_SYNC_FIXTURES?)")
+        pytest.fail(f"fixture {name!r} not found under {FIXTURES}")
     return path
 
 

@@ -1,5 +1,5 @@
 """Anthropic Messages API through the public API, against every recorded payload in
-shared/fixtures/anthropic (responses, streams, errors, request bodies). End-to-end tests against
+tests/fixtures/anthropic (responses, streams, errors, request bodies). End-to-end tests against
 the loopback FakeProvider are in test_anthropic_fake.py."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Azure OpenAI through the public API: per-deployment URLs, api-version, key or Entra ID token,
 the content filter, OpenAI's recorded payloads served from Azure URLs (Azure speaks OpenAI's wire
-format; shared/fixtures has no Azure-only recordings), then end to end against FakeProvider."""
+format; tests/fixtures has no Azure-only recordings), then end to end against FakeProvider."""
 
 from __future__ import annotations
 

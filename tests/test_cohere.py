@@ -1,4 +1,4 @@
-"""Cohere v2 through the public API: every payload in shared/fixtures/cohere with `responses`,
+"""Cohere v2 through the public API: every payload in tests/fixtures/cohere with `responses`,
 then end to end against the loopback FakeProvider speaking Cohere's wire format."""
 
 from __future__ import annotations

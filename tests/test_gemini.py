@@ -1,4 +1,4 @@
-"""Gemini through the public API, against the recorded payloads in shared/fixtures/gemini (HTTP
+"""Gemini through the public API, against the recorded payloads in tests/fixtures/gemini (HTTP
 mocked with `responses`). End-to-end tests against FakeProvider are in test_gemini_fake.py."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Mistral: a row of the OpenAI-compatible table with named deviations, tested against Mistral's
-own payloads (shared/fixtures/mistral) and end to end against the loopback FakeProvider."""
+own payloads (tests/fixtures/mistral) and end to end against the loopback FakeProvider."""
 
 from __future__ import annotations
 

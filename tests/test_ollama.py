@@ -1,4 +1,4 @@
-"""Ollama's native API through the public API, against every payload in shared/fixtures/ollama,
+"""Ollama's native API through the public API, against every payload in tests/fixtures/ollama,
 then end to end against the loopback FakeProvider speaking Ollama's format."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """OpenAI Chat Completions through the public API, against every recorded chat payload
-(shared/fixtures/openai), then end to end against the loopback FakeProvider."""
+(tests/fixtures/openai), then end to end against the loopback FakeProvider."""
 
 from __future__ import annotations
 

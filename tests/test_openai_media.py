@@ -1,5 +1,5 @@
 """OpenAI embeddings, transcription, image generation and speech through the public API, against
-every recorded payload (shared/fixtures/openai), then end to end against the loopback FakeProvider.
+every recorded payload (tests/fixtures/openai), then end to end against the loopback FakeProvider.
 Also checks that every OpenAI fixture file is exercised by one of the test_openai_* modules."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """OpenAI Responses API through the public API (`client.responses_model`), against every recorded
-Responses payload (shared/fixtures/openai), then end to end against the loopback FakeProvider."""
+Responses payload (tests/fixtures/openai), then end to end against the loopback FakeProvider."""
 
 from __future__ import annotations
 

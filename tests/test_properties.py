@@ -1,5 +1,5 @@
 """Hostile input: every response parser and stream framer, fed the real recorded payloads in
-shared/fixtures mutated (fields dropped, types swapped, values emptied or made huge, events
+tests/fixtures mutated (fields dropped, types swapped, values emptied or made huge, events
 dropped, duplicated or reordered, bytes cut or inserted, chunks split anywhere, other line ends).
 
 The property everywhere: the outcome is a well-typed core value or a `RigError` — never another

@@ -20,7 +20,7 @@ from rig_sync.providers import openai
 from rig_sync.ratelimit import RateLimiter, parse_reset
 from rig_sync.testing import FakeProvider, Fault, Reply
 
-FIXTURES = Path("/work/shared/fixtures")
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 _names = itertools.count()
 
 

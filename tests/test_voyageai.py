@@ -1,4 +1,4 @@
-"""Voyage AI through the public API: every payload in shared/fixtures/voyage with `responses`,
+"""Voyage AI through the public API: every payload in tests/fixtures/voyage with `responses`,
 then end to end against the loopback FakeProvider (its OpenAI embeddings route speaks Voyage's
 request and response shape; `/v1/rerank` is Voyage's own)."""
 
