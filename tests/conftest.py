@@ -106,3 +106,22 @@ def fake() -> Iterator[FakeProvider]:
     """A FakeProvider for one test (a module may define its own, e.g. module-scoped)."""
     with FakeProvider() as fp:
         yield fp
+
+
+# --- no provider variable of the machine running the tests leaks into them ------------------------------
+
+
+@cache
+def _provider_variables() -> list[str]:
+    # Asked of the provider classes themselves (at the first test, not at collection).
+    from rig_sync.client.builder import provider_env_variables
+
+    return provider_env_variables()
+
+
+@pytest.fixture(autouse=True)
+def _without_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clients read their provider's variables when built: a developer's OPENAI_API_KEY (or
+    OPENAI_BASE_URL, ANTHROPIC_TIMEOUT …) must not change what a test sees."""
+    for name in _provider_variables():
+        monkeypatch.delenv(name, raising=False)

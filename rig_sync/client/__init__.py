@@ -2,12 +2,18 @@
 
 A provider module defines `Client(ProviderClient, CompletionClient, …)` with its name, default
 base URL, environment variables and auth headers, and exposes `ClientBuilder = Client.Builder`.
-Everything else (key checks, base URL checks, transport construction, from_env, from_value,
-builder methods, pickling, repr without secrets) lives here once.
+Everything else (key checks, base URL checks, environment defaults, transport construction,
+from_env, from_value, builder methods, pickling, repr without secrets) lives here once.
+
+As in openai-python, an argument left out is read from the environment when the client is built:
+the key from `env_api_key` (e.g. OPENAI_API_KEY), the base URL from `env_base_url`
+(OPENAI_BASE_URL), the timeout from `<PROVIDER>_TIMEOUT` (seconds) and the retry count from
+`<PROVIDER>_MAX_RETRIES`. An explicit argument always wins; nothing is read after that.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -137,6 +143,32 @@ class _FrozenAfterInit(type):
         object.__setattr__(client, "_frozen", True)
         return client
 
+    @property
+    def __signature__(cls) -> Any:
+        # Without it, inspect.signature/help()/Jupyter's `Client?` show this metaclass's
+        # `(*args, **kwargs)`. Computed on demand so that importing a provider imports no `inspect`.
+        return _init_signature(cls)
+
+
+def _init_signature(cls: type) -> Any:
+    """The parameters of `cls.__init__` without `self`; a `**kwargs` that is passed up the chain
+    is replaced by the keyword parameters of the next `__init__` (e.g. Azure's, then the base's)."""
+    import inspect
+
+    params: list[inspect.Parameter] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        taken = {p.name for p in params}
+        more = [p for p in list(inspect.signature(init).parameters.values())[1:] if p.name not in taken]
+        if params:  # the rest of the chain only fills in the keyword arguments
+            more = [p for p in more if p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD)]
+        params = [p for p in params if p.kind is not p.VAR_KEYWORD] + more
+        if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is ProviderClient:
+            break
+    return inspect.Signature(params)
+
 
 class ProviderClient(metaclass=_FrozenAfterInit):
     """Base of every provider client. Immutable and thread-safe once built; pickles without
@@ -144,9 +176,11 @@ class ProviderClient(metaclass=_FrozenAfterInit):
 
     provider: ClassVar[str]
     default_base_url: ClassVar[str]
-    env_api_key: ClassVar[tuple[str, ...]] = ()
-    env_base_url: ClassVar[tuple[str, ...]] = ()
-    env_options: ClassVar[tuple[str, ...]] = ()  # other variables from_env reads (shown in the matrix)
+    env_api_key: ClassVar[tuple[str, ...]] = ()  # read in order when no key is passed; the first set wins
+    env_base_url: ClassVar[tuple[str, ...]] = ()  # likewise for base_url
+    env_options: ClassVar[tuple[str, ...]] = ()  # other variables the client reads (shown in the matrix)
+    env_timeout: ClassVar[str] = ""  # <PROVIDER>_TIMEOUT: seconds, when no timeout is passed
+    env_max_retries: ClassVar[str] = ""  # <PROVIDER>_MAX_RETRIES, when neither max_retries nor retry is passed
     requires_api_key: ClassVar[bool] = True
     streams_completions: ClassVar[bool] = True
     supports_tools: ClassVar[bool] = True
@@ -160,6 +194,8 @@ class ProviderClient(metaclass=_FrozenAfterInit):
                 cls.env_base_url = (f"{name}_BASE_URL",)
             if "env_api_key" not in cls.__dict__:
                 cls.env_api_key = (f"{name}_API_KEY",)
+            cls.env_timeout = f"{name}_TIMEOUT"
+            cls.env_max_retries = f"{name}_MAX_RETRIES"
             cls.Builder = type(f"{cls.__name__}Builder", (ClientBuilder,), {"client_class": cls})
 
     def __init__(
@@ -168,7 +204,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         *,
         base_url: str | None = None,
         session: requests.Session | None = None,
-        timeout: Timeout | float | tuple[float, float] = Timeout(),
+        timeout: Timeout | float | tuple[float, float] | None = None,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         headers: Mapping[str, str] | None = None,
@@ -177,12 +213,25 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         rate_limiter: RateLimiterLike | None = None,
         **options: Any,
     ) -> None:
+        """`api_key`, `base_url`, `timeout` and `max_retries` left out (None) are read from the
+        provider's environment variables (see `env_variables()`), else the defaults apply.
+
+        Raises `MissingAPIKeyError` (naming the variables) when the provider needs a key and
+        none is found, `ClientBuildError` for a bad setting, from an argument or a variable."""
+        if api_key is None:
+            api_key = _first_env(self.env_api_key)
+        if base_url is None:
+            base_url = _first_env(self.env_base_url)
+        if timeout is None:
+            timeout = _env_number(self.env_timeout, float, "a number of seconds above 0, e.g. 30") or Timeout()
+        if max_retries is None and retry is None:
+            max_retries = _env_number(self.env_max_retries, int, "a whole number of 0 or more, e.g. 2")
         if api_key is not None and not isinstance(api_key, str):
             raise TypeError(f"{self.provider}: api_key must be a string, not {type(api_key).__name__}")
         if self.requires_api_key and not (api_key and api_key.strip()):
             raise MissingAPIKeyError(
                 f"{self.provider}: no API key. Pass one, e.g. {self.provider}.Client('…'), "
-                f"or set {' or '.join(self.env_api_key)} and use Client.from_env()"
+                f"or set {' or '.join(self.env_api_key)} in the environment"
             )
         key = api_key.strip() if api_key else ""
         if key and not (key.isascii() and key.isprintable() and " " not in key):
@@ -231,14 +280,14 @@ class ProviderClient(metaclass=_FrozenAfterInit):
 
     @classmethod
     def from_env(cls: type[C]) -> C:
-        """A client from the provider's environment variables (key, and base URL if set)."""
-        api_key = _first_env(cls.env_api_key)
-        if cls.requires_api_key and not api_key:
-            raise MissingAPIKeyError(
-                f"{cls.provider}: set {' or '.join(cls.env_api_key)} in the environment "
-                "(or pass the key to Client(...))"
-            )
-        return cls(api_key, base_url=_first_env(cls.env_base_url))
+        """A client from the provider's environment variables alone: the same as `Client()`."""
+        return cls()
+
+    @classmethod
+    def env_variables(cls) -> tuple[str, ...]:
+        """Every environment variable this client reads when it is built."""
+        return tuple(dict.fromkeys(filter(None, (*cls.env_api_key, *cls.env_base_url, *cls.env_options,
+                                                 cls.env_timeout, cls.env_max_retries))))
 
     @classmethod
     def from_value(cls: type[C], value: ProviderValue) -> C:
@@ -357,11 +406,30 @@ def _check_limiter(limiter: object) -> None:
 
 
 def _first_env(names: tuple[str, ...]) -> str | None:
+    """The value of the first of `names` set (to more than spaces) in the environment, stripped."""
     for name in names:
         value = os.environ.get(name)
         if value and value.strip():
             return value.strip()
     return None
+
+
+N = TypeVar("N", int, float)
+
+
+def _env_number(name: str, kind: type[N], wanted: str) -> N | None:
+    """The number in variable `name`, or None if it is unset; anything but `wanted` is refused
+    here, naming the variable, rather than surfacing later as a puzzling request failure."""
+    raw = _first_env((name,)) if name else None
+    if raw is None:
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not math.isfinite(value) or value < 0 or (kind is float and value == 0):
+        raise ClientBuildError(f"{name}={raw!r} in the environment is not {wanted}; fix or unset it")
+    return value
 
 
 class ClientBuilder:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from ..transcription import TranscriptionModel
 
 __all__ = ["ClientFactory", "DynClientBuilder", "ProviderModelId", "builtin_provider_names", "load_provider",
-           "split_model_id"]
+           "provider_env_variables", "shared_registry", "split_model_id"]
 
 
 @attrs.frozen
@@ -86,6 +86,11 @@ def load_provider(name: str) -> type[ProviderClient]:
     return client_cls
 
 
+def provider_env_variables() -> list[str]:
+    """Every environment variable a built-in provider's client reads (imports every provider)."""
+    return sorted({name for provider in builtin_provider_names() for name in load_provider(provider).env_variables()})
+
+
 def _builtin_factory(name: str) -> ClientFactory:
     return ClientFactory(
         name,
@@ -94,13 +99,20 @@ def _builtin_factory(name: str) -> ClientFactory:
     )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class ProviderModelId:
-    """A `provider:model` pair from `DynClientBuilder.id`, ready to become any model."""
+    """A `provider:model` pair from `DynClientBuilder.id`, ready to become any model (each method
+    raises `UnsupportedFeature` where the provider lacks that capability)."""
 
-    builder: DynClientBuilder = attrs.field(repr=False)
+    builder: DynClientBuilder
     provider: str
     model: str
+
+    def __str__(self) -> str:
+        return f"{self.provider}:{self.model}"
+
+    def __repr__(self) -> str:
+        return f"ProviderModelId({str(self)!r})"
 
     def completion(self) -> CompletionModel:
         return self.builder.completion(self.provider, self.model)
@@ -173,6 +185,13 @@ class DynClientBuilder:
 
     # --- clients --------------------------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        with self._lock:
+            known, cached = sorted(self._factories), list(self._clients)
+        # A client built from a ProviderValue is shown by provider only: the value may hold a key.
+        clients = [f"{key[0]} (from a value)" if isinstance(key, tuple) else str(key) for key in cached]
+        return f"DynClientBuilder(providers=[{', '.join(known)}], clients=[{', '.join(clients)}])"
+
     def build(self, provider: str) -> Any:
         """The provider's client from its environment variables, built once and cached."""
         return self._cached(provider, None, lambda f: f.from_env_fn())
@@ -230,27 +249,50 @@ class DynClientBuilder:
 
     # --- models ---------------------------------------------------------------------------------
 
-    def completion(self, provider: str, model: str, value: ProviderValue | None = None) -> CompletionModel:
+    # Each takes `("openai", "gpt-4o")` or one id, `("openai:gpt-4o")`. The client is built from the
+    # environment (or from `value`) on first use and cached. Raises `UnknownProvider` (with a
+    # did-you-mean hint), `InvalidIdString` for a malformed id, `UnsupportedFeature` where the
+    # provider lacks the capability, and `MissingAPIKeyError` / `ClientBuildError` if its client
+    # cannot be built.
+
+    def completion(self, provider: str, model: str | None = None,
+                   value: ProviderValue | None = None) -> CompletionModel:
+        """A chat model: `completion("openai", "gpt-4o")` or `completion("openai:gpt-4o")`."""
+        provider, model = _target(provider, model)
         client: CompletionClient = self._capable(provider, "completion", value)
         return client.completion_model(model)
 
-    def agent(self, provider: str, model: str, value: ProviderValue | None = None) -> AgentBuilder:
+    def agent(self, provider: str, model: str | None = None, value: ProviderValue | None = None) -> AgentBuilder:
+        """An `AgentBuilder` on a chat model (call `.build()` on it): `agent("openai:gpt-4o")`."""
+        provider, model = _target(provider, model)
         client: CompletionClient = self._capable(provider, "completion", value)
         return client.agent(model)
 
-    def embeddings(self, provider: str, model: str, value: ProviderValue | None = None) -> EmbeddingModel:
+    def embeddings(self, provider: str, model: str | None = None,
+                   value: ProviderValue | None = None) -> EmbeddingModel:
+        """An embedding model: `embeddings("openai:text-embedding-3-small")`."""
+        provider, model = _target(provider, model)
         client: EmbeddingsClient = self._capable(provider, "embeddings", value)
         return client.embedding_model(model)
 
-    def transcription(self, provider: str, model: str, value: ProviderValue | None = None) -> TranscriptionModel:
+    def transcription(self, provider: str, model: str | None = None,
+                      value: ProviderValue | None = None) -> TranscriptionModel:
+        """A speech-to-text model: `transcription("openai:whisper-1")`."""
+        provider, model = _target(provider, model)
         client: TranscriptionClient = self._capable(provider, "transcription", value)
         return client.transcription_model(model)
 
-    def image_generation(self, provider: str, model: str, value: ProviderValue | None = None) -> ImageGenerationModel:
+    def image_generation(self, provider: str, model: str | None = None,
+                         value: ProviderValue | None = None) -> ImageGenerationModel:
+        """A text-to-image model: `image_generation("openai:gpt-image-1")`."""
+        provider, model = _target(provider, model)
         client: ImageGenerationClient = self._capable(provider, "image_generation", value)
         return client.image_generation_model(model)
 
-    def audio_generation(self, provider: str, model: str, value: ProviderValue | None = None) -> AudioGenerationModel:
+    def audio_generation(self, provider: str, model: str | None = None,
+                         value: ProviderValue | None = None) -> AudioGenerationModel:
+        """A text-to-speech model: `audio_generation("openai:tts-1")`."""
+        provider, model = _target(provider, model)
         client: AudioGenerationClient = self._capable(provider, "audio_generation", value)
         return client.audio_generation_model(model)
 
@@ -258,6 +300,31 @@ class DynClientBuilder:
         """Parse `"provider:model"` (the model may itself contain colons, e.g. `ollama:llama3:8b`)."""
         provider, model = split_model_id(id_string)
         return ProviderModelId(self, self.factory(provider).name, model)
+
+
+def _target(provider: str, model: str | None) -> tuple[str, str]:
+    """`(provider, model)` as given, or split from a `provider:model` id when no model is given."""
+    if model is None:
+        return split_model_id(provider)
+    if not isinstance(model, str):
+        raise TypeError(f"model name must be a string, not {type(model).__name__}")
+    return provider, model
+
+
+_shared_lock = threading.Lock()
+_shared: DynClientBuilder | None = None
+
+
+def shared_registry() -> DynClientBuilder:
+    """The process-wide `DynClientBuilder` behind `rig_sync.complete/stream/embed` and
+    `batch.fan_out`: created on first use (once, whichever thread gets there first), so every
+    call shares its cached clients and their connection pools."""
+    global _shared
+    if _shared is None:
+        with _shared_lock:
+            if _shared is None:
+                _shared = DynClientBuilder()
+    return _shared
 
 
 def _claims(factory: ClientFactory, capability: str) -> bool:

@@ -95,7 +95,7 @@ ROWS: dict[str, CompatProvider] = {
         CompatProvider(
             "huggingface", "https://router.huggingface.co/v1",
             frozenset({"completion", "transcription", "image_generation"}),
-            env_api_key=("HUGGINGFACE_API_KEY", "HF_TOKEN"),
+            env_api_key=("HF_TOKEN", "HUGGINGFACE_API_KEY"),  # huggingface_hub's name first
             models={"transcription": HFInferenceTranscriptionModel,
                     "image_generation": HFInferenceImageGenerationModel},
         ),

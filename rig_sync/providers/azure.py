@@ -19,7 +19,6 @@ keeps its text, with `finish_reason == "content_filter"`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import quote
@@ -31,6 +30,7 @@ from ..client import (
     ImageGenerationClient,
     ProviderClient,
     TranscriptionClient,
+    _first_env,
 )
 from ..completion import CompletionRequest, CompletionResponse
 from ..errors import APIError, ClientBuildError, MissingAPIKeyError
@@ -104,19 +104,30 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
 
     provider: ClassVar[str] = "azure"
     default_base_url: ClassVar[str] = ""  # none: every resource has its own endpoint
-    env_api_key: ClassVar[tuple[str, ...]] = ("AZURE_API_KEY",)
-    env_base_url: ClassVar[tuple[str, ...]] = ("AZURE_ENDPOINT",)
-    env_options: ClassVar[tuple[str, ...]] = ("AZURE_TOKEN", "AZURE_API_VERSION")
+    # openai-python's AzureOpenAI names first, then the shorter ones rig_sync read before.
+    env_api_key: ClassVar[tuple[str, ...]] = ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY")
+    env_base_url: ClassVar[tuple[str, ...]] = ("AZURE_OPENAI_ENDPOINT", "AZURE_ENDPOINT")
+    env_token: ClassVar[tuple[str, ...]] = ("AZURE_OPENAI_AD_TOKEN", "AZURE_TOKEN")
+    env_api_version: ClassVar[tuple[str, ...]] = ("OPENAI_API_VERSION", "AZURE_API_VERSION")
+    env_options: ClassVar[tuple[str, ...]] = (*env_token, *env_api_version)
     requires_api_key: ClassVar[bool] = False  # a key or a token: checked in __init__
 
     def __init__(self, api_key: str | None = None, *, endpoint: str | None = None, base_url: str | None = None,
                  api_version: str | None = None, token: str | None = None, **kwargs: Any) -> None:
+        # What is not passed comes from the environment; an explicit key or token excludes the other's variables.
+        if endpoint is None and base_url is None:
+            endpoint = _first_env(self.env_base_url)
+        if api_key is None and token is None:
+            api_key = _first_env(self.env_api_key)
+            token = None if api_key else _first_env(self.env_token)
+        if api_version is None:
+            api_version = _first_env(self.env_api_version)
         if endpoint is not None and base_url is not None and endpoint != base_url:
             raise ClientBuildError("azure: pass the resource URL as endpoint or base_url, not both")
         endpoint = endpoint if endpoint is not None else base_url
         if not isinstance(endpoint, str) or not endpoint.strip():
             raise ClientBuildError("azure: no endpoint. Pass endpoint='https://<resource>.openai.azure.com' "
-                                   "or set AZURE_ENDPOINT and use Client.from_env()")
+                                   f"or set {' or '.join(self.env_base_url)}")
         for name, value in (("api_key", api_key), ("token", token), ("api_version", api_version)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"azure: {name} must be a string, not {type(value).__name__}")
@@ -124,8 +135,8 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
         if has_key and has_token:
             raise ClientBuildError("azure: pass an API key or an Entra ID token, not both")
         if not (has_key or has_token):
-            raise MissingAPIKeyError("azure: no credentials. Pass an API key (or set AZURE_API_KEY) or an "
-                                     "Entra ID token=... (or set AZURE_TOKEN)")
+            raise MissingAPIKeyError(f"azure: no credentials. Pass an API key (or set {' or '.join(self.env_api_key)}) "
+                                     f"or an Entra ID token=... (or set {' or '.join(self.env_token)})")
         version = (api_version or DEFAULT_API_VERSION).strip()
         if not version:
             raise ClientBuildError("azure: api_version must not be blank")
@@ -139,17 +150,6 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
 
     def auth_headers(self, api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}"} if self._token_auth else {"api-key": api_key}
-
-    @classmethod
-    def from_env(cls) -> Client:
-        """A client from AZURE_API_KEY or AZURE_TOKEN, AZURE_ENDPOINT and AZURE_API_VERSION."""
-
-        def env(name: str) -> str | None:
-            value = os.environ.get(name, "").strip()
-            return value or None
-
-        return cls(env("AZURE_API_KEY"), endpoint=env("AZURE_ENDPOINT"), api_version=env("AZURE_API_VERSION"),
-                   token=env("AZURE_TOKEN"))
 
     # The model name is the deployment name; each model sends to its deployment's path.
 

@@ -38,8 +38,8 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient):
 
     provider: ClassVar[str] = "cohere"
     default_base_url: ClassVar[str] = "https://api.cohere.com"
-    env_api_key: ClassVar[tuple[str, ...]] = ("COHERE_API_KEY", "CO_API_KEY")
-    env_base_url: ClassVar[tuple[str, ...]] = ("COHERE_BASE_URL",)
+    env_api_key: ClassVar[tuple[str, ...]] = ("COHERE_API_KEY", "CO_API_KEY")  # CO_*: the SDK's names
+    env_base_url: ClassVar[tuple[str, ...]] = ("CO_API_URL", "COHERE_BASE_URL")
 
     def completion_model(self, model: str) -> CompletionModel:
         return CompletionModel(self, model)

@@ -41,7 +41,7 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
     provider: ClassVar[str] = "gemini"
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
     env_api_key: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-    env_base_url: ClassVar[tuple[str, ...]] = ("GEMINI_BASE_URL",)
+    env_base_url: ClassVar[tuple[str, ...]] = ("GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")  # 2nd: google-genai
 
     api_version: str
 

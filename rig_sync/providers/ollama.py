@@ -21,7 +21,7 @@ import attrs
 
 from .. import _wire
 from .._model import ModelView
-from ..client import CompletionClient, EmbeddingsClient, ProviderClient
+from ..client import CompletionClient, EmbeddingsClient, ProviderClient, _first_env
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
 from ._ollama_chat import CompletionModel, NoAnswerError
@@ -115,6 +115,8 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient):
     requires_api_key: ClassVar[bool] = False
 
     def __init__(self, api_key: str | None = None, *, base_url: str | None = None, **kwargs: Any) -> None:
+        if base_url is None:  # read here, not by the base class: OLLAMA_HOST may be a bare host:port
+            base_url = _first_env(self.env_base_url)
         super().__init__(api_key, base_url=_host_url(base_url) if isinstance(base_url, str) else base_url,
                          **kwargs)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ..client import ProviderClient
+from ..client import ProviderClient, _first_env
 from ._compat import (
     OpenAIAudioGeneration,
     OpenAICompletion,
@@ -41,18 +41,22 @@ TTS_1 = "tts-1"
 
 class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscription, OpenAIImageGeneration,
              OpenAIAudioGeneration):
-    """An OpenAI client. Options: `organization`, `project` (sent as OpenAI-Organization/-Project)."""
+    """An OpenAI client. Options: `organization`, `project` (sent as OpenAI-Organization/-Project;
+    read from OPENAI_ORG_ID and OPENAI_PROJECT_ID when not given, as openai-python does)."""
 
     provider: ClassVar[str] = "openai"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
+    env_options: ClassVar[tuple[str, ...]] = ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
 
     def _configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
-        self._org_headers = {
-            header: options.pop(name)
-            for name, header in (("organization", "OpenAI-Organization"), ("project", "OpenAI-Project"))
-            if options.get(name)
-        }
+        self._org_headers = {}
+        for name, header, variable in (("organization", "OpenAI-Organization", "OPENAI_ORG_ID"),
+                                       ("project", "OpenAI-Project", "OPENAI_PROJECT_ID")):
+            value = options.pop(name, None)
+            value = _first_env((variable,)) if value is None else value
+            if value:
+                self._org_headers[header] = value
         super()._configure(options)
 
     def extra_headers(self) -> dict[str, str]:
