@@ -1,7 +1,7 @@
-"""`python -m rig_sync batch …`: a file of prompts (or texts to embed) through one model.
+"""`rig-sync batch …`: a file of prompts (or texts to embed) through one model.
 
-    rig_sync batch prompts.jsonl --provider openai --model gpt-4o --out results.jsonl --workers 16
-    rig_sync batch embed texts.txt --provider openai --model text-embedding-3-small --out vectors.jsonl
+    rig-sync batch prompts.jsonl --model openai:gpt-4o --out results.jsonl --workers 16
+    rig-sync batch embed texts.txt --model openai:text-embedding-3-small --out vectors.jsonl
 
 Input: one item per line, as JSON (a string, or an object with "prompt"/"text" and an optional
 "id") or as plain text; blank lines are skipped. Output: one JSON line per input item, in input
@@ -19,27 +19,33 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .errors import InvalidRequestError
+
 __all__ = ["add_parser", "run"]
 
+USAGE = """%(prog)s FILE --model PROVIDER:MODEL --out RESULTS [options]
+       %(prog)s embed FILE --model PROVIDER:MODEL --out VECTORS [options]"""
 
-class InputError(ValueError):
-    """A line of the input file cannot be read as an item."""
+
+class InputError(InvalidRequestError):
+    """The input file, or a line of it, cannot be read as items."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register the `batch` command on an `argparse` sub-parser set (`set_defaults(run=…)`)."""
+    from .cli import add_model_arguments
+
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "batch", help="run a file of prompts (or `embed` a file of texts) through one model, resumably",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", metavar="[embed] FILE", help="the input file, after `embed` to embed")
-    parser.add_argument("--provider", required=True, help="provider name, e.g. openai")
-    parser.add_argument("--model", required=True, help="model name")
-    parser.add_argument("--out", required=True, help="results file (JSON lines); resumed from when run again")
-    parser.add_argument("--workers", type=int, default=16, help="requests in parallel (default 16)")
-    parser.add_argument("--rpm", type=float, default=None, help="at most this many requests per minute")
-    parser.add_argument("--preamble", default=None, help="system prompt for every completion")
-    parser.add_argument("--base-url", default=None, help="override the provider's base URL")
-    parser.add_argument("--api-key", default=None, help="API key (default: the provider's environment variable)")
+        "batch", help="run a file of prompts (or `embed` texts), resumably",
+        usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    # One list, so that both `batch FILE` and `batch embed FILE` parse; USAGE spells the two out.
+    parser.add_argument("inputs", nargs="+", metavar="FILE", help="the input file; `embed FILE` embeds its lines")
+    add_model_arguments(parser, "openai:gpt-4o-mini")
+    parser.add_argument("--out", required=True, metavar="FILE",
+                        help="results file (JSON lines); resumed from when run again")
+    parser.add_argument("--workers", type=_positive, default=16, metavar="N", help="requests in parallel (default 16)")
+    parser.add_argument("--rpm", type=float, default=None, metavar="N", help="at most this many requests per minute")
+    parser.add_argument("--preamble", default=None, metavar="TEXT", help="system prompt for every completion")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress (default: when stderr is a terminal)")
@@ -48,19 +54,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def run(argv: Sequence[str]) -> int:
-    """The `batch` command on its own: `run(["prompts.jsonl", "--provider", …])`."""
-    parser = argparse.ArgumentParser(prog="rig_sync")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["batch", *argv])
-    code: int = args.run(args)
-    return code
+    """The `batch` command on its own: `run(["prompts.jsonl", "--model", "openai:gpt-4o", …])`."""
+    from .cli import main
+
+    return main(["batch", *argv])
 
 
 def read_items(path: str) -> list[tuple[Any, str]]:
     """`(id, text)` for every non-blank line of the input file."""
     items: list[tuple[Any, str]] = []
-    with open(path, encoding="utf-8") as fh:
+    try:
+        fh = open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with fh:
         for number, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -81,18 +96,8 @@ def read_items(path: str) -> list[tuple[Any, str]]:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from .errors import RigError
-
     mode, path = _mode(args.inputs)
-    if args.workers < 1:
-        print("rig_sync batch: --workers must be at least 1", file=sys.stderr)
-        return 2
-    try:
-        items = read_items(path)
-        return _job(args, mode, items)
-    except (OSError, InputError, RigError) as exc:
-        print(f"rig_sync batch: {exc}", file=sys.stderr)
-        return 2
+    return _job(args, mode, read_items(path))
 
 
 def _mode(inputs: list[str]) -> tuple[str, str]:
@@ -100,7 +105,7 @@ def _mode(inputs: list[str]) -> tuple[str, str]:
         return "complete", inputs[0]
     if len(inputs) == 2 and inputs[0] in ("embed", "complete"):
         return inputs[0], inputs[1]
-    raise SystemExit(f"rig_sync batch: expected FILE or `embed FILE`, not {' '.join(inputs)!r}")
+    raise InputError(f"batch takes FILE or `embed FILE`, not {' '.join(inputs)!r}")
 
 
 def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> int:
@@ -127,34 +132,25 @@ def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> i
                     failed.update(dict.fromkeys(units[u], outcome))
         except KeyboardInterrupt:
             stream.close()
-            print(f"\nrig_sync batch: interrupted; {len(journal.finished())} of {len(items)} done in {args.out}; "
+            print(f"\nrig-sync batch: interrupted; {len(journal.finished())} of {len(items)} done in {args.out}; "
                   "run the same command again to finish", file=sys.stderr)
             return 130
     finally:
         journal.close()
     _write_in_order(args.out, items, journal.finished(), journal.failed())
-    print(f"rig_sync batch: {len(items) - len(failed)} of {len(items)} done, {len(failed)} failed -> {args.out}",
+    print(f"rig-sync batch: {len(items) - len(failed)} of {len(items)} done, {len(failed)} failed -> {args.out}",
           file=sys.stderr)
     return 1 if failed else 0
 
 
 def _work(args: argparse.Namespace, mode: str) -> tuple[Callable[[list[str]], list[Any]], int]:
     """The function that runs one unit of texts, and how many texts a unit holds."""
-    from .client import ProviderValue
-    from .client.builder import DynClientBuilder, load_provider
+    from .cli import model_for
 
-    builder = DynClientBuilder()
-    value = None
-    if args.base_url or args.api_key:
-        key = args.api_key
-        if key is None:
-            builder.factory(args.provider)  # unknown names fail here with the list of known ones
-            key = next((os.environ[n] for n in load_provider(args.provider).env_api_key if os.environ.get(n)), None)
-        value = ProviderValue(key, base_url=args.base_url)
     if mode == "embed":
-        model = builder.embeddings(args.provider, args.model, value)
+        model = model_for("embeddings", args)
         return (lambda chunk: [e.vec for e in model.embed_texts(chunk)]), max(1, model.max_documents)
-    completion = builder.completion(args.provider, args.model, value)
+    completion = model_for("completion", args)
     preamble = args.preamble
 
     def answer(unit: list[str]) -> list[Any]:
