@@ -182,7 +182,7 @@ def _silence_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):  # a stdout without a file descriptor (captured, replaced): nothing to flush
+    except (OSError, ValueError, AttributeError):  # no file descriptor (captured, replaced): nothing to flush
         pass
 
 

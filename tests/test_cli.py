@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
+
 import pytest
 
 from rig_sync.cli import main
@@ -54,7 +58,8 @@ def test_providers_matrix(capsys: pytest.CaptureFixture[str]) -> None:
 def test_known_rows(capsys: pytest.CaptureFixture[str]) -> None:
     main(["providers"])
     out = capsys.readouterr().out
-    assert "| openai | OPENAI_API_KEY, OPENAI_BASE_URL | https://api.openai.com/v1 | C S E T I A tools |" in out
+    assert ("| openai | OPENAI_API_KEY, OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_BASE_URL | https://api.openai.com/v1 "
+            "| C S E T I A tools |") in out
     assert "| mistral | MISTRAL_API_KEY, MISTRAL_BASE_URL | https://api.mistral.ai/v1 | C S E tools |" in out
     assert "| perplexity | PERPLEXITY_API_KEY, PERPLEXITY_BASE_URL | https://api.perplexity.ai | C S |" in out
     assert "| hyperbolic | HYPERBOLIC_API_KEY, HYPERBOLIC_BASE_URL | https://api.hyperbolic.xyz/v1 | C S I A |" in out
@@ -64,3 +69,57 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     with pytest.raises(SystemExit) as info:
         main(["nope"])
     assert info.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_help_lists_every_command_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "usage: rig-sync [-h] [--version] {prompt,batch,providers,demo} ..."
+    for command in ("prompt", "batch", "providers", "demo"):
+        line = next(line for line in lines if line.startswith(f"    {command} "))
+        assert len(line.split(maxsplit=1)[1]) > 20, line  # a description on the same line
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import rig_sync
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out == f"rig-sync {rig_sync.__version__}\n"
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_gone_early_ends_quietly(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["providers"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_broken_pipe_in_a_real_process() -> None:
+    """`rig-sync providers | head -1`: the reader is gone before the command writes (the child waits
+    for its stdin to close, so the order is certain): exit 0, nothing on stderr."""
+    code = "import sys; sys.stdin.read(); from rig_sync.cli import main; sys.exit(main(['providers']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
+    proc.stdout.close()
+    proc.stdin.close()
+    try:
+        assert proc.wait(timeout=60) == 0
+        assert proc.stderr.read().decode() == ""  # no BrokenPipeError traceback, no "Exception ignored"
+    finally:
+        proc.kill()
+        proc.stderr.close()
+
+
+def test_a_rig_error_is_one_line_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["prompt", "hi", "--model", "nope:m"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("rig-sync: error: no provider named 'nope'.")
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err
