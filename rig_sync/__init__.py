@@ -1,7 +1,10 @@
 """rig_sync: one synchronous interface to many LLM providers.
 
+    import rig_sync
+    print(rig_sync.complete("openai:gpt-4o-mini", "Hello").text)   # OPENAI_API_KEY from the environment
+
     from rig_sync.providers import openai
-    model = openai.Client.from_env().completion_model("gpt-4o")
+    model = openai.Client().completion_model("gpt-4o")
     print(model.completion_request("Hello").send().text)
 
 Importing this package is cheap: submodules and providers load on first use.
@@ -9,7 +12,6 @@ Importing this package is cheap: submodules and providers load on first use.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -19,12 +21,22 @@ _SUBMODULES = {
     "http", "image_generation", "journal", "message", "observe", "pipeline", "progress",
     "providers", "ratelimit", "sse", "streaming", "testing", "tool", "transcription", "vector_store",
 }
+_SHORTCUTS = {"complete", "stream", "embed"}  # in rig_sync._shortcuts
 
 if TYPE_CHECKING:
     from . import client, completion, embeddings, errors, message, providers, streaming  # noqa: F401
+    from ._shortcuts import complete as complete
+    from ._shortcuts import embed as embed
+    from ._shortcuts import stream as stream
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
+    if name in _SHORTCUTS:
+        value = getattr(importlib.import_module("rig_sync._shortcuts"), name)
+        globals()[name] = value  # looked up once
+        return value
     if name in _SUBMODULES:
         try:
             return importlib.import_module(f"rig_sync.{name}")
@@ -35,4 +47,5 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_SUBMODULES])
+    # The public API only, not this module's own imports (annotations, TYPE_CHECKING, Any …).
+    return sorted([*_SUBMODULES, *_SHORTCUTS, "__version__"])

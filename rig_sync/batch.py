@@ -81,11 +81,11 @@ class BatchInterrupted(BatchError[R], KeyboardInterrupt):
 
 
 class FanOutError(RigError):
-    """Every target of a fan-out failed; `errors` maps each target to its exception."""
+    """Every target of a fan-out failed; `errors` maps each target (as given) to its exception."""
 
-    def __init__(self, errors: dict[tuple[str, str], BaseException]) -> None:
+    def __init__(self, errors: dict[Any, BaseException]) -> None:
         self.errors = errors
-        summary = "; ".join(f"{p}:{m}: {type(e).__name__}: {e}" for (p, m), e in errors.items())
+        summary = "; ".join(f"{_label(t)}: {type(e).__name__}: {e}" for t, e in errors.items())
         super().__init__(f"all {len(errors)} targets failed: {summary}")
 
 
@@ -326,7 +326,14 @@ def map(  # the public name mirrors builtins.map on purpose
     executor: cf.Executor | None = None,
     journal: JournalArg = None,
 ) -> list[R] | list[R | BaseException]:
-    """`fn(item)` for every item, results in input order. See the module docstring."""
+    """`[fn(item) for item in items]`, run on `max_workers` threads; results in input order.
+
+    Returns the list of results. With `return_exceptions=True` a failed item's exception stands
+    in its place and nothing is raised for it. Otherwise raises `BatchError` if any item failed:
+    `.results` holds every finished result (None where an item failed) and `.failures` each
+    failure by index; Ctrl-C raises `BatchInterrupted` (a `BatchError` that also lists
+    `.pending` items). `TypeError`/`ValueError` for a bad `fn`, `max_workers` or `rate_limit`.
+    See the module docstring for `journal=`, `executor=` and `progress=`."""
     _check_fn(fn)
     _check_workers(max_workers)
     seq = items if isinstance(items, Sequence) else list(items)
@@ -406,56 +413,72 @@ def _fit_pool(model: object, workers: int) -> int:
 
 # --- fan-out ----------------------------------------------------------------------------------
 
-Target = tuple[str, str]
+Target = str | tuple[str, str]  # "provider:model" or ("provider", "model")
+TargetT = TypeVar("TargetT", bound=Target)  # results are keyed by the targets as the caller typed them
+
+
+def _label(target: Target) -> str:
+    return target if isinstance(target, str) else ":".join(target)
+
 
 
 @overload
-def fan_out(prompt: str, targets: Sequence[Target], *, builder: DynClientBuilder | None = ...,
+def fan_out(prompt: str, targets: Sequence[TargetT], *, builder: DynClientBuilder | None = ...,
             preamble: str | None = ..., mode: Literal["all"] = ..., max_workers: int | None = ...,
-            ) -> dict[Target, str | BaseException]: ...
+            ) -> dict[TargetT, str | BaseException]: ...
 
 
 @overload
-def fan_out(prompt: str, targets: Sequence[Target], *, builder: DynClientBuilder | None = ...,
+def fan_out(prompt: str, targets: Sequence[TargetT], *, builder: DynClientBuilder | None = ...,
             preamble: str | None = ..., mode: Literal["first"], max_workers: int | None = ...,
-            ) -> tuple[Target, str]: ...
+            ) -> tuple[TargetT, str]: ...
 
 
 def fan_out(
     prompt: str,
-    targets: Sequence[Target],
+    targets: Sequence[TargetT],
     *,
     builder: DynClientBuilder | None = None,
     preamble: str | None = None,
     mode: Literal["all", "first"] = "all",
     max_workers: int | None = None,
-) -> dict[Target, str | BaseException] | tuple[Target, str]:
-    """One prompt to several `(provider, model)` targets through `DynClientBuilder`.
+) -> dict[TargetT, str | BaseException] | tuple[TargetT, str]:
+    """One prompt to several targets at once, each `"provider:model"` or `("provider", "model")`,
+    through `builder` (default: the shared registry, so clients and connections are reused).
 
-    `mode="all"`: a dict target → answer text (or the exception that target raised).
-    `mode="first"`: `(target, answer)` of the first success; the other requests are cut off at
-    once (their sockets are shut down, even before the server has answered) and return nothing;
-    `FanOutError` if every target fails.
+    `mode="all"` returns a dict target → answer text, or the exception that target raised in its
+    place; keys are the targets exactly as given. `mode="first"` returns `(target, answer)` of the
+    first success; the other requests are cut off at once (their sockets are shut down, even
+    before the server has answered) and return nothing; `FanOutError` if every target fails.
+
+    Raises before any request: `TypeError`/`ValueError` for malformed, missing or repeated targets
+    (`"openai:gpt-4o"` and `("openai", "gpt-4o")` are the same target), `InvalidIdString` for a
+    bad id, `UnknownProvider`, `UnsupportedFeature`, and `MissingAPIKeyError` for a target whose
+    client cannot be built.
     """
     if mode not in ("all", "first"):
         raise ValueError(f"mode must be 'all' or 'first', not {mode!r}")
+    if isinstance(targets, str):
+        raise TypeError(f"fan_out targets must be a list of targets; wrap one in a list: [{targets!r:.100}]")
     if not targets:
-        raise ValueError("fan_out needs at least one (provider, model) target")
-    if isinstance(targets, str) or any(
-        not isinstance(t, tuple) or len(t) != 2 or not all(isinstance(part, str) for part in t) for t in targets
-    ):
-        raise TypeError(f"fan_out targets must be (provider, model) tuples of strings, not {targets!r:.200}")
-    if len(set(targets)) != len(targets):
-        raise ValueError("fan_out targets must be distinct (provider, model) pairs")
+        raise ValueError("fan_out needs at least one target, e.g. ['openai:gpt-4o']")
+    if any(not isinstance(t, str) and not (isinstance(t, tuple) and len(t) == 2 and all(isinstance(p, str) for p in t))
+           for t in targets):
+        raise TypeError(f"fan_out targets are 'provider:model' strings or (provider, model) tuples of strings, "
+                        f"not {targets!r:.200}")
+    from .client.builder import _target, shared_registry
     from .completion import _prompt_message
 
     _prompt_message(prompt)  # an empty prompt fails here once, not once per target
     workers = _check_workers(len(targets) if max_workers is None else max_workers)
-    if builder is None:
-        from .client.builder import DynClientBuilder
-
-        builder = _default_builder(DynClientBuilder)
-    models = {target: builder.completion(*target) for target in targets}  # unknown names fail here, up front
+    registry = shared_registry() if builder is None else builder
+    pairs = {t: _target(*t) if isinstance(t, tuple) else _target(t, None) for t in targets}
+    # Unknown names and ids fail here, up front; the provider's case is folded ("OpenAI" is "openai").
+    named = {t: (registry.factory(p).name, m) for t, (p, m) in pairs.items()}
+    if len(set(named.values())) != len(targets):
+        raise ValueError(f"fan_out targets must be distinct, but {[_label(t) for t in targets]!r:.200} "
+                         "name one model more than once")
+    models = {target: registry.completion(*named[target]) for target in targets}
 
     def answer(model: CompletionModel) -> str:
         request = model.completion_request(prompt)
@@ -467,18 +490,18 @@ def fan_out(
     return _first_success(models, answer, workers)
 
 
-def _first_success(models: dict[Target, CompletionModel], answer: Callable[[CompletionModel], str],
-                   workers: int) -> tuple[Target, str]:
+def _first_success(models: dict[TargetT, CompletionModel], answer: Callable[[CompletionModel], str],
+                   workers: int) -> tuple[TargetT, str]:
     """Ask every target at once; the first answer wins. The others are cut off through their
     `CancelScope`s: their sockets are shut down, which wakes their threads at once wherever they
     are blocked (even before the server's first byte), and nothing of theirs is retried."""
     scopes = {target: CancelScope() for target in models}
 
-    def run(target: Target) -> str:
+    def run(target: TargetT) -> str:
         with scopes[target]:
             return answer(models[target])
 
-    errors: dict[Target, BaseException] = {}
+    errors: dict[TargetT, BaseException] = {}
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rig_sync.fan_out")
     futures = {pool.submit(run, target): target for target in models}
     try:
@@ -493,19 +516,6 @@ def _first_success(models: dict[Target, CompletionModel], answer: Callable[[Comp
             scope.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
     raise FanOutError(errors)
-
-
-_builder_lock = threading.Lock()
-_builder: DynClientBuilder | None = None
-
-
-def _default_builder(factory: Callable[[], DynClientBuilder]) -> DynClientBuilder:
-    """One shared registry, so clients (and their pools) are reused across fan-outs."""
-    global _builder
-    with _builder_lock:
-        if _builder is None:
-            _builder = factory()
-        return _builder
 
 
 def _limited(fn: Callable[[T], R], limiter: RateLimiter) -> Callable[[T], R]:

@@ -348,7 +348,7 @@ DYN_CALLS: list[tuple[str, Callable[[DynClientBuilder], Any], type[BaseException
     ("provider-none", lambda d: d.completion(None, "gpt-4o"), TypeError),
     ("provider-empty", lambda d: d.build(""), UnknownProvider),
     ("model-empty", lambda d: d.completion("openai", "", ProviderValue("k", base_url=HOST)), InvalidRequestError),
-    ("model-none", lambda d: d.embeddings("openai", None, ProviderValue("k", base_url=HOST)), InvalidRequestError),
+    ("model-none", lambda d: d.embeddings("openai", None, ProviderValue("k", base_url=HOST)), InvalidIdString),
     ("unsupported", lambda d: d.embeddings("anthropic", "m", ProviderValue("k", base_url=HOST)), UnsupportedFeature),
     ("value-int", lambda d: d.build_from_value("openai", 5), TypeError),
     ("value-none", lambda d: d.completion("openai", "gpt", None).completion_request("x"), MissingAPIKeyError),

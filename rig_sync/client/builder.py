@@ -305,6 +305,9 @@ class DynClientBuilder:
 def _target(provider: str, model: str | None) -> tuple[str, str]:
     """`(provider, model)` as given, or split from a `provider:model` id when no model is given."""
     if model is None:
+        if isinstance(provider, str) and ":" not in provider:
+            raise InvalidIdString(f"no model given for {provider!r}: pass it too, e.g. ({provider!r}, 'model-name'), "
+                                  f"or one id, e.g. '{provider.strip()}:model-name'")
         return split_model_id(provider)
     if not isinstance(model, str):
         raise TypeError(f"model name must be a string, not {type(model).__name__}")
