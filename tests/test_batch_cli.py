@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rig_sync._batch_cli import run
+from rig_sync.cli import main
 from rig_sync.testing import FakeProvider, Fault
 
 
@@ -87,12 +88,52 @@ def test_bad_input_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[s
     bad.write_text('{"id": 1}\n')
     with FakeProvider() as fake:
         assert run([str(bad), *args(fake, "--model", "m", "--out", str(tmp_path / "o"))]) == 2
-        assert "bad.jsonl:1" in capsys.readouterr().err
+        assert capsys.readouterr().err.startswith("rig-sync: error: " + f"{bad}:1: a JSON object needs")
         assert run([str(tmp_path / "missing"), *args(fake, "--model", "m", "--out", str(tmp_path / "o"))]) == 2
+        assert capsys.readouterr().err.startswith(f"rig-sync: error: cannot read {tmp_path / 'missing'}: ")
         good = tmp_path / "good.txt"
         good.write_text("hi\n")
         assert run([str(good), "--provider", "nope", "--base-url", fake.base_url, "--model", "m",
                     "--out", str(tmp_path / "o")]) == 2
-        assert "no provider named 'nope'" in capsys.readouterr().err
-        with pytest.raises(SystemExit):
-            run(["a", "b", "c", *args(fake, "--model", "m", "--out", "x")])
+        assert capsys.readouterr().err.startswith("rig-sync: error: no provider named 'nope'")
+        assert run(["a", "b", "c", *args(fake, "--model", "m", "--out", "x")]) == 2
+        assert capsys.readouterr().err == "rig-sync: error: batch takes FILE or `embed FILE`, not 'a b c'\n"
+        with pytest.raises(SystemExit) as info:
+            run([str(good), *args(fake, "--model", "m", "--out", "x"), "--workers", "0"])
+        assert info.value.code == 2 and "--workers: must be at least 1, not 0" in capsys.readouterr().err
+        assert fake.request_count == 0
+
+
+def test_usage_reads_plainly(capsys: pytest.CaptureFixture[str]) -> None:
+    usage = ("usage: rig-sync batch FILE --model PROVIDER:MODEL --out RESULTS [options]\n"
+             "       rig-sync batch embed FILE --model PROVIDER:MODEL --out VECTORS [options]\n")
+    with pytest.raises(SystemExit):
+        main(["batch", "--help"])
+    assert capsys.readouterr().out.startswith(usage)
+    with pytest.raises(SystemExit) as info:
+        main(["batch"])
+    assert info.value.code == 2 and capsys.readouterr().err.startswith(usage)
+
+
+def test_provider_prefix_in_the_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a\n")
+    out = tmp_path / "out.jsonl"
+    with FakeProvider() as fake:
+        key = ["--base-url", fake.base_url, "--api-key", fake.api_key, "--no-progress", "--out", str(out)]
+        assert run([str(prompts), "--model", "openai:gpt-4o", *key]) == 0  # no --provider needed
+        assert fake.last_request is not None and fake.last_request.json["model"] == "gpt-4o"
+        assert run([str(prompts), "--model", "openai:gpt-4o", "--provider", "mistral", *key]) == 2
+        assert capsys.readouterr().err.endswith("rig-sync: error: --provider mistral conflicts with --model "
+                                                "'openai:gpt-4o'; name the provider once, e.g. --model openai:gpt-4o\n")
+        assert fake.request_count == 1
+
+
+def test_missing_key_names_the_option_and_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    texts = tmp_path / "t.txt"
+    texts.write_text("a\n")
+    assert run(["embed", str(texts), "--model", "openai:text-embedding-3-small", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err == "rig-sync: error: no API key for openai: pass --api-key or set OPENAI_API_KEY\n"
+    assert not (tmp_path / "o").exists()  # refused before the results file is started
