@@ -33,7 +33,7 @@ from .errors import MissingAPIKeyError, RigError
 from .extractor import ExtractorBuilder
 from .message import Message, ToolCall
 from .testing import FakeProvider, Reply
-from .tool import ToolError, tool
+from .tool import ToolError, ToolSet, tool
 from .transcription import TranscriptionRequest
 from .vector_store import InMemoryVectorStore
 
@@ -219,15 +219,15 @@ def _embeddings(model: EmbeddingModel) -> str:
 
 def _tool_call(chat: CompletionModel, prompt: str) -> str:
     """One round trip by hand: the model asks for `add`, we run it, the model answers with the result."""
-    definition = add.definition()
+    tools, definition = ToolSet([add]), add.definition()
     first = chat.completion_request(prompt).tool(definition).max_tokens(128).send()
     if not first.tool_calls:  # a real model may just answer
         return f"the model answered without calling the tool: {_said(first)}"
     answers: list[tuple[ToolCall, str, bool]] = []
     for call in first.tool_calls:
         try:
-            answers.append((call, add.call(call.arguments), False))
-        except ToolError as exc:  # arguments that do not fit go back to the model, as an agent does
+            answers.append((call, tools.call(call.name, call.arguments), False))
+        except ToolError as exc:  # an unknown tool or unfit arguments go back to the model, as an agent does
             answers.append((call, f"error: {exc}", True))
     results = [Message.tool_result(c.id, text, c.call_id, is_error) for c, text, is_error in answers]
     final = chat.completion_request(results[-1]).messages([Message.user(prompt), first.message(), *results[:-1]]) \
@@ -340,11 +340,11 @@ def _live_steps(media: bool, out: TextIO) -> list[Step]:
     print("Live run: real requests to real providers, billed to your keys. It will call:", file=out)
     for step in steps:
         print(f"  {step.title}: {step.calls}", file=out)
-    for provider in dict.fromkeys([p for p, _ in chats] + ([embed[0]] if embed else [])):
+    for provider, _ in chats:  # every provider a step uses is one of these
         cls = load_provider(provider)
-        where = ([os.environ[n].strip() for n in _env_set(cls.env_base_url)] or [cls.default_base_url])[0]
-        print(f"  ({provider} at {where}, key from {_env_set(cls.env_api_key)[0] if cls.env_api_key else '-'})",
-              file=out)
+        urls, keys = _env_set(cls.env_base_url), _env_set(cls.env_api_key)
+        where = os.environ[urls[0]].strip() if urls else cls.default_base_url
+        print(f"  ({provider} at {where}, {'key from ' + keys[0] if keys else 'no key'})", file=out)
     if not media:
         print("Left out: the paid media steps (transcription, image, speech); add --media to run them.", file=out)
     elif not with_media:

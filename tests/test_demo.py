@@ -132,6 +132,15 @@ def test_live_media_needs_the_openai_key(env: pytest.MonkeyPatch, fake: FakeProv
     assert {r.path for r in fake.requests} == {"/v1/messages"}
 
 
+def test_live_with_a_keyless_provider_named_by_its_base_url(env: pytest.MonkeyPatch, fake: FakeProvider,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    env.setenv("OLLAMA_BASE_URL", fake.url)  # a local Ollama needs no key
+    assert main(["demo", "--live"]) == 0
+    text = capsys.readouterr().out
+    assert f"  (ollama at {fake.url}, no key)" in text and "  A prompt: ollama:llama3.2" in text
+    assert "ollama:llama3.2 -> 'echo: Say hi.'" in text and "4 of 4 steps worked" in text
+
+
 def test_live_copes_with_odd_answers(env: pytest.MonkeyPatch, fake: FakeProvider,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     point_at(env, fake, "openai")
