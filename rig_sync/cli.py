@@ -102,11 +102,11 @@ def _target(builder: DynClientBuilder, provider: str | None, model: str) -> tupl
         return builder.factory(prefix).name, name
     provider = builder.factory(provider).name
     if ":" in model:
-        prefix, name = split_model_id(model)
         try:
+            prefix, name = split_model_id(model)
             prefix = builder.factory(prefix).name
-        except UnknownProvider:
-            return provider, model.strip()  # a colon inside the model's own name
+        except (InvalidIdString, UnknownProvider):  # a colon of the model's own: llama3:8b, vendor/model:free
+            return provider, model.strip()
         if prefix != provider:
             raise InvalidIdString(f"--provider {provider} conflicts with --model {model!r}; "
                                   f"name the provider once, e.g. --model {prefix}:{name}")

@@ -96,6 +96,8 @@ def test_a_colon_inside_the_model_name(fake: FakeProvider, capsys: pytest.Captur
     assert fake.last_request is not None and fake.last_request.json["model"] == "llama3:8b"
     assert main(["prompt", "hi", "--model", "ollama:llama3:8b", "--base-url", fake.url]) == 0
     assert fake.last_request.json["model"] == "llama3:8b"
+    assert ask(fake, "hi", "--provider", "openrouter", model="openai/gpt-4o:free") == 0
+    assert fake.last_request.json["model"] == "openai/gpt-4o:free"
 
 
 @pytest.mark.parametrize(("argv", "message"), [
