@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -207,6 +208,17 @@ def validate_base_url(url: str, provider: str) -> str:
     if parts.fragment:
         raise errors.InvalidBaseURLError(f"{provider}: base URL {url!r} must not contain a #fragment")
     return url.strip().rstrip("/")
+
+
+def _prefix_hint(base_url: str, prefix: str) -> str:
+    """What to say on a 404 when `base_url` lacks every segment of the API's path `prefix` ('' if it
+    has one: `http://host/openai/v1` for `/v1` may be a proxy's own layout, not a mistake)."""
+    wanted = [part for part in prefix.split("/") if part]
+    have = set(urlsplit(base_url.partition("?")[0]).path.split("/"))
+    if not wanted or have.intersection(wanted):
+        return ""
+    needed = "/" + "/".join(wanted)
+    return f"the base URL {base_url} probably needs {needed}: try base_url={join_url(base_url, needed)!r}"
 
 
 def join_url(base: str, path: str) -> str:
@@ -573,11 +585,15 @@ class Transport:
         session: requests.Session | None = None,
         verify: bool | str = True,
         rate_limiter: RateLimiterLike | None = None,
+        expected_prefix: str = "",
     ) -> None:
+        """`expected_prefix` is the path the provider's API lives under (`/v1` for OpenAI): a 404
+        from a base URL without it says so, with the corrected URL."""
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         self.provider = provider
         self.base_url = validate_base_url(base_url, provider)
+        self._prefix_hint = _prefix_hint(self.base_url, expected_prefix)
         plain = dict(headers or {})
         moved = {k: plain.pop(k) for k in list(plain) if k.lower() in _SENSITIVE_HEADERS}
         self._auth = {**moved, **(auth_headers or {})}
@@ -820,16 +836,11 @@ class Transport:
             # Exhausted retries surface as MaxRetryError: every allowed retry was used.
             retries = self.retry.max_retries if any(isinstance(c, MaxRetryError) for c in causes) else 0
             self._emit(method, path, None, seen, exc, retries)
-            if any(_is_timeout(c) for c in causes):
-                raise errors.APITimeoutError(
-                    f"{method} {path} timed out after {retries} retries; raise the timeout or retry later",
-                    provider=self.provider,
-                ) from None
-            raise errors.APIConnectionError(
-                f"{method} {path} failed to get an answer after {retries} retries: "
-                f"{self._redact(_root_cause(exc))}",
-                provider=self.provider,
-            ) from None
+            kind, what = _no_answer(causes, url, self.timeout)
+            advice = ("Raise the timeout or retry later" if kind is errors.APITimeoutError
+                      else f"Check the base URL ({self.base_url}) and that the server is up")
+            raise kind(f"{self._redact(what)}: {method} {path}, {retries} retries. {advice}",
+                       provider=self.provider) from None
         retries = _retries_used(resp)
         self._emit(method, path, resp, seen, None, retries)
         if self.rate_limiter is not None:
@@ -899,6 +910,8 @@ class Transport:
             body = content.decode("utf-8", "replace")[:2000]
         fallback = body.strip()[:300] if isinstance(body, str) and body.strip() else f"HTTP {status}"
         message, code = _describe_error(body, fallback)
+        if status == 404 and self._prefix_hint:
+            message = f"{message} ({self._prefix_hint})"
         if isinstance(body, dict) and not request_id:
             rid = body.get("request_id")
             request_id = rid if isinstance(rid, str) else None
@@ -1060,6 +1073,29 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(item))
         yield item
         stack.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
+
+
+def _no_answer(causes: list[BaseException], url: str, timeout: Timeout) -> tuple[type[errors.APIConnectionError], str]:
+    """The error class and a sentence naming the host and port tried, for a request that got no answer."""
+    _, host, port = _origin(url)
+    where = f"{host}:{port}"
+    exceptions = urllib3.exceptions
+
+    def seen(*kinds: type[BaseException]) -> bool:
+        return any(isinstance(c, kinds) for c in causes)
+
+    if any(_is_timeout(c) for c in causes):
+        if seen(exceptions.ConnectTimeoutError, requests.ConnectTimeout):
+            return errors.APITimeoutError, f"could not connect to {where} within {timeout.connect:g}s"
+        return errors.APITimeoutError, f"{where} did not answer within {timeout.read:g}s"
+    if seen(ConnectionRefusedError):
+        return errors.APIConnectionError, f"could not connect to {where} (connection refused)"
+    if seen(socket.gaierror, exceptions.NameResolutionError):
+        return errors.APIConnectionError, f"could not connect to {where} (host name {host!r} not found)"
+    if seen(exceptions.SSLError, ssl.SSLError):
+        return errors.APIConnectionError, f"TLS with {where} failed ({_root_cause(causes[0])})"
+    verb = "could not connect to" if seen(exceptions.NewConnectionError) else "lost the connection to"
+    return errors.APIConnectionError, f"{verb} {where} ({_root_cause(causes[0])})"
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -17,6 +17,7 @@ import math
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -259,6 +260,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
             session=session,
             verify=verify,
             rate_limiter=rate_limiter,
+            expected_prefix=urlsplit(self.default_base_url).path,  # a 404 without it says so
         )
 
     # --- what a provider overrides ------------------------------------------------------------
