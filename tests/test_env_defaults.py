@@ -231,6 +231,6 @@ def test_help_and_signature_show_provider_specific_parameters_too() -> None:
     params = inspect.signature(azure.Client).parameters
     assert {"endpoint", "api_version", "token", "base_url", "session", "pool_size"} <= set(params)
     assert str(inspect.signature(openai.Client)).startswith("(api_key: 'str | None' = None, *, base_url")
-    text = pydoc.render_doc(openai.Client, renderer=pydoc.plaintext)
+    text = pydoc.plain(pydoc.render_doc(openai.Client))
     assert "api_key: 'str | None' = None" in text and "*args" not in text.split("Method resolution")[0]
     assert isinstance(openai.Client("sk-x"), ProviderClient)  # calling still builds (and freezes) a client

@@ -141,9 +141,10 @@ class DynClientBuilder:
         self._factories: dict[str, ClientFactory] = {}
         self._clients: dict[Hashable, Any] = {}
         self._building: dict[Hashable, threading.Lock] = {}  # one lock per client being built
+        self._builtins: dict[str, ClientFactory] = {}  # those still registered answer capability questions early
         if include_builtins:
             for name in builtin_provider_names():
-                self._factories[name] = _builtin_factory(name)
+                self._factories[name] = self._builtins[name] = _builtin_factory(name)
 
     # --- registry -------------------------------------------------------------------------------
 
@@ -238,14 +239,20 @@ class DynClientBuilder:
         return client
 
     def _capable(self, provider: str, capability: str, value: ProviderValue | None) -> Any:
+        factory = self.factory(provider)
+        # A built-in provider's class says what it can do: no need for its key to learn it lacks this.
+        if (self._builtins.get(factory.name) is factory
+                and capability not in load_provider(factory.name).capabilities()):
+            raise self._unsupported(provider, capability)
         client = self.build(provider) if value is None else self.build_from_value(provider, value)
         if not isinstance(client, CAPABILITIES[capability]):
-            able = [p for p in self.providers() if _claims(self._factories[p], capability)]
-            raise UnsupportedFeature(
-                f"provider {provider!r} does not support {capability.replace('_', ' ')}. "
-                f"Providers that do: {', '.join(able) or 'none registered'}"
-            )
+            raise self._unsupported(provider, capability)
         return client
+
+    def _unsupported(self, provider: str, capability: str) -> UnsupportedFeature:
+        able = [p for p in self.providers() if _claims(self._factories[p], capability)]
+        return UnsupportedFeature(f"provider {provider!r} does not support {capability.replace('_', ' ')}. "
+                                  f"Providers that do: {', '.join(able) or 'none registered'}")
 
     # --- models ---------------------------------------------------------------------------------
 
