@@ -325,3 +325,70 @@ def test_the_builder_never_imports_a_provider_until_used() -> None:
     before, after = out.stdout.splitlines()
     assert before == "[]"  # listing providers imports none of them
     assert after == "[]"  # nor does parsing an id: the client is built on first model
+
+
+# --- one "provider:model" id wherever a target is; readable reprs ------------------------------------
+
+
+def test_every_model_accessor_takes_one_id() -> None:
+    builder = DynClientBuilder()
+    chat, same = builder.completion("openai:gpt-4o"), builder.completion("openai", "gpt-4o")
+    assert isinstance(chat, ChatCompletionsModel) and isinstance(same, ChatCompletionsModel)
+    assert chat.model == "gpt-4o" and chat.client is same.client  # the same cached client
+    assert builder.completion("OpenAI: gpt-4o").model == "gpt-4o"  # case folded, spaces dropped
+    assert builder.embeddings("openai:text-embedding-3-small").model == "text-embedding-3-small"
+    assert builder.transcription("openai:whisper-1").model == "whisper-1"
+    assert builder.image_generation("openai:gpt-image-1").model == "gpt-image-1"
+    assert builder.audio_generation("openai:tts-1").model == "tts-1"
+    assert builder.agent("openai:gpt-4o").build().model.model == "gpt-4o"
+    assert builder.completion("ollama:llama3:8b").model == "llama3:8b"  # a model may hold colons
+    value = ProviderValue("sk-value", base_url=BASE)
+    from_value = builder.completion("openai:gpt-4o", value=value)
+    assert isinstance(from_value, ChatCompletionsModel)
+    assert from_value.client is builder.build_from_value("openai", value)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("openai", "no model given for 'openai'"),
+    ("openai:gpt 4o", "spaces"),
+    (":gpt-4o", "provider:model"),
+])
+def test_a_malformed_id_says_what_to_write(bad: str, message: str) -> None:
+    with pytest.raises(InvalidIdString, match=message):
+        DynClientBuilder().completion(bad)
+
+
+def test_a_capability_a_builtin_lacks_is_refused_before_its_key_is_needed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with pytest.raises(UnsupportedFeature, match=r"does not support embeddings\. Providers that do: .*openai"):
+        DynClientBuilder().embeddings("anthropic:claude-3-7-sonnet-latest")
+    with pytest.raises(MissingAPIKeyError, match="ANTHROPIC_API_KEY"):  # what it does support needs the key
+        DynClientBuilder().completion("anthropic:claude-3-7-sonnet-latest")
+
+
+def test_a_replaced_builtin_is_asked_instead_of_its_class() -> None:
+    builder = DynClientBuilder().register(ClientFactory("anthropic", lambda: openai.Client(KEY, base_url=BASE),
+                                                        lambda value: openai.Client(KEY, base_url=BASE)))
+    assert builder.embeddings("anthropic:any-embedder").model == "any-embedder"
+
+
+def test_reprs_name_providers_and_cached_clients_never_keys() -> None:
+    builder = DynClientBuilder()
+    assert repr(builder).startswith("DynClientBuilder(providers=[anthropic, azure,") and "clients=[]" in repr(builder)
+    builder.build("openai")
+    builder.build_from_value("openai", ProviderValue("sk-SECRET-in-a-value", base_url=BASE))
+    text = repr(builder)
+    assert text.endswith("clients=[openai, openai (from a value)])"), text
+    assert KEY not in text and "SECRET" not in text
+    model_id = builder.id("OpenAI:gpt-4o")
+    assert repr(model_id) == "ProviderModelId('openai:gpt-4o')" and str(model_id) == "openai:gpt-4o"
+    assert "<" not in repr(DynClientBuilder(include_builtins=False))
+
+
+def test_the_shared_registry_is_created_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rig_sync.client import builder as module
+    from rig_sync.client.builder import shared_registry
+
+    monkeypatch.setattr(module, "_shared", None)  # this test's own, not kept for later tests
+    first = shared_registry()
+    assert isinstance(first, DynClientBuilder) and shared_registry() is first and module._shared is first
