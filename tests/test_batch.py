@@ -441,6 +441,53 @@ def test_fan_out_rejects_bad_arguments(fake: FakeProvider) -> None:
         batch.fan_out("x", [("nope", "m")], builder=builder)
 
 
+def test_fan_out_takes_ids_and_tuples_and_keys_results_as_given(fake: FakeProvider) -> None:
+    with FakeProvider() as other:
+        builder = builder_for(good=fake, other=other)
+        targets: list[str | tuple[str, str]] = ["good:gpt-4o", ("other", "gpt-4o-mini"), "Good: gpt-4o-mini"]
+        out = batch.fan_out("hi", targets, builder=builder)
+        assert out == {"good:gpt-4o": "echo: hi", ("other", "gpt-4o-mini"): "echo: hi",
+                       "Good: gpt-4o-mini": "echo: hi"}
+        assert sorted(r.json["model"] for r in fake.requests) == ["gpt-4o", "gpt-4o-mini"]  # spaces dropped
+        target, text = batch.fan_out("race", ["other:m"], builder=builder, mode="first")
+        assert (target, text) == ("other:m", "echo: race")
+
+
+def test_fan_out_refuses_bad_ids_and_one_model_named_twice(fake: FakeProvider) -> None:
+    builder = builder_for(a=fake)
+    with pytest.raises(ValueError, match="distinct"):
+        batch.fan_out("x", ["a:m", ("a", "m")], builder=builder)
+    with pytest.raises(ValueError, match="distinct"):
+        batch.fan_out("x", ["a:m", "A: m"], builder=builder)
+    with pytest.raises(TypeError, match="wrap one in a list"):
+        batch.fan_out("x", "a:m", builder=builder)  # type: ignore[arg-type]
+    with pytest.raises(RigError, match="spaces"):
+        batch.fan_out("x", ["a:m 2"], builder=builder)
+    with pytest.raises(RigError, match="no model given"):
+        batch.fan_out("x", ["a"], builder=builder)
+    assert fake.request_count == 0  # nothing was sent for any of them
+
+
+def test_fan_out_errors_name_targets_as_given(fake: FakeProvider) -> None:
+    fake.inject(Fault.status(400), times=2)
+    with pytest.raises(batch.FanOutError, match="a:m: ") as info:
+        batch.fan_out("x", ["a:m", ("b", "m")], builder=builder_for(a=fake, b=fake), mode="first")
+    assert set(info.value.errors) == {"a:m", ("b", "m")} and "b:m: " in str(info.value)
+
+
+def test_fan_out_without_a_builder_uses_the_shared_registry(fake: FakeProvider,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from rig_sync.client import builder as registry_module
+
+    monkeypatch.setattr(registry_module, "_shared", None)
+    monkeypatch.setenv("OPENAI_API_KEY", fake.api_key)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+    for _ in range(3):
+        assert batch.fan_out("hi", ["openai:gpt-4o"]) == {"openai:gpt-4o": "echo: hi"}
+    assert registry_module.shared_registry().build("openai").base_url == fake.base_url
+    assert fake.connection_count == 1  # one client, one pooled connection, across fan-outs
+
+
 # --- warm pools between batches -------------------------------------------------------------------
 
 

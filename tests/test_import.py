@@ -82,6 +82,18 @@ def test_submodules_are_reachable_as_attributes(name: str) -> None:
     assert name in dir(rig_sync)
 
 
+def test_the_one_liners_load_lazily_and_cheaply() -> None:
+    loaded = modules_after("import rig_sync\nrig_sync.complete, rig_sync.stream, rig_sync.embed")
+    assert sorted(m for m in loaded if m.startswith("rig_sync")) == ["rig_sync", "rig_sync._shortcuts"]
+    assert "requests" not in loaded and "inspect" not in loaded
+
+
+def test_dir_shows_the_public_api_only() -> None:
+    names = dir(rig_sync)
+    assert names == sorted(names) and {"complete", "stream", "embed", "__version__", "batch"} <= set(names)
+    assert not [n for n in names if n in {"annotations", "importlib", "TYPE_CHECKING", "Any"} or n.startswith("_S")]
+
+
 def test_errors_attribute_in_a_fresh_interpreter() -> None:
     assert fresh("import json, rig_sync; print(json.dumps(rig_sync.errors.RigError.__name__))") == "RigError"
 
