@@ -44,12 +44,6 @@ def mocked() -> Iterator[responses.RequestsMock]:
         yield rsps
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 class CountingSession(requests.Session):
     """A caller's own Session: counts the requests it sends and keeps the send options."""
 
@@ -91,6 +85,7 @@ def test_from_env_reads_key_and_base_url(monkeypatch: pytest.MonkeyPatch, mocked
 
 
 def test_from_env_without_a_key_names_the_variable() -> None:
+    # (tests/conftest.py removes every provider variable for each test)
     with pytest.raises(MissingAPIKeyError, match="OPENAI_API_KEY") as info:
         openai.Client.from_env()
     assert isinstance(info.value, ClientBuildError) and isinstance(info.value, RigError)
