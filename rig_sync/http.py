@@ -319,14 +319,17 @@ class StreamResponse:
     """A streamed HTTP answer. Iterate `chunks()`; always `close()` (or use `with`)."""
 
     def __init__(self, raw: _Reply, provider: str, request_id: str | None,
-                 secrets: tuple[str, ...] = ()) -> None:
+                 secrets: tuple[str, ...] = (), model: str | None = None) -> None:
         self._raw = raw
+        self.model = model
+        self._chunks_read = 0
         self._secrets = secrets  # masked out of the body: an error event may echo the key back
         self.provider = provider
         self.request_id = request_id
         self.status = raw.status_code
         self.headers: Mapping[str, str] = raw.headers
         self._closed = False
+        self._finished = False
         self._body: Iterator[bytes] | None = None
 
     def chunks(self) -> Iterator[bytes]:
@@ -340,6 +343,7 @@ class StreamResponse:
         """The reader has the whole answer (it saw the provider's last event): read what is left of
         the body, normally just the end-of-body marker, so the connection goes back to the pool
         instead of being closed. Past `_DRAIN_LIMIT` bytes, or on any error, it is simply closed."""
+        self._finished = True
         try:
             left = _DRAIN_LIMIT
             for data in self.chunks():
@@ -355,10 +359,13 @@ class StreamResponse:
         raw = self._raw.raw
         try:
             if raw.chunked and raw.supports_chunked_reads():
-                yield from raw.read_chunked(decode_content=True)
+                for data in raw.read_chunked(decode_content=True):
+                    self._chunks_read += 1
+                    yield data
             else:
                 read1 = raw.read1
                 while data := read1(65536, decode_content=True):  # requests leaves decoding off
+                    self._chunks_read += 1
                     yield data
         except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
             raise errors.APITimeoutError(f"stream read timed out: {exc}", provider=self.provider) from None
@@ -370,6 +377,20 @@ class StreamResponse:
             ) from None
         finally:
             self.close()
+
+    @property
+    def state(self) -> str:
+        """One of "not started", "streaming", "finished" (the reader had the whole answer), "closed"."""
+        if self._finished:
+            return "finished"
+        if self._closed:
+            return "closed"
+        return "not started" if self._body is None else "streaming"
+
+    def __repr__(self) -> str:
+        rid = f", request_id={self.request_id!r}" if self.request_id else ""
+        return (f"StreamResponse(provider={self.provider!r}, model={self.model!r}, status={self.status}{rid}, "
+                f"state={self.state!r}, chunks={self._chunks_read})")
 
     def abort(self) -> None:
         """Stop a read in progress from another thread: the reader wakes with `StreamError`.
@@ -784,7 +805,7 @@ class Transport:
             raise errors.StreamError(f"answered a stream request with a document instead of events: {error.message}",
                                      provider=self.provider, body=error.body,
                                      retryable=not isinstance(error.body, dict))
-        return StreamResponse(resp, self.provider, request_id, self._redacted)
+        return StreamResponse(resp, self.provider, request_id, self._redacted, model)
 
     @errors.drops_hidden_context
     def _send(

@@ -52,27 +52,37 @@ class FinalResponse:
 
 StreamChunk = TextChunk | ReasoningChunk | ToolCallChunk | FinalResponse
 
+_EXCERPT = 60  # characters of the text so far a repr shows
+
 
 class StreamingCompletionResponse:
     """Iterate for chunks; afterwards `.response` holds the whole answer.
 
     Providers feed it a generator of `TextChunk` / `ReasoningChunk` / `ToolCallChunk` that
     ends with one `FinalResponse`; a generator that ends without one raises `StreamError`
-    (a cut-off stream never passes for a short answer).
+    (a cut-off stream never passes for a short answer). Its repr shows how far it got (not
+    started, streaming, finished or closed), the chunks and the start of the text so far.
     """
 
     def __init__(self, chunks: Iterable[StreamChunk], provider: str,
-                 abort: Callable[[], None] | None = None) -> None:
+                 abort: Callable[[], None] | None = None, *, model: str | None = None) -> None:
         self._chunks = iter(chunks)  # one pass: a list given here must not replay on a second loop
         self._abort = abort
         self.provider = provider
+        self.model = model
         self._response: CompletionResponse | None = None
         self._closed = False
+        self._seen = 0  # chunks read so far, and their text: for the repr
+        self._text: list[str] = []
 
     def __iter__(self) -> Iterator[StreamChunk]:
         for chunk in self._chunks:
-            if isinstance(chunk, FinalResponse):
+            self._seen += 1
+            if isinstance(chunk, TextChunk):
+                self._text.append(chunk.text)
+            elif isinstance(chunk, FinalResponse):
                 self._response = chunk.response
+                self.model = self.model or chunk.response.model
             yield chunk
         if self._response is None:
             why = "the stream was closed" if self._closed else "the stream ended"
@@ -89,13 +99,37 @@ class StreamingCompletionResponse:
 
     @property
     def text(self) -> str:
+        """The whole answer's text; reads the rest of the stream first if needed."""
         return self.response.text
 
     def text_stream(self) -> Iterator[str]:
-        """Only the text pieces, as plain strings."""
+        """Only the text pieces, as plain strings, as they arrive: reasoning, tool calls and the
+        final response are skipped (the latter stays on `.response` once the loop ends)::
+
+            for piece in model.completion_request("Tell a story").stream().text_stream():
+                print(piece, end="", flush=True)
+
+        Like iterating the stream itself, it is one pass and raises `StreamError` if the
+        stream is cut off before the provider finished its answer.
+        """
         for chunk in self:
             if isinstance(chunk, TextChunk):
                 yield chunk.text
+
+    @property
+    def state(self) -> str:
+        """One of "not started", "streaming", "finished" (the final response arrived), "closed" (before it)."""
+        if self._response is not None:
+            return "finished"
+        if self._closed:
+            return "closed"
+        return "streaming" if self._seen else "not started"
+
+    def __repr__(self) -> str:
+        text = "".join(self._text)
+        excerpt = text if len(text) <= _EXCERPT else text[:_EXCERPT - 1] + "…"
+        return (f"StreamingCompletionResponse(provider={self.provider!r}, model={self.model!r}, "
+                f"state={self.state!r}, chunks={self._seen}, text={excerpt!r})")
 
     def close(self) -> None:
         """Stop reading and release the connection."""

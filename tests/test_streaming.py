@@ -232,3 +232,61 @@ def test_leaving_a_with_block_early_releases_the_connection() -> None:
         follow_up.join(timeout=10)
         assert not follow_up.is_alive(), "the streamed connection was never given back to the pool"
         assert answers and answers[0]
+
+
+# --- readable reprs ----------------------------------------------------------------------------------------
+
+
+def test_the_repr_follows_the_stream_from_not_started_to_finished() -> None:
+    stream = StreamingCompletionResponse(Source(hello_chunks())(), "openai", model="gpt-4o-mini")
+    assert repr(stream) == ("StreamingCompletionResponse(provider='openai', model='gpt-4o-mini', "
+                            "state='not started', chunks=0, text='')")
+    pieces = iter(stream)
+    next(pieces), next(pieces)
+    assert stream.state == "streaming"
+    assert "state='streaming', chunks=2, text='Hello'" in repr(stream)
+    assert stream.text == "Hello world"
+    assert "state='finished', chunks=4, text='Hello world'" in repr(stream)
+
+
+def test_the_repr_says_closed_and_shows_a_short_excerpt_of_a_long_text() -> None:
+    long = [TextChunk("word " * 40), FinalResponse(FINAL)]
+    stream = StreamingCompletionResponse(iter(long), "test")
+    next(iter(stream))
+    stream.close()
+    shown = repr(stream)
+    assert "state='closed'" in shown and "chunks=1" in shown and "model=None" in shown
+    assert "…'" in shown and len(shown) < 200
+
+
+def test_the_model_falls_back_to_the_final_responses() -> None:
+    final = CompletionResponse((Text("hi"),), model="m-2024")
+    stream = StreamingCompletionResponse(iter([TextChunk("hi"), FinalResponse(final)]), "test")
+    assert stream.response is final and stream.model == "m-2024"
+
+
+def test_a_live_stream_and_its_http_answer_read_well_and_hide_the_key() -> None:
+    key = "sk-repr-secret-31337"
+    with FakeProvider(require_key=key) as fake:
+        client = openai.Client(key, base_url=fake.base_url, max_retries=0)
+        stream = client.completion_model("gpt-4o-mini").completion_request("say hi").stream()
+        assert stream.state == "not started" and "model='gpt-4o-mini'" in repr(stream)
+        assert "".join(stream.text_stream()) == "echo: say hi"
+        assert repr(stream) == ("StreamingCompletionResponse(provider='openai', model='gpt-4o-mini', "
+                                "state='finished', chunks=4, text='echo: say hi')")  # 3 words and the final
+        assert key not in repr(stream)
+
+        http = client.transport.stream("POST", "/chat/completions", model="gpt-4o-mini", json={
+            "model": "gpt-4o-mini", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+        with http:
+            assert repr(http) == ("StreamResponse(provider='openai', model='gpt-4o-mini', status=200, "
+                                  "request_id='req_2', state='not started', chunks=0)")
+            next(http.chunks())
+            assert "state='streaming', chunks=1" in repr(http)
+            http.finish()
+            assert http.state == "finished"
+        assert key not in repr(http)
+        closed = client.transport.stream("POST", "/chat/completions", json={
+            "model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+        closed.close()
+        assert closed.state == "closed" and "model=None" in repr(closed)

@@ -92,5 +92,5 @@ def event_completion(
                 yield chunk
             http.finish()  # read to the end: the connection goes back to the pool
 
-    return StreamingCompletionResponse(chunks(), client.provider, abort=http.abort)
+    return StreamingCompletionResponse(chunks(), client.provider, abort=http.abort, model=model)
 

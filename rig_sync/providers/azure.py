@@ -77,7 +77,7 @@ class ChatCompletionsModel(_openai_chat.ChatCompletionsModel):
                         _checked(chunk.response, self.provider)
                     yield chunk
 
-        return StreamingCompletionResponse(chunks(), self.provider, abort=inner.abort)
+        return StreamingCompletionResponse(chunks(), self.provider, abort=inner.abort, model=inner.model)
 
 
 class _Deployable(Protocol):
