@@ -1,5 +1,8 @@
 """Progress display for long batches: tqdm when installed, a plain line otherwise; off by default
-when stderr is not a terminal (a log file should not fill with carriage returns)."""
+when stderr is not a terminal (a log file should not fill with carriage returns).
+
+tqdm comes from `tqdm.auto`: a widget in a Jupyter notebook (with ipywidgets), a text bar elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -86,7 +89,7 @@ class PlainProgress:
 
 class _Tqdm:
     def __init__(self, total: int | None) -> None:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm  # a notebook's widget, or the terminal's text bar
 
         self._bar: Any = tqdm(total=total, unit="item", dynamic_ncols=True)
         self._failed = 0

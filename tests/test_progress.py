@@ -49,7 +49,8 @@ def test_off_when_stderr_is_not_a_terminal(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_on_when_asked_falls_back_to_plain_without_tqdm(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "tqdm", None)  # import tqdm fails
+    for name in ("tqdm", "tqdm.auto"):  # import tqdm fails, even once imported
+        monkeypatch.setitem(__import__("sys").modules, name, None)
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
     assert isinstance(make_progress(True, 3), PlainProgress)
@@ -96,3 +97,29 @@ def test_a_tqdm_bar_counts_items_a_journal_already_held(tmp_path: Path, capsys: 
     batch.map(str.upper, ["a", "b", "c"], max_workers=1, journal=journal, progress=False)
     assert batch.map(str.upper, ["a", "b", "c", "d"], journal=journal, progress=True) == ["A", "B", "C", "D"]
     assert "4/4" in capsys.readouterr().err
+
+
+def test_the_bar_is_tqdm_autos_which_is_a_widget_in_a_notebook(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tqdm.auto picks the notebook widget inside a Jupyter kernel (tests/test_notebook.py runs one)
+    # and the text bar elsewhere: whatever it picks is what a batch draws.
+    import tqdm.auto
+
+    made: list[dict[str, object]] = []
+
+    class Recorder:
+        def __init__(self, **kwargs: object) -> None:
+            made.append(kwargs)
+            self.n = 0
+
+        def update(self, n: int) -> None:
+            self.n += n
+
+        def set_postfix(self, **kwargs: object) -> None:
+            pass
+
+        def close(self) -> None:
+            made.append({"closed_at": self.n})
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorder)
+    assert batch.map(str, range(4), progress=True) == ["0", "1", "2", "3"]
+    assert made[0]["total"] == 4 and made[-1] == {"closed_at": 4}
