@@ -26,6 +26,7 @@ __all__ = [
     "MissingAPIKeyError",
     "InvalidBaseURLError",
     "InvalidRequestError",
+    "InvalidMessageError",
     "APIError",
     "APIConnectionError",
     "APITimeoutError",
@@ -94,6 +95,11 @@ class InvalidBaseURLError(ClientBuildError):
 
 class InvalidRequestError(RigError, ValueError):
     """A request was refused before sending: empty prompt, empty audio, negative size, …"""
+
+
+class InvalidMessageError(InvalidRequestError, TypeError):
+    """A chat message (a `Message` or an OpenAI-style dict) does not have a shape rig_sync
+    understands. Also a `TypeError`, as a value of the wrong type was one before."""
 
 
 # --- run time -----------------------------------------------------------------------------------
