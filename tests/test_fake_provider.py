@@ -20,8 +20,22 @@ from typing import Any
 import pytest
 import requests
 
-from rig_sync.providers import openai
+from rig_sync import errors
+from rig_sync.providers import (
+    _gemini_media,
+    _openai_media,
+    anthropic,
+    azure,
+    cohere,
+    gemini,
+    mistral,
+    ollama,
+    openai,
+    voyageai,
+)
+from rig_sync.providers._compat import ROWS
 from rig_sync.testing import FakeProvider, Fault, Reply
+from rig_sync.transcription import TranscriptionRequest
 
 ROOT = Path(__file__).resolve().parents[1]
 T = 3.0  # generous client timeout for requests that should succeed
@@ -759,3 +773,140 @@ def test_record_false_keeps_no_copies_but_still_counts() -> None:
         model = openai.Client(quiet.api_key, base_url=quiet.base_url).completion_model("gpt-4o-mini")
         assert model.completion_request("hi").send().text == "echo: hi"
         assert quiet.requests == [] and quiet.request_count == 1
+
+
+# --------------------------------------------------------------------------- #
+# embedding sizes agree with the clients; strict model names
+# --------------------------------------------------------------------------- #
+
+def _clients(fake: FakeProvider) -> dict[str, Any]:
+    """A client per wire format the fake speaks, pointed at it (no retries: a refusal is final)."""
+    key, opts = fake.api_key, {"max_retries": 0, "timeout": 5}
+    return {
+        "openai": openai.Client(key, base_url=fake.base_url, **opts),
+        "mistral": mistral.Client(key, base_url=fake.base_url, **opts),
+        "voyage": voyageai.Client(key, base_url=fake.base_url, **opts),
+        "cohere": cohere.Client(key, base_url=fake.url, **opts),
+        "gemini": gemini.Client(key, base_url=fake.url, **opts),
+        "ollama": ollama.Client(base_url=fake.url, **opts),
+        "anthropic": anthropic.Client(key, base_url=fake.url, **opts),
+        "azure": azure.Client(key, endpoint=fake.url, **opts),
+    }
+
+
+# (client, the client's table of known sizes, the fake's wire format)
+KNOWN_TABLES = [
+    ("openai", _openai_media.KNOWN_NDIMS, "openai"),
+    ("mistral", dict(ROWS["mistral"].known_ndims), "openai"),
+    ("voyage", voyageai.KNOWN_NDIMS, "openai"),
+    ("cohere", cohere.KNOWN_NDIMS, "cohere"),
+    ("gemini", _gemini_media.KNOWN_NDIMS, "gemini"),
+]
+
+
+@pytest.mark.parametrize(("name", "table", "wire"), KNOWN_TABLES, ids=[t[0] for t in KNOWN_TABLES])
+def test_known_models_vectors_have_the_size_the_client_announces(
+        fake: FakeProvider, name: str, table: dict[str, int], wire: str) -> None:
+    client = _clients(fake)[name]
+    assert table, "the client knows no sizes: nothing to compare"
+    for model, size in table.items():
+        emb = client.embedding_model(model)
+        assert emb.ndims == size == fake.ndims(model, wire), model  # before any request
+        assert len(emb.embed_text("a small cat").vec) == size, model
+
+
+@pytest.mark.parametrize(("name", "wire"), [("openai", "openai"), ("voyage", "openai"), ("cohere", "cohere"),
+                                            ("gemini", "gemini"), ("ollama", "ollama")])
+def test_an_unknown_models_size_is_learnt_from_the_vectors_and_told_by_the_fake(
+        fake: FakeProvider, name: str, wire: str) -> None:
+    emb = _clients(fake)[name].embedding_model("my-own-embedder")
+    assert emb.ndims is None
+    vec = emb.embed_text("a small cat").vec
+    assert emb.ndims == len(vec) == fake.ndims("my-own-embedder", wire)
+
+
+def test_a_requested_size_wins_in_every_spelling(fake: FakeProvider) -> None:
+    clients = _clients(fake)
+    for name, model in (("openai", "text-embedding-3-large"), ("mistral", "codestral-embed"),
+                        ("voyage", "voyage-3"), ("cohere", "embed-v4.0"), ("gemini", "gemini-embedding-001")):
+        emb = clients[name].embedding_model(model, 256)
+        assert emb.ndims == len(emb.embed_text("a small cat").vec) == 256, name
+
+
+def test_ndims_names_the_wire_formats_it_knows(fake: FakeProvider) -> None:
+    assert fake.ndims("nomic-embed-text", "ollama") == 768 and fake.ndims("text-embedding-3-large") == 3072
+    with pytest.raises(ValueError, match="one of: openai, cohere, gemini, ollama"):
+        fake.ndims("m", "anthropic")
+
+
+def _first(fake: FakeProvider, name: str, model: str) -> Any:
+    """One request for `model` in the wire format of client `name`."""
+    client = _clients(fake)[name]
+    if name == "voyage":
+        return client.rerank_model(model).rerank("cat", ["a cat", "a dog"])
+    return client.completion_model(model).completion_request("hi").max_tokens(8).send().text
+
+
+# (client, a model it serves, how a typo is refused: error class, status, and the body's shape)
+STRICT = [
+    ("openai", "gpt-4o-mini", errors.NotFoundError, 404,
+     lambda body, m: body["error"]["code"] == "model_not_found" and f"`{m}` does not" in body["error"]["message"]),
+    ("azure", "chat-deploy", errors.NotFoundError, 404,
+     lambda body, m: body["error"]["code"] == "DeploymentNotFound"),
+    ("anthropic", "claude-3-5-haiku-latest", errors.NotFoundError, 404,
+     lambda body, m: body == {"type": "error", "error": {"type": "not_found_error", "message": f"model: {m}"}}),
+    ("gemini", "gemini-2.0-flash", errors.NotFoundError, 404,
+     lambda body, m: body["error"]["status"] == "NOT_FOUND" and body["error"]["message"].startswith(f"models/{m} ")),
+    ("cohere", "command-r", errors.NotFoundError, 404,
+     lambda body, m: body["message"].startswith(f"model '{m}' not found")),
+    ("ollama", "llama3.2", errors.NotFoundError, 404,
+     lambda body, m: body == {"error": f'model "{m}" not found, try pulling it first'}),
+    ("voyage", "rerank-2", errors.BadRequestError, 400,
+     lambda body, m: list(body) == ["detail"] and repr(m) in body["detail"]),
+]
+
+
+@pytest.mark.parametrize(("name", "model", "cls", "status", "shaped"), STRICT, ids=[s[0] for s in STRICT])
+def test_strict_models_refuse_a_typo_in_the_providers_own_shape(
+        name: str, model: str, cls: type[errors.APIStatusError], status: int, shaped: Any) -> None:
+    typo = model[:-1] + "x"
+    with FakeProvider(models=[model]) as fake:
+        fake.script(Reply.text("scripted"))
+        with pytest.raises(cls) as info:
+            _first(fake, name, typo)
+        assert info.value.status_code == status and shaped(info.value.body, typo), info.value.body
+        assert fake.pending_replies == 1  # the refused request used up nothing
+        assert _first(fake, name, model)  # the listed name is served
+
+
+def test_strict_models_cover_streams_embeddings_uploads_and_the_model_list() -> None:
+    with FakeProvider(models=["gpt-4o-mini", "text-embedding-3-small", "whisper-1"]) as fake:
+        client = _clients(fake)["openai"]
+        with pytest.raises(errors.NotFoundError, match="gpt-4o-mnii"):
+            list(client.completion_model("gpt-4o-mnii").completion_request("hi").stream())
+        with pytest.raises(errors.NotFoundError, match="The model `text-embedding-3-smal` does not exist"):
+            client.embedding_model("text-embedding-3-smal").embed_text("hi")
+        audio = TranscriptionRequest(data=b"RIFF", filename="a.wav")
+        with pytest.raises(errors.NotFoundError, match="whisper-2"):  # the model rides in a multipart form
+            client.transcription_model("whisper-2").transcription(audio)
+        assert client.transcription_model("whisper-1").transcription(audio).text
+        listed = requests.get(fake.base_url + "/models", headers={"Authorization": f"Bearer {fake.api_key}"}, timeout=T)
+        assert [m["id"] for m in listed.json()["data"]] == ["gpt-4o-mini", "text-embedding-3-small", "whisper-1"]
+        one = requests.get(fake.base_url + "/models/gpt-4o", headers={"Authorization": f"Bearer {fake.api_key}"},
+                           timeout=T)
+        assert one.status_code == 404 and one.json()["error"]["code"] == "model_not_found"
+    with FakeProvider(models=["text-embedding-004"]) as fake:  # Gemini names the model in the URL
+        emb = _clients(fake)["gemini"]
+        assert len(emb.embedding_model("text-embedding-004").embed_text("hi").vec) == 768
+        with pytest.raises(errors.NotFoundError, match=r"models/text-embedding-005 is not found .* embedContent"):
+            emb.embedding_model("text-embedding-005").embed_text("hi")
+
+
+def test_without_models_every_name_is_served_and_models_are_checked() -> None:
+    with FakeProvider() as fake:
+        assert fake.models is None
+        assert _first(fake, "openai", "anything-at-all") == "echo: hi"
+    assert FakeProvider(models="gpt-4o").models == frozenset({"gpt-4o"})  # one name
+    for bad in ([1], [""], ["ok", None]):
+        with pytest.raises(TypeError, match="models must be model names"):
+            FakeProvider(models=bad)  # type: ignore[list-item]

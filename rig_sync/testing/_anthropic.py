@@ -84,12 +84,17 @@ def _sse_error(error: Mapping[str, object]) -> bytes:
     return _event("error", {"type": "error", "error": {"type": kind, "message": message}})
 
 
+def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
+    return ApiError(404, f"model: {model}")  # rendered as a not_found_error
+
+
 ANTHROPIC_DIALECT = Dialect(
     name="anthropic",
     extract_key=_x_api_key,
     error_body=_error_body,
     status_error=_status_error,
     sse_error=_sse_error,
+    unknown_model=_unknown_model,
 )
 
 

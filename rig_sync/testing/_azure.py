@@ -18,6 +18,7 @@ from ._server import (
     Dialect,
     Handler,
     JSONDict,
+    RecordedRequest,
     Response,
     _openai_status_error,
     route,
@@ -37,12 +38,18 @@ def _status_error(status: int) -> JSONDict:
     return _error_body(status, _openai_status_error(status)["error"]["message"], "", None, None)
 
 
+def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
+    return ApiError(404, "The API deployment for this resource does not exist. If you created the deployment "
+                         "within the last 5 minutes, please wait a moment and try again.", code="DeploymentNotFound")
+
+
 AZURE_DIALECT = Dialect(
     name="azure",
     extract_key=OPENAI_DIALECT.extract_key,  # `api-key`, or an Entra ID bearer token
     error_body=_error_body,
     status_error=_status_error,
     sse_error=OPENAI_DIALECT.sse_error,
+    unknown_model=_unknown_model,
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from ._ndims import ndims_for
 from ._openai import (
     _SSE_CT,
     _chat_tool_names,
@@ -24,7 +25,7 @@ from ._openai import (
     _wants_stream,
     _words,
 )
-from ._server import ApiError, Call, Dialect, JSONDict, Response, _bearer_key, dumps, route
+from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, _bearer_key, dumps, route
 
 __all__ = ["COHERE_DIALECT"]
 
@@ -58,12 +59,18 @@ def _sse_error(error: Mapping[str, object]) -> bytes:
     return _event("message-end", delta={"finish_reason": "ERROR", "error": message})
 
 
+def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
+    return ApiError(404, f"model '{model}' not found, make sure the correct model ID was used and that you have "
+                         "access to the model.")
+
+
 COHERE_DIALECT = Dialect(
     name="cohere",
     extract_key=_bearer_key,
     error_body=_error_body,
     status_error=_status_error,
     sse_error=_sse_error,
+    unknown_model=_unknown_model,
 )
 
 # Our scripted finish reasons (OpenAI's words) in Cohere's; Cohere's own pass through.
@@ -147,7 +154,7 @@ _INPUT_TYPES = ("search_document", "search_query", "classification", "clustering
 def _dims(body: JSONDict, model: str) -> int:
     dims = body.get("output_dimension")
     if dims is None:
-        return 1536 if model.startswith("embed-v4") else 384 if "light" in model else 1024
+        return ndims_for(model, "cohere")
     if isinstance(dims, bool) or dims not in (256, 512, 1024, 1536):
         raise ApiError(400, "invalid request: output_dimension must be one of 256, 512, 1024, 1536")
     return int(dims)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from ._ndims import ndims_for
 from ._openai import _decide, _embedding_json, _Outcome, _pieces, _words
 from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, dumps, route
 
@@ -69,12 +70,19 @@ def _sse_error(error: Mapping[str, object]) -> bytes:
     return json.dumps(_error_body(500, str(message), "", None, None), indent=2).encode("utf-8") + b"\n"
 
 
+def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
+    version, method = req.path.split("/")[1], req.path.rpartition(":")[2]
+    return ApiError(404, f"models/{model} is not found for API version {version}, or is not supported for {method}. "
+                         "Call ListModels to see the list of available models and their supported methods.")
+
+
 GEMINI_DIALECT = Dialect(
     name="gemini",
     extract_key=_key,
     error_body=_error_body,
     status_error=_status_error,
     sse_error=_sse_error,
+    unknown_model=_unknown_model,
 )
 
 
@@ -211,7 +219,7 @@ def _embedding(request: object, model: str) -> str:
     text = _text(_parts(request.get("content")))
     if not text:
         raise ApiError(400, "* EmbedContentRequest.content: contents must not be empty.")
-    default = 3072 if "gemini-embedding" in model else 768
+    default = ndims_for(model, "gemini")
     dims = request.get("outputDimensionality", request.get("output_dimensionality", default))
     if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 65536:
         raise ApiError(400, "* EmbedContentRequest.output_dimensionality: must be a positive integer.")

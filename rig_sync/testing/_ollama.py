@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 
+from ._ndims import ndims_for
 from ._openai import _chat_outcome, _completion_tokens, _embedding_inputs, _embedding_json, _Outcome, _pieces
 from ._server import (
     ApiError,
@@ -27,9 +28,8 @@ from ._server import (
     route,
 )
 
-__all__ = ["OLLAMA_DIALECT", "EMBED_DIMS"]
+__all__ = ["OLLAMA_DIALECT"]
 
-EMBED_DIMS = 768  # the size of nomic-embed-text's vectors; `dimensions` in a request overrides it
 _NDJSON_CT = "application/x-ndjson"
 _LOCAL = "ollama-local"  # the key a keyless request counts as
 
@@ -50,12 +50,17 @@ def _ndjson_error(error: Mapping[str, object]) -> bytes:
     return dumps({"error": error.get("message") or str(dict(error))}) + b"\n"
 
 
+def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
+    return ApiError(404, f'model "{model}" not found, try pulling it first')
+
+
 OLLAMA_DIALECT = Dialect(
     name="ollama",
     extract_key=_key,
     error_body=_error_body,
     status_error=_status_error,
     sse_error=_ndjson_error,
+    unknown_model=_unknown_model,
 )
 
 
@@ -122,7 +127,7 @@ def chat(call: Call) -> Response:
 
 
 def _dims(body: JSONDict) -> int:
-    dims = body.get("dimensions", EMBED_DIMS)
+    dims = body.get("dimensions", ndims_for(_model(body), "ollama"))
     if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 65536:
         raise ApiError(400, "dimensions must be a positive integer")
     return dims

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ._ndims import ndims_for
 from ._server import (
     ApiError,
     Call,
@@ -587,7 +588,8 @@ def embeddings(call: Call) -> Response:
     """OpenAI ``POST /v1/embeddings`` with text-derived, similarity-preserving vectors."""
     body = call.body_object()
     texts = _embedding_inputs(body.get("input"))
-    dims_raw = body.get("dimensions", 1536)
+    # `output_dimension`: the size field of Mistral and Voyage, whose embeddings this route serves too.
+    dims_raw = body.get("dimensions", body.get("output_dimension", ndims_for(_model(body))))
     if not isinstance(dims_raw, int) or isinstance(dims_raw, bool) or not 1 <= dims_raw <= 65536:
         raise ApiError(400, "'dimensions' must be a positive integer.", param="dimensions")
     fmt = body.get("encoding_format", "float") or "float"
@@ -758,11 +760,12 @@ def _model_obj(name: str) -> JSONDict:
 
 @route("GET", r"/v1/models")
 def list_models(call: Call) -> Response:
-    """OpenAI ``GET /v1/models``."""
-    return Response.json({"object": "list", "data": [_model_obj(m) for m in _MODELS]})
+    """OpenAI ``GET /v1/models``: the fake's ``models`` when it was given some."""
+    names = _MODELS if call.provider.models is None else sorted(call.provider.models)
+    return Response.json({"object": "list", "data": [_model_obj(m) for m in names]})
 
 
 @route("GET", r"/v1/models/(?P<model>[^/]+)")
 def get_model(call: Call) -> Response:
-    """OpenAI ``GET /v1/models/{model}`` (any model id exists)."""
+    """OpenAI ``GET /v1/models/{model}`` (any model id exists, unless ``FakeProvider(models=...)``)."""
     return Response.json(_model_obj(call.match.group("model")))

@@ -25,6 +25,7 @@ from typing import Any, Literal, final
 from urllib.parse import parse_qsl, urlsplit
 
 from ._faults import Fault
+from ._ndims import ndims_for
 
 __all__ = [
     "OPENAI_DIALECT",
@@ -189,6 +190,9 @@ class Dialect:
     error_body: Callable[[int, str, str, str | None, str | None], JSONDict]
     status_error: Callable[[int], JSONDict]
     sse_error: Callable[[Mapping[str, object]], bytes]
+    # The provider's own refusal of a model it does not serve (status, message, code), rendered
+    # by `error_body`: for `FakeProvider(models=[...])`.
+    unknown_model: Callable[[str, RecordedRequest], ApiError]
 
 
 @dataclass(frozen=True)
@@ -288,12 +292,18 @@ def _openai_sse_error(error: Mapping[str, object]) -> bytes:
     return b"data: " + dumps({"error": dict(error)}) + b"\n\n"
 
 
+def _openai_unknown_model(model: str, req: RecordedRequest) -> ApiError:
+    return ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                    code="model_not_found")
+
+
 OPENAI_DIALECT = Dialect(
     name="openai",
     extract_key=_bearer_key,
     error_body=_openai_error_body,
     status_error=_openai_status_error,
     sse_error=_openai_sse_error,
+    unknown_model=_openai_unknown_model,
 )
 
 
@@ -343,6 +353,20 @@ def route(
         return fn
 
     return deco
+
+
+# How a request names its model: a URL part (Azure's deployment, Gemini's `models/{model}`,
+# OpenAI's `GET /v1/models/{model}`), else the JSON body's or the multipart form's "model".
+_URL_MODEL_GROUPS = ("deployment", "model")
+
+
+def _requested_model(req: RecordedRequest, match: re.Match[str]) -> str | None:
+    groups = match.groupdict()
+    for name in _URL_MODEL_GROUPS:
+        if groups.get(name):
+            return re.sub(r"^(?:models|tunedModels)/", "", groups[name])
+    model = req.json.get("model") if isinstance(req.json, dict) else req.form.get("model")
+    return model if isinstance(model, str) and model else None
 
 
 def _find_route(method: str, path: str) -> tuple[_Route, re.Match[str]] | None:
@@ -689,6 +713,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "We could not parse the JSON body of your request.",
                 "invalid_request_error",
             )
+        model = _requested_model(req, match)
+        if provider.models is not None and model is not None and model not in provider.models:
+            raise rt.dialect.unknown_model(model, req)  # before a scripted reply is used up
         reply = provider._take_reply(req.path, rt.conversational)
         if reply is not None and reply.kind == "json":
             if isinstance(reply.body, bytes):
@@ -805,6 +832,29 @@ class FakeProvider:
     By default chat replies echo the last user message; queue replies with
     :meth:`script` and failures with :meth:`inject`. Every request is recorded
     in :attr:`requests`.
+
+    Embeddings have the size of the model's real vectors where the fake knows
+    the model (``text-embedding-3-large``: 3072, ``embed-english-v3.0``: 1024,
+    ``text-embedding-004``: 768 ...), which is also what a rig_sync client's
+    ``embedding_model(m).ndims`` says before any request; other models get their
+    wire format's usual size, and a request's own size field (``dimensions``)
+    wins. Ask the fake with :meth:`ndims`::
+
+        fake.ndims("text-embedding-3-small")          # 1536
+        fake.ndims("embed-english-v3.0", "cohere")    # 1024
+
+    By default every model name is accepted. ``models=[...]`` makes the fake
+    refuse any other, as the real provider refuses an unknown model, so a test
+    catches a typo: OpenAI answers 404 ``{"error": {"code": "model_not_found",
+    ...}}``, Azure 404 ``DeploymentNotFound``, Anthropic 404 ``not_found_error``,
+    Gemini 404 ``NOT_FOUND``, Cohere and Ollama 404 with their ``message`` /
+    ``error`` text, Voyage 400 ``detail``; a rig_sync client raises
+    ``rig_sync.errors.NotFoundError`` (``BadRequestError`` for Voyage)::
+
+        with FakeProvider(models=["gpt-4o-mini", "text-embedding-3-small"]) as fake:
+            client = openai.Client(fake.api_key, base_url=fake.base_url)
+            client.completion_model("gpt-4o-mnii").completion_request("hi").send()
+            # NotFoundError: ... The model `gpt-4o-mnii` does not exist ...
     """
 
     def __init__(
@@ -817,6 +867,7 @@ class FakeProvider:
         record: bool = True,
         tls: ssl.SSLContext | None = None,
         compress: bool = False,
+        models: Iterable[str] | None = None,
     ) -> None:
         """``latency`` adds a server-side delay (seconds) to every reply;
         ``require_key`` makes the server accept only that API key (by default
@@ -824,7 +875,13 @@ class FakeProvider:
         requests (for long soak and load runs: counters still count); ``tls``
         (a server-side ``ssl.SSLContext``) serves HTTPS instead of HTTP;
         ``compress`` gzips whole (not streamed) answers for clients that accept
-        gzip, as real providers do."""
+        gzip, as real providers do; ``models`` lists the only model names
+        served (the rest are refused in each provider's own shape), ``None``
+        (the default) serves any name."""
+        names = None if models is None else (models,) if isinstance(models, str) else tuple(models)
+        if names is not None and not all(isinstance(m, str) and m for m in names):
+            raise TypeError(f"models must be model names, e.g. models=['gpt-4o-mini'], not {models!r}")
+        self.models: frozenset[str] | None = None if names is None else frozenset(names)
         self.record = record
         self.compress = compress
         self.tls = tls
@@ -939,6 +996,14 @@ class FakeProvider:
     def api_key(self) -> str:
         """An API key the server accepts."""
         return self.require_key if self.require_key is not None else "fake-key"
+
+    def ndims(self, model: str, wire: str = "openai") -> int:
+        """The length of the vectors the fake returns for ``model`` when the
+        request asks no size. ``wire`` is the format asked in: ``"openai"``
+        (also Azure, Voyage, Mistral and the other OpenAI-compatible ones),
+        ``"cohere"``, ``"gemini"`` or ``"ollama"``; it matters only for
+        models the fake does not know."""
+        return ndims_for(model, wire)
 
     # -- scripting -----------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ._openai import _model, _words, embed_text
-from ._server import ApiError, Call, Dialect, JSONDict, Response, _bearer_key, dumps, route
+from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, _bearer_key, dumps, route
 
 __all__ = ["VOYAGE_DIALECT"]
 
@@ -30,12 +30,18 @@ def _sse_error(error: Mapping[str, object]) -> bytes:  # Voyage does not stream;
     return b"data: " + dumps({"detail": error.get("message")}) + b"\n\n"
 
 
+def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
+    return ApiError(400, "The request body is not valid JSON, or some arguments were not specified properly. "
+                         f"In particular, model {model!r} is not supported.")
+
+
 VOYAGE_DIALECT = Dialect(
     name="voyage",
     extract_key=_bearer_key,
     error_body=_error_body,
     status_error=_status_error,
     sse_error=_sse_error,
+    unknown_model=_unknown_model,
 )
 
 _DIMS = 256  # enough for stable similarities, cheap to compute
