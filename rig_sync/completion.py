@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from .errors import InvalidRequestError
-from .message import AssistantContent, Message, Reasoning, Text, ToolCall
+from ._chat_dicts import convert
+from .errors import InvalidMessageError, InvalidRequestError
+from .message import AssistantContent, Message, MessageLike, Reasoning, Text, ToolCall
 
 if TYPE_CHECKING:
     from .streaming import StreamingCompletionResponse
@@ -24,8 +25,29 @@ __all__ = [
     "CompletionModel",
     "BaseCompletionModel",
     "CompletionRequestBuilder",
+    "Prompt",
     "deep_merge",
 ]
+
+Prompt = str | Message | Mapping[str, Any] | Sequence[MessageLike]
+"""What a request starts from: a text, one message (a `Message` or an OpenAI-style dict), or a
+whole conversation in order, whose last message is the prompt."""
+
+_EXCERPT = 60  # characters of a text a repr shows
+
+
+def _cut(text: str, limit: int = _EXCERPT) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _excerpt(text: str | None, limit: int = _EXCERPT) -> str:
+    """`text` cut to `limit` characters and quoted, for a repr."""
+    return "None" if text is None else repr(_cut(text, limit))
+
+
+def _model_id(model: object) -> str:
+    """`provider:model` of any completion model, for reprs and messages."""
+    return f"{getattr(model, 'provider', '?')}:{getattr(model, 'model', '?')}"
 
 
 def deep_merge(base: Mapping[str, Any] | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -228,6 +250,19 @@ class CompletionResponse:
         """The answer as an assistant message, to append to a chat history."""
         return Message("assistant", self.choice or (Text(""),))
 
+    def __repr__(self) -> str:
+        # Short enough for a notebook cell: excerpts, never the raw body.
+        fields = [f"text={_excerpt(self.text)}"]
+        if self.tool_calls:
+            calls = ", ".join(f"{c.name}({_cut(repr(c.arguments), 40)})" for c in self.tool_calls[:5])
+            fields.append(f"tool_calls=[{calls}{', …' if len(self.tool_calls) > 5 else ''}]")
+        if self.reasoning:
+            fields.append(f"reasoning={_excerpt(self.reasoning)}")
+        fields.append(f"usage={self.usage!r}")
+        fields.extend(f"{name}={value!r}" for name, value in
+                      (("finish_reason", self.finish_reason), ("model", self.model)) if value is not None)
+        return f"CompletionResponse({', '.join(fields)})"
+
 
 @runtime_checkable
 class CompletionModel(Protocol):
@@ -240,7 +275,7 @@ class CompletionModel(Protocol):
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse: ...
 
-    def completion_request(self, prompt: str | Message) -> CompletionRequestBuilder: ...
+    def completion_request(self, prompt: Prompt) -> CompletionRequestBuilder: ...
 
 
 class BaseCompletionModel:
@@ -255,29 +290,76 @@ class BaseCompletionModel:
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         raise NotImplementedError
 
-    def completion_request(self, prompt: str | Message) -> CompletionRequestBuilder:
-        """Start a request with `prompt` as the last user message."""
+    def completion_request(self, prompt: Prompt) -> CompletionRequestBuilder:
+        """Start a request; nothing is sent until its `.send()` or `.stream()`.
+
+        `prompt` is a text, one message (a `Message` or an OpenAI-style dict), or a whole
+        conversation in order, whose last message is the prompt: a list of Messages and/or dicts
+        such as `[{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}]`.
+        System and developer messages become the preamble; a run of tool messages becomes one
+        message of tool results.
+
+        Returns a `CompletionRequestBuilder`. Raises `InvalidRequestError` for an empty prompt and
+        its subclass `InvalidMessageError`, naming the message and field, for a message that does
+        not fit (an unknown role, missing content, tool arguments that are not a JSON object, …).
+        """
         return CompletionRequestBuilder(self, prompt)
 
 
-def _prompt_message(prompt: str | Message) -> Message:
-    if isinstance(prompt, Message):
-        return prompt
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be str or Message, not {type(prompt).__name__}")
-    if not prompt.strip():
-        raise InvalidRequestError("prompt is empty; give the model something to answer")
-    return Message.user(prompt)
+def join_preamble(*parts: str | None) -> str | None:
+    """The non-empty parts of a preamble joined by blank lines; None if there are none."""
+    return "\n\n".join(p for p in parts if p) or None
+
+
+def _conversation(prompt: Prompt) -> tuple[list[str], list[Message]]:
+    """(system texts, messages) of a prompt; the last message is the one to answer."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise InvalidRequestError("prompt is empty; give the model something to answer")
+        return [], [Message.user(prompt)]
+    if isinstance(prompt, (Message, Mapping)):
+        system, messages = convert(prompt, "prompt", single=True)
+    elif isinstance(prompt, Sequence) and not isinstance(prompt, (bytes, bytearray)):
+        if not prompt:
+            raise InvalidMessageError('the conversation is an empty list; its last message is the prompt, '
+                                      'e.g. [{"role": "user", "content": "Hi"}]')
+        system, messages = convert(prompt, "messages")
+    else:
+        raise InvalidMessageError(f"prompt must be a str, a Message, a message dict like "
+                                  f'{{"role": "user", "content": "Hi"}}, or a list of them (a conversation '
+                                  f"whose last message is the prompt), not {type(prompt).__name__}")
+    if not messages:
+        raise InvalidMessageError("the prompt holds only system messages; add the message to answer, "
+                                  'e.g. {"role": "user", "content": "Hi"}')
+    return system, messages
+
+
+def _prompt_message(prompt: str | MessageLike) -> Message:
+    """The one message a prompt stands for (a text, a Message or a message dict)."""
+    return _conversation(prompt)[1][-1]
+
+
+def _describe(message: Message) -> str:
+    """A message's text excerpt, or the kinds of its parts when it has no text (a tool result)."""
+    if message.text:
+        return _excerpt(message.text)
+    return "[" + ", ".join(sorted({type(p).__name__ for p in message.content})) + "]"
 
 
 class CompletionRequestBuilder:
-    """Fluent builder: `model.completion_request("Hi").preamble("…").temperature(0.2).send()`."""
+    """Fluent builder: `model.completion_request("Hi").preamble("…").temperature(0.2).send()`.
 
-    def __init__(self, model: CompletionModel, prompt: str | Message) -> None:
+    Nothing is sent until `.send()` (the whole answer) or `.stream()` (pieces as they come).
+    The messages sent are, in order: those given with `.message()` / `.messages()` (earlier
+    turns), then those given to `completion_request`, whose last one is the prompt.
+    """
+
+    def __init__(self, model: CompletionModel, prompt: Prompt) -> None:
         self._model = model
-        self._prompt = _prompt_message(prompt)
+        self._system, self._conversation = _conversation(prompt)
         self._preamble: str | None = None
         self._history: list[Message] = []
+        self._history_system: list[str] = []
         self._documents: list[Document] = []
         self._tools: list[ToolDefinition] = []
         self._temperature: float | None = None
@@ -288,17 +370,36 @@ class CompletionRequestBuilder:
     # Each setter checks its argument at once, so a mistake points at the call that made it.
 
     def preamble(self, preamble: str) -> CompletionRequestBuilder:
+        """The system prompt; replaces one given before with `.preamble()`.
+
+        System (and developer) messages are not replaced but follow it, each after a blank line:
+        the preamble sent is this text, then the system messages given with `.messages()`, then
+        those given to `completion_request`, in order.
+        """
         _check_preamble(None, None, preamble)
         self._preamble = preamble
         return self
 
-    def message(self, message: Message) -> CompletionRequestBuilder:
-        """Add a message of history (sent before the prompt)."""
-        return self.messages([message])
-
-    def messages(self, messages: Iterable[Message]) -> CompletionRequestBuilder:
-        self._history.extend(_messages(messages))
+    def message(self, message: MessageLike) -> CompletionRequestBuilder:
+        """Add one earlier turn (a `Message` or a message dict); see `messages`."""
+        self._add_history(convert(message, "message", single=True))
         return self
+
+    def messages(self, messages: Iterable[MessageLike]) -> CompletionRequestBuilder:
+        """Add earlier turns of the conversation: `Message`s or OpenAI-style dicts.
+
+        They are sent before the messages given to `completion_request` (so before the prompt),
+        after those of earlier `.message()` / `.messages()` calls. To give a conversation in its
+        natural order instead, pass the whole list to `completion_request`. System messages join
+        the preamble (see `preamble`).
+        """
+        self._add_history(convert(messages, "messages"))
+        return self
+
+    def _add_history(self, conversation: tuple[list[str], list[Message]]) -> None:
+        system, messages = conversation
+        self._history_system.extend(system)
+        self._history.extend(messages)
 
     def document(self, document: Document) -> CompletionRequestBuilder:
         return self.documents([document])
@@ -333,10 +434,15 @@ class CompletionRequestBuilder:
         self._params = deep_merge(self._params, params)
         return self
 
+    def _joined_preamble(self) -> str | None:
+        system = (*self._history_system, *self._system)
+        return join_preamble(self._preamble, *system) if system else self._preamble
+
     def build(self) -> CompletionRequest:
+        """The `CompletionRequest` as it stands (nothing is sent)."""
         return CompletionRequest(
-            chat_history=(*self._history, self._prompt),
-            preamble=self._preamble,
+            chat_history=(*self._history, *self._conversation),
+            preamble=self._joined_preamble(),
             documents=self._documents,
             tools=self._tools,
             temperature=self._temperature,
@@ -346,7 +452,45 @@ class CompletionRequestBuilder:
         )
 
     def send(self) -> CompletionResponse:
+        """Send the request and wait for the whole answer.
+
+        Returns a `CompletionResponse` (`.text`, `.tool_calls`, `.usage`, `.message()` to append
+        to a history, `.raw_response`). Raises, all `rig_sync.errors.RigError`s:
+        `InvalidRequestError` for a request refused before sending; for an HTTP error after the
+        retries, the `APIStatusError` kind of its status (`AuthenticationError`, `RateLimitError`,
+        `BadRequestError`, …); `APIConnectionError` (`APITimeoutError`) when no answer came;
+        `ResponseDecodeError` for an answer of the wrong shape; `UnsupportedFeature` for content
+        the provider cannot take.
+        """
         return self._model.completion(self.build())
 
     def stream(self) -> StreamingCompletionResponse:
+        """Send the request; the answer as a `StreamingCompletionResponse` as it arrives.
+
+        Iterate it for `TextChunk`, `ReasoningChunk` and `ToolCallChunk` pieces, then one
+        `FinalResponse`; `.text_stream()` yields the text alone, and `.response` is the whole
+        `CompletionResponse` at the end. Use it in a `with` block to release the connection if you
+        stop early. Raises what `send()` raises, before the first chunk; a stream that breaks off
+        raises `StreamError` while you iterate.
+        """
         return self._model.stream(self.build())
+
+    def __repr__(self) -> str:
+        # Says what it holds and that it has not been sent: a forgotten `.send()` shows here.
+        count = len(self._history) + len(self._conversation)
+        fields = [_model_id(self._model), f"{count} message{'' if count == 1 else 's'}",
+                  f"prompt={_describe(self._conversation[-1])}"]
+        preamble = self._joined_preamble()
+        if preamble:
+            fields.append(f"preamble={_excerpt(preamble, 40)}")
+        if self._documents:
+            fields.append(f"documents={len(self._documents)}")
+        if self._tools:
+            fields.append(f"tools={[t.name for t in self._tools]}")
+        if self._tool_choice is not None:
+            fields.append(f"tool_choice={self._tool_choice.name or self._tool_choice.mode!r}")
+        fields.extend(f"{name}={value!r}" for name, value in
+                      (("temperature", self._temperature), ("max_tokens", self._max_tokens)) if value is not None)
+        if self._params:
+            fields.append(f"additional_params={sorted(self._params)}")  # keys only: values may be secret
+        return f"<CompletionRequestBuilder {', '.join(fields)}; not sent: call .send() or .stream()>"

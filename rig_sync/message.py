@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .errors import InvalidRequestError
+from .errors import InvalidMessageError
 
 __all__ = [
     "Text",
@@ -21,6 +21,7 @@ __all__ = [
     "UserContent",
     "AssistantContent",
     "Message",
+    "MessageLike",
 ]
 
 
@@ -133,24 +134,25 @@ def _content(value: str | Part | Iterable[str | Part]) -> tuple[Part, ...]:
         return (value,)
     # A dict or bytes is iterable too, but never meant as a list of parts.
     if isinstance(value, (Mapping, bytes, bytearray)) or not isinstance(value, Iterable):
-        raise TypeError(f"message content must be text or content parts, not {type(value).__name__}")
+        raise InvalidMessageError(f"message content must be text or content parts, not {type(value).__name__}")
     return tuple(Text(v) if isinstance(v, str) else v for v in value)
 
 
 def _check_role(_: Any, __: Any, role: str) -> None:
     if role not in _ALLOWED:
-        raise InvalidRequestError(f"message role must be 'user' or 'assistant', not {role!r}")
+        raise InvalidMessageError(f"message role must be 'user' or 'assistant', not {role!r}; a system prompt is "
+                                  "the request's preamble")
 
 
 def _check_content(message: Message, _: Any, content: tuple[Part, ...]) -> None:
     role = message.role
     if not content:
-        raise InvalidRequestError(f"a {role} message needs at least one content part")
+        raise InvalidMessageError(f"a {role} message needs at least one content part")
     allowed = _ALLOWED[role]
     for item in content:
         if not isinstance(item, allowed):
             names = ", ".join(t.__name__ for t in allowed)
-            raise TypeError(f"{role} message content may hold {names}, not {type(item).__name__}")
+            raise InvalidMessageError(f"{role} message content may hold {names}, not {type(item).__name__}")
 
 
 @attrs.frozen
@@ -183,3 +185,7 @@ class Message:
     @property
     def tool_calls(self) -> list[ToolCall]:
         return [p for p in self.content if isinstance(p, ToolCall)]
+
+
+MessageLike = Message | Mapping[str, Any]
+"""A `Message`, or an OpenAI-style message dict such as `{"role": "user", "content": "Hi"}`."""
