@@ -858,3 +858,17 @@ def test_a_same_origin_redirect_keeps_its_connection(fake: FakeProvider) -> None
     assert chat(transport)["object"] == "chat.completion"
     assert chat(transport)["object"] == "chat.completion"
     assert len(fake.requests) == 3 and fake.connection_count == 1  # the redirect's body was read, not dropped
+
+
+def test_a_404_names_the_missing_path_prefix_the_transport_was_told_of(mocked: responses.RequestsMock) -> None:
+    mocked.post("http://127.0.0.1:9/chat?api-version=1", status=404, json={"error": {"message": "nope"}})
+    mocked.post("http://127.0.0.1:9/chat?api-version=1", status=404, json={"error": {"message": "nope"}})
+    told = Transport("acme", "http://127.0.0.1:9?api-version=1", expected_prefix="/v2/", retry=RetryPolicy(0))
+    with pytest.raises(errors.NotFoundError) as info:
+        told.post_json("/chat", {})
+    assert str(info.value).endswith(
+        "nope (the base URL http://127.0.0.1:9?api-version=1 probably needs /v2: "
+        "try base_url='http://127.0.0.1:9/v2?api-version=1')")
+    with pytest.raises(errors.NotFoundError) as info:  # not told: nothing to suggest
+        Transport("acme", "http://127.0.0.1:9?api-version=1", retry=RetryPolicy(0)).post_json("/chat", {})
+    assert str(info.value).endswith("nope")
