@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ._chat_dicts import convert
 from ._schema import to_text, validate
 from .completion import (
     CompletionModel,
@@ -29,16 +30,20 @@ from .completion import (
     CompletionRequestBuilder,
     CompletionResponse,
     Document,
+    Prompt,
     ToolChoice,
     ToolDefinition,
     Usage,
-    _prompt_message,
+    _conversation,
+    _excerpt,
+    _model_id,
     check_max_tokens,
     check_temperature,
     deep_merge,
+    join_preamble,
 )
 from .errors import InvalidRequestError, RigError
-from .message import Message, ToolCall, ToolResult
+from .message import Message, MessageLike, ToolCall, ToolResult
 from .streaming import FinalResponse, ReasoningChunk, TextChunk, ToolCallChunk
 from .tool import Tool, ToolArgumentsError, ToolError, ToolSet
 
@@ -209,6 +214,23 @@ class AgentStream:
 # --- the agent ------------------------------------------------------------------------------------
 
 
+def _summary(model: object, preamble: str | None, tools: Sequence[str], counts: Mapping[str, int],
+             settings: Mapping[str, Any]) -> str:
+    """What an agent (or its builder) holds, for a repr: names and excerpts, never secrets."""
+    fields = [_model_id(model)]
+    if preamble:
+        fields.append(f"preamble={_excerpt(preamble, 40)}")
+    if tools:
+        fields.append(f"tools={list(tools)}")
+    fields.extend(f"{name}={n}" for name, n in counts.items() if n)
+    for name, value in settings.items():
+        if isinstance(value, ToolChoice):
+            value = value.name or value.mode
+        if value is not None:
+            fields.append(f"{name}={_excerpt(value, 40) if isinstance(value, str) else repr(value)}")
+    return ", ".join(fields)
+
+
 def _check_turns(max_turns: int) -> int:
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
         raise InvalidRequestError(f"max_turns must be a positive integer, not {max_turns!r}")
@@ -236,47 +258,70 @@ class Agent:
     max_turns: int = DEFAULT_MAX_TURNS
     tool_concurrency: int = DEFAULT_TOOL_CONCURRENCY
 
+    def __repr__(self) -> str:
+        counts = {"documents": len(self.documents), "dynamic_context": len(self.dynamic_context),
+                  "dynamic_tools": len(self.dynamic_tools), "hooks": len(self.hooks)}
+        settings = {"name": self.name, "temperature": self.temperature, "max_tokens": self.max_tokens,
+                    "tool_choice": self.tool_choice, "max_turns": self.max_turns}
+        return f"Agent({_summary(self.model, self.preamble, self.static_tools, counts, settings)})"
+
     # -- public API --------------------------------------------------------------------------------
 
-    def prompt(self, prompt: str | Message, *, max_turns: int | None = None,
+    def prompt(self, prompt: Prompt, *, max_turns: int | None = None,
                hooks: Iterable[PromptHook] = ()) -> str:
-        """Run the tool loop on `prompt`; the model's final text."""
+        """Run the tool loop on `prompt`; the model's final text.
+
+        `prompt` is a text, one message (a `Message` or an OpenAI-style dict), or a whole
+        conversation in order whose last message is the prompt; its system messages follow the
+        agent's preamble. Raises `InvalidMessageError` for a message that does not fit,
+        `MaxTurnsError`, `PromptCancelledError`, and what `CompletionRequestBuilder.send` raises.
+        """
         return self.prompt_details(prompt, max_turns=max_turns, hooks=hooks).output
 
-    def chat(self, prompt: str | Message, history: Sequence[Message], *, max_turns: int | None = None,
+    def chat(self, prompt: Prompt, history: Sequence[MessageLike], *, max_turns: int | None = None,
              hooks: Iterable[PromptHook] = ()) -> str:
-        """Like `prompt`, after `history` (which is not changed; `chat_details(…).history` is the
-        new history)."""
+        """Like `prompt`, after `history`: earlier turns, as `Message`s or OpenAI-style dicts (a
+        system message there follows the agent's preamble). `history` is not changed;
+        `chat_details(…).history` is the new history, as `Message`s."""
         return self.chat_details(prompt, history, max_turns=max_turns, hooks=hooks).output
 
-    def prompt_details(self, prompt: str | Message, *, max_turns: int | None = None,
+    def prompt_details(self, prompt: Prompt, *, max_turns: int | None = None,
                        hooks: Iterable[PromptHook] = ()) -> PromptResponse:
         """Run the tool loop; output, usage summed over every turn, and the full history."""
         return self.chat_details(prompt, (), max_turns=max_turns, hooks=hooks)
 
-    def chat_details(self, prompt: str | Message, history: Sequence[Message], *, max_turns: int | None = None,
+    def chat_details(self, prompt: Prompt, history: Sequence[MessageLike], *, max_turns: int | None = None,
                      hooks: Iterable[PromptHook] = ()) -> PromptResponse:
         return AgentStream(self._run(prompt, history, max_turns, hooks, stream=False)).response
 
-    def stream_prompt(self, prompt: str | Message, *, max_turns: int | None = None,
+    def stream_prompt(self, prompt: Prompt, *, max_turns: int | None = None,
                       hooks: Iterable[PromptHook] = ()) -> AgentStream:
         """Run the tool loop with streamed model calls: text pieces, tool calls and results as
         they come, then the `PromptResponse`."""
         return self.stream_chat(prompt, (), max_turns=max_turns, hooks=hooks)
 
-    def stream_chat(self, prompt: str | Message, history: Sequence[Message], *, max_turns: int | None = None,
+    def stream_chat(self, prompt: Prompt, history: Sequence[MessageLike], *, max_turns: int | None = None,
                     hooks: Iterable[PromptHook] = ()) -> AgentStream:
         return AgentStream(self._run(prompt, history, max_turns, hooks, stream=True))
 
-    def completion_request(self, prompt: str | Message, history: Sequence[Message] = ()) -> CompletionRequestBuilder:
+    def completion_request(self, prompt: Prompt, history: Sequence[MessageLike] = ()) -> CompletionRequestBuilder:
         """A request builder with the agent's preamble, context and tools for `prompt` (context and
-        tools retrieved for this prompt), to adjust and `send()` as one plain model call."""
-        message = _prompt_message(prompt)
+        tools retrieved for this prompt), to adjust and `send()` as one plain model call.
+
+        The messages are `history`, then `prompt` (which may be a whole conversation); the
+        preamble is the agent's, then the system messages of `history` and `prompt`.
+        """
+        # Converted here, so the model is handed core messages only (any CompletionModel will do).
+        earlier_system, earlier = convert(history, "history")
+        system, conversation = _conversation(prompt)
+        message = conversation[-1]
         documents, definitions = self._retrieve(message)
-        builder = (self.model.completion_request(message).messages(history).documents(documents)
-                   .tools(definitions).temperature(self.temperature).max_tokens(self.max_tokens))
-        if self.preamble:
-            builder.preamble(self.preamble)
+        builder = (self.model.completion_request(message).messages([*earlier, *conversation[:-1]])
+                   .documents(documents).tools(definitions).temperature(self.temperature)
+                   .max_tokens(self.max_tokens))
+        preamble = join_preamble(self.preamble, *earlier_system, *system)
+        if preamble:
+            builder.preamble(preamble)
         if self.tool_choice is not None and definitions:
             builder.tool_choice(self.tool_choice)
         if self.additional_params:
@@ -316,7 +361,7 @@ class Agent:
                         log.warning("tool index returned %r, which is not in the agent's tool set", name)
         return documents, self.toolset.definitions(names)
 
-    def _run(self, prompt: str | Message, history: Sequence[Message], max_turns: int | None,
+    def _run(self, prompt: Prompt, history: Sequence[MessageLike], max_turns: int | None,
              extra_hooks: Iterable[PromptHook], *, stream: bool) -> Iterator[AgentStreamItem]:
         # Checked and retrieved now, so bad input fails at the call, not at the first read of a stream.
         turns = _check_turns(self.max_turns if max_turns is None else max_turns)
@@ -499,7 +544,14 @@ class AgentBuilder:
         self._hooks.append(_check_hook(hook))
         return self
 
+    def __repr__(self) -> str:
+        counts = {"documents": len(self._documents), "dynamic_context": len(self._dynamic_context),
+                  "dynamic_tools": len(self._dynamic_tools), "hooks": len(self._hooks)}
+        summary = _summary(self._model, self._preamble, self._static_tools, counts, self._settings)
+        return f"<AgentBuilder {summary}; not built: call .build()>"
+
     def build(self) -> Agent:
+        """The `Agent`: immutable, and safe to share across threads."""
         return Agent(
             model=self._model,
             preamble=self._preamble,
