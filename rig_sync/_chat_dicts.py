@@ -34,10 +34,14 @@ _DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,(.*)", re.S)
 
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _quote(value: object) -> str:
     """A bad value as an error shows it: short, whatever it is (it may be huge or hostile)."""
     if isinstance(value, str):
-        return repr(value if len(value) <= 60 else value[:59] + "…")
+        return repr(_cut(value, 60))
     if value is None or isinstance(value, (bool, float)) or (isinstance(value, int) and value.bit_length() < 64):
         return repr(value)
     return f"<{type(value).__name__}>"
@@ -260,8 +264,10 @@ def _arguments(value: object, field: str) -> dict[str, Any]:
             parsed = json.loads(json.dumps(dict(value), allow_nan=False))
         else:
             raise _Bad(field, f"must be a JSON object string like '{{\"a\": 2}}', not {_kind(value)}")
-    except (ValueError, TypeError, RecursionError) as exc:
-        raise _Bad(field, f"is not valid JSON ({type(exc).__name__}: {str(exc)[:80]})") from None
+    except RecursionError:
+        raise _Bad(field, "is nested too deeply to be read") from None
+    except (ValueError, TypeError) as exc:
+        raise _Bad(field, f"is not valid JSON ({_cut(str(exc), 100)})") from None
     if not isinstance(parsed, dict):
         raise _Bad(field, f"must hold a JSON object, not a JSON {type(parsed).__name__}")
     return parsed
