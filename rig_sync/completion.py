@@ -465,7 +465,7 @@ class CompletionRequestBuilder:
         return self._model.completion(self.build())
 
     def stream(self) -> StreamingCompletionResponse:
-        """Send the request; the answer as a `StreamingCompletionResponse` as it arrives.
+        """Send the request and return at once a `StreamingCompletionResponse`, read as it arrives.
 
         Iterate it for `TextChunk`, `ReasoningChunk` and `ToolCallChunk` pieces, then one
         `FinalResponse`; `.text_stream()` yields the text alone, and `.response` is the whole

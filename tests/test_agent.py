@@ -449,6 +449,43 @@ def test_completion_request_prepares_one_plain_call() -> None:
     assert agent.completion_request("hi").send().text == "raw"
 
 
+
+def test_completion_request_puts_history_then_the_conversation_and_joins_system_messages() -> None:
+    model = ScriptedModel()
+    agent = AgentBuilder(model).preamble("P").build()
+    request = agent.completion_request(
+        [{"role": "system", "content": "S2"}, {"role": "user", "content": "3"}, Message.assistant("4"),
+         {"role": "user", "content": "5"}],
+        [Message.user("1"), {"role": "system", "content": "S1"}, {"role": "assistant", "content": "2"}],
+    ).build()
+    assert request.preamble == "P\n\nS1\n\nS2"
+    assert [m.text for m in request.chat_history] == ["1", "2", "3", "4", "5"]
+
+
+def test_a_dict_prompt_drives_retrieval_like_a_text_prompt() -> None:
+    index = FakeIndex({"cats": "Cats purr."})
+    model = ScriptedModel(text("a"))
+    AgentBuilder(model).dynamic_context(1, index).build().prompt({"role": "user", "content": "about cats"})
+    assert index.queries == [("about cats", 1)]
+    assert model.requests[0].documents == (Document("cats", "Cats purr."),)
+
+
+def test_agent_and_builder_reprs_say_what_they_hold() -> None:
+    key = "sk-secret-0123456789abcdef"
+    builder = (openai.Client(key, base_url="http://127.0.0.1:9/v1").agent("gpt-4o")
+               .preamble("You are a calculator that always shows its working in full.").tools([add, divide])
+               .context("a document").temperature(0.2).max_turns(3))
+    built = repr(builder)
+    assert built.startswith("<AgentBuilder openai:gpt-4o, preamble='You are a calculator that always shows …'")
+    assert "tools=['add', 'divide'], documents=1" in built and "temperature=0.2, max_turns=3" in built
+    assert built.endswith("; not built: call .build()>")
+    agent = repr(builder.build())
+    assert agent.startswith("Agent(openai:gpt-4o, preamble='You are a calculator")
+    assert "tools=['add', 'divide'], documents=1, name='agent', temperature=0.2, " in agent
+    assert "tool_concurrency" not in agent and "object at 0x" not in agent
+    assert key not in built + agent
+
+
 # --- over HTTP with `responses` (OpenAI wire format, recorded payloads) ----------
 
 

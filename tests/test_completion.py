@@ -354,3 +354,54 @@ def test_base_model_satisfies_the_protocol_and_refuses_unimplemented_calls() -> 
     assert isinstance(openai_model(), CompletionModel)
     with pytest.raises(NotImplementedError):
         model.stream(model.completion_request("x").build())
+
+
+# --- readable objects (notebooks and REPLs) ---------------------------------------------------------
+
+
+def test_an_unsent_builder_says_what_it_holds_and_how_to_send_it() -> None:
+    key = "sk-secret-0123456789abcdef"
+    b = (openai_model(key=key).completion_request("Hello")
+         .messages([Message.user("Hi"), Message.assistant("Hello!")])
+         .preamble("You are a careful assistant who answers every question in full sentences.")
+         .tool(WEATHER).temperature(0.2).max_tokens(64).tool_choice("required")
+         .additional_params({"metadata": {"token": "hidden-value"}}))
+    text = repr(b)
+    assert text.startswith("<CompletionRequestBuilder openai:gpt-4o, 3 messages, prompt='Hello'")
+    assert "preamble='You are a careful assistant who answers…'" in text
+    for part in ("tools=['get_weather']", "tool_choice='required'", "temperature=0.2", "max_tokens=64",
+                 "additional_params=['metadata']", "not sent: call .send() or .stream()"):
+        assert part in text
+    assert key not in text and "hidden-value" not in text and "object at 0x" not in text
+
+
+def test_a_builder_whose_prompt_is_a_tool_result_says_so() -> None:
+    text = repr(builder(Message.tool_result("c1", "5")))
+    assert "1 message, prompt=[ToolResult]" in text
+
+
+def test_a_response_repr_is_short_and_leaves_out_the_raw_body() -> None:
+    raw = {"choices": [{"message": {"content": "x" * 100_000}}]}
+    resp = CompletionResponse((Reasoning("hmm"), Text("The weather in Paris is " + "sunny " * 1000),
+                               ToolCall("c1", "get_weather", {"city": "Paris"})),
+                              Usage(10, 5, 15), raw_response=raw, finish_reason="tool_calls", model="gpt-4o")
+    text = repr(resp)
+    assert text.startswith("CompletionResponse(text='The weather in Paris is sunny")
+    assert "…'" in text and "tool_calls=[get_weather({'city': 'Paris'})]" in text and "reasoning='hmm'" in text
+    assert "usage=Usage(input_tokens=10, output_tokens=5" in text and "finish_reason='tool_calls'" in text
+    assert "model='gpt-4o'" in text and "x" * 100 not in text and len(text) < 400
+
+
+def test_resp_text_is_the_natural_spelling() -> None:
+    resp = builder().send()
+    assert resp.text == resp.choice[0].text == "ok"  # type: ignore[union-attr]
+    assert repr(resp) == "CompletionResponse(text='ok', usage=Usage(input_tokens=1, output_tokens=1, " \
+                         "total_tokens=2, cached_input_tokens=0))"
+
+
+def test_entry_points_document_what_they_return_and_raise() -> None:
+    for method, returned in ((CompletionRequestBuilder.send, "Returns a `CompletionResponse`"),
+                             (CompletionRequestBuilder.stream, "return at once a `StreamingCompletionResponse`"),
+                             (BaseCompletionModel.completion_request, "Returns a `CompletionRequestBuilder`")):
+        doc = " ".join((method.__doc__ or "").split())
+        assert returned in doc and "Raises" in doc
