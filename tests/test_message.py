@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import pytest
 
-from rig_sync.errors import InvalidRequestError, RigError
+from rig_sync.errors import InvalidMessageError, InvalidRequestError, RigError
 from rig_sync.message import (
     Audio,
     DocumentContent,
@@ -72,7 +72,7 @@ def test_content_given_as_a_list_is_stored_as_a_tuple() -> None:
     ids=["tool_call", "reasoning"],
 )
 def test_user_message_rejects_assistant_parts(part: Any) -> None:
-    with pytest.raises(TypeError, match="user message content may hold"):
+    with pytest.raises(InvalidMessageError, match="user message content may hold"):
         Message.user(["hi", part])
 
 
@@ -87,22 +87,24 @@ def test_user_message_rejects_assistant_parts(part: Any) -> None:
     ids=["image", "audio", "document", "tool_result"],
 )
 def test_assistant_message_rejects_user_parts(part: Any) -> None:
-    with pytest.raises(TypeError, match="assistant message content may hold"):
+    with pytest.raises(InvalidMessageError, match="assistant message content may hold"):
         Message.assistant(part)
 
 
 @pytest.mark.parametrize("bad", [42, None, 3.5, object()])
 def test_non_part_objects_are_rejected(bad: Any) -> None:
-    with pytest.raises(TypeError):
+    with pytest.raises(InvalidMessageError) as info:
         Message.user(bad)
-    with pytest.raises(TypeError):
+    # A typed RigError that is still the TypeError it used to be.
+    assert isinstance(info.value, RigError) and isinstance(info.value, TypeError)
+    with pytest.raises(InvalidMessageError):
         Message.user(["ok", bad])
 
 
 @pytest.mark.parametrize("bad", [{"text": "hi"}, b"hi", bytearray(b"hi")], ids=["dict", "bytes", "bytearray"])
 def test_iterables_that_are_not_lists_of_parts_are_rejected(bad: Any) -> None:
     # A dict would otherwise become its keys as text, bytes a run of ints.
-    with pytest.raises(TypeError, match="content must be text or content parts"):
+    with pytest.raises(InvalidMessageError, match="content must be text or content parts"):
         Message.user(bad)
 
 
@@ -116,7 +118,8 @@ def test_empty_content_is_rejected(empty: Any) -> None:
 
 
 def test_direct_construction_is_validated_too() -> None:
-    with pytest.raises(InvalidRequestError, match="role must be 'user' or 'assistant'"):
+    with pytest.raises(InvalidMessageError, match="role must be 'user' or 'assistant', not 'system'; a system "
+                                                  "prompt is the request's preamble"):
         Message("system", (Text("x"),))  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         Message("assistant", (ToolResult("c", "r"),))
