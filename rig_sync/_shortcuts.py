@@ -10,18 +10,14 @@ its pooled connections are reused, so a loop of 200 calls opens one connection, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast, overload
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, overload
 
 if TYPE_CHECKING:
     from .client import ProviderValue
-    from .completion import CompletionModel, CompletionRequestBuilder, CompletionResponse
+    from .completion import CompletionModel, CompletionRequestBuilder, CompletionResponse, Prompt
     from .embeddings import Embedding
-    from .message import Message
     from .streaming import StreamingCompletionResponse
-
-    # A str, a Message, or OpenAI-style `{"role": ..., "content": ...}` messages.
-    Prompt = str | Message | Sequence[Mapping[str, Any]]
 
 __all__ = ["complete", "stream", "embed"]
 
@@ -40,7 +36,7 @@ def _request(model: str, prompt: Prompt, preamble: str | None, temperature: floa
     from .client.builder import shared_registry
 
     chat: CompletionModel = shared_registry().completion(model, value=_value(api_key, base_url))
-    request = chat.completion_request(cast("Any", prompt))  # its shape is the model's to check
+    request = chat.completion_request(prompt)
     if preamble is not None:
         request = request.preamble(preamble)
     if temperature is not None:
