@@ -5,6 +5,10 @@ results as text.
 Arguments are checked against the very schema the model was shown (so an error names what the
 model got wrong in the model's own terms), then structured by cattrs into Python values. cattrs
 alone is lax (`int("5")`, iterating a string as a list), hence the check first.
+
+Pydantic models (an optional dependency) are described by pydantic's own schema, reshaped like an
+attrs class's, and built with `model_validate`, so their validators and constraints run. pydantic
+is never imported here: a class can only subclass `BaseModel` once pydantic is loaded.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import dataclasses
 import enum
 import inspect
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -21,6 +26,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import attrs
 import cattrs
+from cattrs.errors import AttributeValidationNote, IterableValidationNote
 
 from . import _json
 from .errors import RigError
@@ -32,6 +38,7 @@ __all__ = [
     "parse_docstring",
     "validate",
     "structure",
+    "structure_problems",
     "to_text",
     "describe",
 ]
@@ -154,10 +161,17 @@ def _json_default(value: Any) -> tuple[bool, Any]:
     return False, None
 
 
+def is_pydantic_model(tp: Any) -> bool:
+    """Whether `tp` is a pydantic v2 model class; never imports pydantic to find out."""
+    main = sys.modules.get("pydantic.main")  # loaded before any BaseModel subclass can exist
+    base = getattr(main, "BaseModel", None)
+    return base is not None and isinstance(tp, type) and issubclass(tp, base)
+
+
 def schema_of(tp: Any, description: str | None = None) -> JSONSchema:
     """The JSON Schema of a type hint: str, int, float, bool, None, Optional/Union, list, tuple,
-    set, dict, Literal, Enum, Any, Annotated (a str in it is a description), attrs classes and
-    dataclasses (nested). Anything else raises `SchemaError`."""
+    set, dict, Literal, Enum, Any, Annotated (a str in it is a description), attrs classes,
+    dataclasses and pydantic models (nested). Anything else raises `SchemaError`."""
     schema = _schema(tp, ())
     if description:
         schema = {**schema, "description": description}
@@ -195,9 +209,11 @@ def _schema(tp: Any, seen: tuple[type, ...]) -> JSONSchema:
         if tp in seen:
             raise SchemaError(f"{tp.__name__} refers to itself; recursive types cannot be described for a model")
         return _class_schema(tp, (*seen, tp))
+    if is_pydantic_model(tp):
+        return _pydantic_schema(tp)
     raise SchemaError(
         f"cannot describe {tp!r} as JSON Schema; use str, int, float, bool, None, list, dict, "
-        "Literal, Enum, Optional/Union, or an attrs class or dataclass of those"
+        "Literal, Enum, Optional/Union, or an attrs class, dataclass or pydantic model of those"
     )
 
 
@@ -276,6 +292,73 @@ def _class_schema(cls: type, seen: tuple[type, ...]) -> JSONSchema:
     schema = _object_schema(_class_fields(cls), seen)
     doc = parse_docstring(_own_doc(cls))[0]
     return {**schema, "description": doc} if doc else schema
+
+
+def _pydantic_schema(cls: Any) -> JSONSchema:
+    """pydantic's schema of `cls` (validation mode: aliases, constraints, `Field` descriptions),
+    reshaped like `_class_schema`'s so that every class reads alike to a model and to `validate`."""
+    try:
+        raw: JSONSchema = cls.model_json_schema()
+    except Exception as exc:  # pydantic's own errors (PydanticInvalidForJsonSchema, …) say which field
+        raise SchemaError(f"pydantic cannot describe {cls.__name__} as JSON Schema: {exc}") from exc
+    return _reshape(raw, raw.get("$defs", {}), ())
+
+
+_SCHEMA_LISTS = {"anyOf", "oneOf", "allOf", "prefixItems"}
+_SCHEMA_VALUES = {"items", "additionalProperties", "not"}
+_DROPPED = {"title", "$defs", "discriminator"}  # noise to a model, or pointing into the dropped $defs
+
+
+def _reshape(node: JSONSchema, defs: Mapping[str, JSONSchema], seen: tuple[str, ...]) -> JSONSchema:
+    """Inline `$ref`s (nested classes are inlined for attrs too), drop titles, `const` -> `enum`,
+    `oneOf` -> `anyOf`, a union of bare types -> a type list, `required` and closed
+    `additionalProperties` on objects, a docstring's "Attributes:" as property descriptions."""
+    ref = node.get("$ref")
+    allof = node.get("allOf")
+    if ref is None and isinstance(allof, list) and len(allof) == 1:  # {"allOf": [{"$ref": …}], "description": …}
+        rest = {k: v for k, v in node.items() if k != "allOf"}
+        return {**_reshape(allof[0], defs, seen), **_reshape(rest, defs, seen)}
+    if ref is not None:
+        name = str(ref).rpartition("/")[2]
+        if name in seen:
+            raise SchemaError(f"{name} refers to itself; recursive types cannot be described for a model")
+        if not str(ref).startswith("#/$defs/") or name not in defs:
+            raise SchemaError(f"cannot resolve {ref!r} in a pydantic schema (only local #/$defs/… references)")
+        rest = {k: v for k, v in node.items() if k != "$ref"}
+        return {**_reshape(defs[name], defs, (*seen, name)), **_reshape(rest, defs, seen)}  # the field's words win
+    out: JSONSchema = {}
+    for key, value in node.items():
+        if key in _DROPPED:
+            continue
+        if key == "properties":
+            value = {name: _reshape(prop, defs, seen) for name, prop in value.items()}
+        elif key in _SCHEMA_LISTS:
+            value = [_reshape(option, defs, seen) for option in value]
+        elif key in _SCHEMA_VALUES and isinstance(value, dict):
+            value = _reshape(value, defs, seen)
+        elif key == "const":
+            key, value = "enum", [value]
+        elif key == "default":
+            shown, value = _json_default(value)
+            if not shown:
+                continue
+        out["anyOf" if key == "oneOf" else key] = value
+    options = out.get("anyOf")
+    if options and all(set(o) == {"type"} and isinstance(o["type"], str) for o in options):
+        del out["anyOf"]
+        out["type"] = [o["type"] for o in options]
+    if "properties" in out:
+        out.setdefault("required", [])
+        out.setdefault("additionalProperties", False)  # extra="allow" says True itself
+        summary, docs = parse_docstring(out.get("description"))
+        if docs:
+            out["properties"] = {name: {**prop, "description": docs[name]}
+                                 if name in docs and "description" not in prop else prop
+                                 for name, prop in out["properties"].items()}
+            out["description"] = summary
+            if not summary:
+                del out["description"]
+    return out
 
 
 @attrs.frozen
@@ -420,6 +503,9 @@ def _make_converter() -> cattrs.Converter:
         return structure_union
 
     converter.register_structure_hook_factory(_is_union, union_hook)
+    # pydantic models build and dump themselves, so their validators and serializers run.
+    converter.register_structure_hook_func(is_pydantic_model, lambda value, cls: cls.model_validate(value))
+    converter.register_unstructure_hook_func(is_pydantic_model, lambda value: value.model_dump(mode="json"))
     return converter
 
 
@@ -431,8 +517,32 @@ def structure(value: Any, tp: Any) -> Any:
     return _converter.structure(value, tp)
 
 
+def structure_problems(exc: BaseException, path: str = "$") -> list[str]:
+    """Why `structure` failed, as "path: problem" lines like `validate`'s: cattrs' nested errors
+    by field and index, a pydantic ValidationError one line per error, anything else as is."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        problems: list[str] = []
+        for sub in exc.exceptions:
+            where = path
+            for note in getattr(sub, "__notes__", ()):
+                if isinstance(note, AttributeValidationNote):
+                    where = f"{path}.{note.name}"
+                elif isinstance(note, IterableValidationNote):
+                    where = f"{path}[{note.index!r}]"
+            problems.extend(structure_problems(sub, where))
+        return problems
+    core = sys.modules.get("pydantic_core")
+    if core is not None and isinstance(exc, core.ValidationError):
+        return [f"{path}{_pointer(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
+    return [f"{path}: {exc}"]
+
+
+def _pointer(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+
+
 def to_text(value: Any) -> str:
-    """A value as text for a model: str as is, attrs/dataclass/enum unstructured, all as JSON."""
+    """A value as text for a model: str as is, attrs/dataclass/enum/pydantic unstructured, all as JSON."""
     if isinstance(value, str):
         return value
     plain = _converter.unstructure(value)

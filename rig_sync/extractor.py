@@ -1,4 +1,5 @@
-"""Extractors: structured data out of text, as an instance of an attrs class or dataclass.
+"""Extractors: structured data out of text, as an instance of an attrs class, dataclass or
+pydantic model (validated by pydantic, so its validators and constraints run).
 
     @attrs.frozen
     class Person:
@@ -19,7 +20,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
-from ._schema import schema_of, structure, to_text, validate
+from ._schema import schema_of, structure, structure_problems, to_text, validate
 from .completion import (
     CompletionModel,
     CompletionRequest,
@@ -28,6 +29,7 @@ from .completion import (
     ToolChoice,
     ToolDefinition,
     Usage,
+    _model_id,
     _prompt_message,
     check_max_tokens,
     check_temperature,
@@ -87,6 +89,15 @@ class _Verdict(Generic[T]):
     feedback: Message | None = None
 
 
+def _summary(cls: type[Any], model: CompletionModel, retries: int, documents: int, temperature: float | None,
+             max_tokens: int | None) -> str:
+    """What an extractor (or its builder) holds, for a repr: the class, the model, what is set."""
+    settings = {"retries": retries or None, "documents": documents or None, "temperature": temperature,
+                "max_tokens": max_tokens}
+    return ", ".join([cls.__name__, _model_id(model)] +
+                     [f"{name}={value}" for name, value in settings.items() if value is not None])
+
+
 class Extractor(Generic[T]):
     """Extracts instances of `cls`; immutable and thread-safe. Build with `ExtractorBuilder`."""
 
@@ -113,6 +124,11 @@ class Extractor(Generic[T]):
             max_tokens=max_tokens,
             additional_params=additional_params,
         )
+
+    def __repr__(self) -> str:
+        t = self._template
+        summary = _summary(self.cls, self.model, self.retries, len(t.documents), t.temperature, t.max_tokens)
+        return f"Extractor({summary})"
 
     def extract(self, text: str | Message) -> T:
         """An instance of the class, extracted from `text`."""
@@ -171,8 +187,8 @@ class Extractor(Generic[T]):
             try:
                 data = structure(call.arguments[_WRAPPED] if self._wrapped else call.arguments, self.cls)
                 return _Verdict(True, data=data, raw=raw)
-            except Exception as exc:  # noqa: BLE001 - a value cattrs refuses is one more thing to fix
-                problems = [f"$: {exc}"]
+            except Exception as exc:  # noqa: BLE001 - a value cattrs or pydantic refuses is one more thing to fix
+                problems = structure_problems(exc, f"$.{_WRAPPED}" if self._wrapped else "$")
         error = f"Error: the arguments do not fit the schema: {'; '.join(problems)}. Call {SUBMIT_TOOL} again, fixed."
         results = [ToolResult(c.id, error if c is call else "Ignored: only one submit call is read.", c.call_id,
                               c is call) for c in calls]
@@ -232,6 +248,11 @@ class ExtractorBuilder(Generic[T]):
     def additional_params(self, params: Mapping[str, Any]) -> ExtractorBuilder[T]:
         self._params = deep_merge(self._params, params)
         return self
+
+    def __repr__(self) -> str:
+        summary = _summary(self._cls, self._model, self._retries, len(self._documents), self._temperature,
+                           self._max_tokens)
+        return f"<ExtractorBuilder {summary}; not built: call .build()>"
 
     def build(self) -> Extractor[T]:
         return Extractor(self._cls, self._model, preamble=self._preamble, documents=tuple(self._documents),

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, Protocol, TypeVar, overload, runtime_checkable
 
-from ._schema import FunctionSignature, function_schema, structure, to_text, validate
+from ._schema import FunctionSignature, function_schema, structure, structure_problems, to_text, validate
 from .completion import ToolDefinition
 from .errors import RigError
 
@@ -137,10 +137,15 @@ class FunctionTool(Generic[R]):
         problems = validate(dict(args), self._signature.parameters)
         if problems:
             raise ToolArgumentsError(self.name, problems)
-        try:
-            values = {f.name: structure(args[f.name], f.type) for f in self._signature.fields if f.name in args}
-        except Exception as exc:  # whatever cattrs says, the arguments did not fit
-            raise ToolArgumentsError(self.name, [f"$: {exc}"]) from exc
+        values: dict[str, Any] = {}
+        for f in self._signature.fields:
+            if f.name in args:
+                try:
+                    values[f.name] = structure(args[f.name], f.type)
+                except Exception as exc:  # noqa: BLE001 - whatever cattrs or pydantic says, it did not fit
+                    problems.extend(structure_problems(exc, f"$.{f.name}"))
+        if problems:
+            raise ToolArgumentsError(self.name, problems)
         positional = [values.pop(name) for name in self._signature.positional if name in values]
         return positional, values
 
