@@ -503,8 +503,10 @@ def _make_converter() -> cattrs.Converter:
         return structure_union
 
     converter.register_structure_hook_factory(_is_union, union_hook)
-    # pydantic models build and dump themselves, so their validators and serializers run.
-    converter.register_structure_hook_func(is_pydantic_model, lambda value, cls: cls.model_validate(value))
+    # pydantic models build and dump themselves, so their validators and serializers run. The value
+    # came as JSON and is validated as JSON: a strict model takes "2024-01-31" for a date, "red" for an Enum.
+    converter.register_structure_hook_func(is_pydantic_model,
+                                           lambda value, cls: cls.model_validate_json(_json.dumps(value)))
     converter.register_unstructure_hook_func(is_pydantic_model, lambda value: value.model_dump(mode="json"))
     return converter
 

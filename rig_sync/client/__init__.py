@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 C = TypeVar("C", bound="ProviderClient")
+T = TypeVar("T")  # what an extractor extracts
 
 
 _is_str = attrs.validators.instance_of(str)
@@ -88,8 +89,9 @@ class CompletionClient:
 
         return AgentBuilder(self.completion_model(model))
 
-    def extractor(self, cls: type[Any], model: str) -> ExtractorBuilder[Any]:
-        """An `ExtractorBuilder` that extracts instances of `cls` with `model`."""
+    def extractor(self, cls: type[T], model: str) -> ExtractorBuilder[T]:
+        """An `ExtractorBuilder` that extracts instances of `cls` (an attrs class, dataclass or pydantic
+        model) with `model`; `.build().extract(text)` returns a `cls`."""
         from ..extractor import ExtractorBuilder
 
         return ExtractorBuilder(cls, self.completion_model(model))
