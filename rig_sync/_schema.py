@@ -33,6 +33,7 @@ from .errors import RigError
 
 __all__ = [
     "SchemaError",
+    "is_pydantic_model",
     "schema_of",
     "function_schema",
     "parse_docstring",
@@ -350,14 +351,12 @@ def _reshape(node: JSONSchema, defs: Mapping[str, JSONSchema], seen: tuple[str, 
     if "properties" in out:
         out.setdefault("required", [])
         out.setdefault("additionalProperties", False)  # extra="allow" says True itself
-        summary, docs = parse_docstring(out.get("description"))
-        if docs:
-            out["properties"] = {name: {**prop, "description": docs[name]}
-                                 if name in docs and "description" not in prop else prop
-                                 for name, prop in out["properties"].items()}
+        summary, docs = parse_docstring(out.pop("description", None))
+        for name, prop in out["properties"].items():
+            if name in docs and "description" not in prop:  # `Field(description=…)` wins, as metadata does
+                out["properties"][name] = {**prop, "description": docs[name]}
+        if summary:
             out["description"] = summary
-            if not summary:
-                del out["description"]
     return out
 
 
@@ -503,6 +502,7 @@ def _make_converter() -> cattrs.Converter:
         return structure_union
 
     converter.register_structure_hook_factory(_is_union, union_hook)
+    converter.register_structure_hook(type(None), lambda value, _: value)  # the null member of an Optional
     # pydantic models build and dump themselves, so their validators and serializers run. The value
     # came as JSON and is validated as JSON: a strict model takes "2024-01-31" for a date, "red" for an Enum.
     converter.register_structure_hook_func(is_pydantic_model,

@@ -205,7 +205,8 @@ class ExtractorBuilder(Generic[T]):
         if not isinstance(model, CompletionModel):
             raise TypeError(f"ExtractorBuilder needs a CompletionModel, not {type(model).__name__}")
         if cls is None or not hasattr(cls, "__name__"):
-            raise TypeError(f"ExtractorBuilder needs the class to extract (e.g. an attrs class), not {cls!r}")
+            raise TypeError(f"ExtractorBuilder needs the class to extract (an attrs class, dataclass or pydantic "
+                            f"model), not {cls!r}")
         schema_of(cls)  # fail now, not at the first extraction, if cls cannot be described
         self._cls = cls
         self._model = model

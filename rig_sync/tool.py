@@ -15,6 +15,8 @@ stateful tools; `ToolSet`, tools by name.
     add.call({"a": 2, "b": 3})  # "5" -- the text the model receives
     add(2, 3)                   # 5   -- still a plain function
 
+Parameters may be attrs classes, dataclasses or pydantic models (validated by pydantic, so their
+validators run); the model sees their schema and the function receives instances.
 `call` raises `ToolArgumentsError` when the arguments do not fit the schema and `ToolCallError`
 when the function raises; an agent turns both into an error result for the model.
 To make a tool of a method (a tool with state), decorate the bound method: `tool(counter.bump)`.

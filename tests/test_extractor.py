@@ -118,6 +118,11 @@ def test_extract_with_usage() -> None:
     assert out.data == Person("Bo") and out.attempts == 2 and out.usage == Usage(13, 7, 20)
 
 
+def test_an_explicit_null_fills_an_optional_field() -> None:
+    model = ScriptedModel(submit({"name": "Ada", "age": None}))
+    assert ExtractorBuilder(Person, model).build().extract("Ada") == Person("Ada", None)
+
+
 def test_non_object_types_travel_wrapped() -> None:
     model = ScriptedModel(submit({"value": ["a", "b"]}))
     extractor = ExtractorBuilder(list[str], model).build()

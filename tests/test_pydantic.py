@@ -15,7 +15,7 @@ from typing import Any, Literal
 import attrs
 import pydantic
 import pytest
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from rig_sync import _json
 from rig_sync._schema import SchemaError, schema_of
@@ -263,6 +263,27 @@ def test_a_strict_model_takes_json_values(fake: FakeProvider) -> None:
     assert visit == Visit(on=datetime.date(2024, 1, 31), mood=Mood.HAPPY)
 
 
+class Tags(RootModel[list[str]]):
+    pass
+
+
+@attrs.frozen
+class Visitor:
+    who: Person
+    room: Room | None = None  # defined below, resolved when first described
+
+
+def test_root_models_travel_wrapped_and_mixed_classes_nest(fake: FakeProvider) -> None:
+    fake.script(Reply.tool_calls([("submit", {"value": ["a", "b"]})]),
+                Reply.tool_calls([("submit", {"who": {"name": "Ada"}, "room": {"beds": 2}})]))
+    client = client_of(fake)
+    assert client.extractor(Tags, "fake-model").build().extract("a, b") == Tags(["a", "b"])
+    assert fake.requests[0].json["tools"][0]["function"]["parameters"]["properties"]["value"] == {
+        "type": "array", "items": {"type": "string"}}
+    visitor = client.extractor(Visitor, "fake-model").build().extract("Ada, two beds")
+    assert visitor == Visitor(Person(name="Ada"), Room(beds=2))
+
+
 def test_extractor_reprs_name_the_class_and_model() -> None:
     client = openai.Client("sk-secret-key", base_url="http://127.0.0.1:9/v1")
     builder = client.extractor(Person, "gpt-4o").retries(2).temperature(0).context("glossary")
@@ -343,6 +364,20 @@ def test_bad_pydantic_arguments_are_tool_argument_errors(change: dict[str, Any],
         book.call({**GOOD, **change})
     assert info.value.tool == "book" and not isinstance(info.value, pydantic.ValidationError)
     assert any(p.startswith(problem) for p in info.value.problems), info.value.problems
+
+
+def test_an_optional_pydantic_parameter() -> None:
+    @tool
+    def where(room: Room | None = None) -> str:
+        """Say where."""
+        return "anywhere" if room is None else f"{room.beds} beds, {room.view} view"
+
+    assert where.definition().parameters["properties"]["room"] == {"anyOf": [schema_of(Room), {"type": "null"}],
+                                                                   "default": None}
+    assert [where.call(args) for args in ({}, {"room": None}, {"room": {"beds": 3, "view": "sea"}})] == [
+        "anywhere", "anywhere", "3 beds, sea view"]
+    with pytest.raises(ToolArgumentsError, match=r"\$\.room\.beds: Input should be greater than or equal to 1"):
+        where.call({"room": {"beds": 0}})
 
 
 def test_an_agent_calls_a_pydantic_tool_and_reads_its_errors(fake: FakeProvider) -> None:

@@ -260,6 +260,16 @@ def test_tool_union_argument_picks_the_member_that_fits() -> None:
     assert [kind.call({"value": v}) for v in (3, "3", [3])] == ["int", "str", "list"]
 
 
+def test_tool_optional_arguments_take_an_explicit_null() -> None:
+    @tool
+    def place(at: Point | None = Point(1.0), n: int | None = 1) -> str:
+        """Place something."""
+        return repr((at, n))
+
+    assert place.call({"at": None, "n": None}) == "(None, None)"
+    assert place.call({"at": {"x": 2}}) == "(Point(x=2.0, y=0.0), 1)"
+
+
 def test_tool_results_other_values_are_json() -> None:
     @tool
     def info() -> dict[str, Any]:
