@@ -7,7 +7,7 @@ model got wrong in the model's own terms), then structured by cattrs into Python
 alone is lax (`int("5")`, iterating a string as a list), hence the check first.
 
 Pydantic models (an optional dependency) are described by pydantic's own schema, reshaped like an
-attrs class's, and built with `model_validate`, so their validators and constraints run. pydantic
+attrs class's, and built with `model_validate_json`, so their validators and constraints run. pydantic
 is never imported here: a class can only subclass `BaseModel` once pydantic is loaded.
 """
 

@@ -340,6 +340,22 @@ def test_nested_bad_arguments_name_the_path() -> None:
     ]
 
 
+@attrs.frozen
+class Seat:
+    row: int = attrs.field(validator=attrs.validators.gt(0))
+
+
+def test_a_class_validator_refusal_names_the_path() -> None:
+    @tool
+    def reserve(seats: list[Seat], extra: Seat | None = None) -> str:
+        """Reserve seats."""
+        return "ok"
+
+    with pytest.raises(ToolArgumentsError) as info:
+        reserve.call({"seats": [{"row": 1}, {"row": -2}], "extra": {"row": 0}})
+    assert info.value.problems == ["$.seats[1]: 'row' must be > 0: -2", "$.extra: 'row' must be > 0: 0"]
+
+
 def test_arguments_that_are_not_an_object() -> None:
     with pytest.raises(ToolArgumentsError, match="expected object"):
         add.call([1, 2])  # type: ignore[arg-type]
