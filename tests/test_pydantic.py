@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
-import pydantic
 import pytest
+
+pytest.importorskip("pydantic")  # the `pydantic` extra; rig_sync works without it
+
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from rig_sync import _json
@@ -46,7 +49,7 @@ class Person(BaseModel):
     """
 
     name: str
-    age: int | None = Field(None, ge=0, description="Age in years, if stated")
+    age: int | None = Field(default=None, ge=0, description="Age in years, if stated")
     nick: str | None = None
     mood: Mood = Mood.HAPPY
     kind: Literal["human", "robot"] = "human"
