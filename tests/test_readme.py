@@ -91,6 +91,9 @@ def test_every_python_block_runs_alone(readme_env: FakeProvider) -> None:
     assert [doc_id for _, doc_id, _ in ns["index"].top_n("what is a flurbo worth?", 1)] == ["flurbo"]
     for ns, _ in [block("class Person")]:
         assert ns["person"].name == "Ada Lovelace" and ns["person"].age == 36
+    ns, _ = block("class Author(BaseModel)")
+    assert ns["author"].name == "Ada Lovelace" and type(ns["author"]).__name__ == "Author"
+    # (the first scripted answer fails the validator: "Ada Lovelace" can only come from the retry)
     ns, _ = block("pipeline.new()")
     assert ns["op"] is not None
     ns, printed = block("batch.map(")
