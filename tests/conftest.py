@@ -125,3 +125,15 @@ def _without_provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
     OPENAI_BASE_URL, ANTHROPIC_TIMEOUT …) must not change what a test sees."""
     for name in _provider_variables():
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shared_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without the one-liners' shared registry, so no client cached by another
+    test (pointed at another test's fake) is reused; the test's own clients are closed after it."""
+    from rig_sync.client import builder
+
+    monkeypatch.setattr(builder, "_shared", None)
+    yield
+    if builder._shared is not None:
+        builder._shared.clear()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,16 +21,6 @@ from rig_sync.testing import FakeProvider
 
 CHAT = "openai:gpt-4o-mini"
 EMBED = "openai:text-embedding-3-small"
-
-
-@pytest.fixture(autouse=True)
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test starts without the shared registry (and so without clients cached by another test)."""
-    monkeypatch.setattr(registry_module, "_shared", None)
-    yield
-    if registry_module._shared is not None:  # release the test's pooled connections now
-        for client in registry_module._shared._clients.values():
-            client.close()
 
 
 @pytest.fixture
@@ -172,3 +161,14 @@ def test_the_one_liners_type_check_for_users(tmp_path: Path) -> None:
     errors = [line for line in done.stdout.splitlines() if ": error:" in line]
     assert [line.split(":")[1] for line in errors] == ["7", "8"], done.stdout + done.stderr
     assert "temprature" in errors[1]
+
+
+def test_clear_rebuilds_from_the_environment(env: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = shared_registry().build("openai")
+    assert rig_sync.complete(CHAT, "one").text == "echo: one"
+    with FakeProvider() as other:
+        monkeypatch.setenv("OPENAI_BASE_URL", other.base_url)
+        assert rig_sync.complete(CHAT, "two").text == "echo: two" and other.request_count == 0  # still cached
+        shared_registry().clear()
+        assert rig_sync.complete(CHAT, "three").text == "echo: three"
+        assert other.request_count == 1 and shared_registry().build("openai") is not first

@@ -164,6 +164,14 @@ class DynClientBuilder:
             self.register(factory)
         return self
 
+    def clear(self) -> None:
+        """Close and forget every cached client: the next call builds afresh, reading the
+        environment again (e.g. after a key was changed in a notebook)."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
     def providers(self) -> list[str]:
         with self._lock:
             return sorted(self._factories)
