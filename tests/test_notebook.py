@@ -57,13 +57,16 @@ def _value(outputs: list[Any]) -> str:
 
 def run_tour(fake: FakeProvider) -> tuple[list[list[Any]], dict[str, Any]]:
     """The outputs of each cell, and the final state of the widgets they showed (by model id)."""
+    return run_cells([TOUR[0].format(key=fake.api_key, base_url=fake.base_url), *TOUR[1:]])
+
+
+def run_cells(cells: list[str]) -> tuple[list[list[Any]], dict[str, Any]]:
     try:
         import ipykernel  # noqa: F401 - the kernel "python3" is ipykernel's
         import nbclient
         import nbformat
     except ImportError as err:
         pytest.fail(f"the notebook test needs the test extras nbclient, nbformat and ipykernel: {err}")
-    cells = [TOUR[0].format(key=fake.api_key, base_url=fake.base_url), *TOUR[1:]]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in cells])
     client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=120, startup_timeout=120,
                                      resources={"metadata": {"path": str(ROOT)}})
@@ -124,3 +127,28 @@ def test_batch_progress_is_a_tqdm_widget_and_the_results_display(outputs: Any) -
     assert [(b["value"], b["max"]) for b in bars] == [(3, 3)]
     assert any("3/3" in str(p.get("value")) for p in parts)
     assert _value(cell) == "['echo: one', 'echo: two', 'echo: three']"
+
+
+@pytest.fixture(scope="module")
+def readme_outputs() -> Any:
+    """The README's tour, a cell per block, in one kernel that finds the fake through
+    OPENAI_API_KEY / OPENAI_BASE_URL (a kernel inherits the environment it is started with)."""
+    from test_readme import python_blocks
+
+    with FakeProvider() as fake, pytest.MonkeyPatch.context() as env:
+        env.setenv("OPENAI_API_KEY", fake.api_key)
+        env.setenv("OPENAI_BASE_URL", fake.base_url)
+        cells, _ = run_cells([block.lstrip("\n") for block in python_blocks()])
+        yield cells, fake.request_count
+
+
+def test_the_readme_tour_runs_in_a_kernel_and_reads_well(readme_outputs: Any) -> None:
+    cells, requests = readme_outputs
+    for index, cell in enumerate(cells):
+        assert not [o for o in cell if o.get("output_type") == "error"], f"README block {index}: {cell!r}"
+        text = json.dumps(cell)
+        assert not ADDRESS.search(text), f"README block {index} shows an address: {text[:2000]}"
+        assert cell, f"README block {index} showed nothing"
+    assert requests >= 20
+    batch_cells = [cell for cell in cells if any(WIDGET in o.get("data", {}) for o in cell)]
+    assert len(batch_cells) == 1  # the batch with progress=True drew tqdm's widget, not a text bar
