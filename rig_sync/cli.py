@@ -96,8 +96,9 @@ def _target(builder: DynClientBuilder, provider: str | None, model: str) -> tupl
 
     if provider is None:
         if ":" not in model:
+            example = model.strip() if model.strip().isprintable() and " " not in model.strip() else "gpt-4o-mini"
             raise InvalidIdString(f"--model {model!r} names no provider: write it as provider:model "
-                                  f"(e.g. openai:{model.strip()}) or add --provider")
+                                  f"(e.g. openai:{example or 'gpt-4o-mini'}) or add --provider")
         prefix, name = split_model_id(model)
         return builder.factory(prefix).name, name
     provider = builder.factory(provider).name
