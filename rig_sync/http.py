@@ -827,7 +827,7 @@ class Transport:
         auth = self._auth if _origin(url) == self._origin else {}
         headers = {**self.headers, **auth, **(extra_headers or {})}
         if json_body is not None:
-            data = _json.dumps(json_body)
+            data = self._encode(json_body)
             headers["Content-Type"] = "application/json"
         queued = 0.0
         if self.rate_limiter is not None:
@@ -867,6 +867,21 @@ class Transport:
         if self.rate_limiter is not None:
             self.rate_limiter.observe(resp.status_code, resp.headers, parse_retry_after(resp.headers))
         return resp, retries
+
+    def _encode(self, body: Any) -> bytes:
+        """The JSON body as bytes; a value JSON cannot carry is refused before anything is sent."""
+        try:
+            return _json.dumps(body)
+        except UnicodeEncodeError as exc:
+            raise errors.InvalidRequestError(
+                f"{self.provider}: the request holds a lone surrogate (half a character, {exc.object[exc.start:exc.end]!a})"
+                " that UTF-8 cannot carry; clean the text first, e.g. text.encode('utf-8', 'replace').decode()"
+            ) from exc
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise errors.InvalidRequestError(
+                f"{self.provider}: the request cannot be sent as JSON ({type(exc).__name__}: {str(exc)[:200]}); "
+                "use strings, finite numbers, lists and dicts"
+            ) from exc
 
     def _send_once(self, session: requests.Session, method: str, url: str, headers: dict[str, str], data: Any,
                    files: Any, params: Mapping[str, str] | None, stream: bool) -> _Reply:

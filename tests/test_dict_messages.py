@@ -449,3 +449,19 @@ def test_huge_but_valid_arguments_pass_as_plain_json() -> None:
     req = build([{"role": "assistant", "tool_calls": [
         {"id": "c", "function": {"name": "f", "arguments": json.dumps(args)}}]}, USER])
     assert req.chat_history[0].tool_calls[0].arguments == args
+
+
+@pytest.mark.parametrize("text", ["\ud800", "ok \udfff then"])
+def test_half_a_character_is_refused_before_sending(fake: FakeProvider, text: str) -> None:
+    model = openai.Client(fake.api_key, base_url=fake.base_url).completion_model("gpt-4o-mini")
+    with pytest.raises(InvalidRequestError, match="lone surrogate") as info:
+        model.completion_request([{"role": "user", "content": text}]).send()
+    assert "encode('utf-8', 'replace')" in str(info.value)
+    assert fake.request_count == 0
+
+
+def test_a_value_json_cannot_carry_is_refused_before_sending(fake: FakeProvider) -> None:
+    model = openai.Client(fake.api_key, base_url=fake.base_url).completion_model("gpt-4o-mini")
+    with pytest.raises(InvalidRequestError, match="cannot be sent as JSON"):
+        model.completion_request("hi").additional_params({"metadata": {"when": object()}}).send()
+    assert fake.request_count == 0
