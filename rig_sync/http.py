@@ -873,9 +873,10 @@ class Transport:
         try:
             return _json.dumps(body)
         except UnicodeEncodeError as exc:
+            half = exc.object[exc.start:exc.end]
             raise errors.InvalidRequestError(
-                f"{self.provider}: the request holds a lone surrogate (half a character, {exc.object[exc.start:exc.end]!a})"
-                " that UTF-8 cannot carry; clean the text first, e.g. text.encode('utf-8', 'replace').decode()"
+                f"{self.provider}: the request holds a lone surrogate (half a character, {half!a}) that UTF-8 "
+                "cannot carry; clean the text first, e.g. text.encode('utf-8', 'replace').decode()"
             ) from exc
         except (TypeError, ValueError, RecursionError) as exc:
             raise errors.InvalidRequestError(
