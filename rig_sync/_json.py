@@ -1,4 +1,9 @@
-"""JSON encode/decode in one place: orjson when installed (the `fast` extra), else the stdlib."""
+"""JSON encode/decode in one place: orjson when installed (the `fast` extra), else the stdlib.
+
+`loads` reads whatever the stdlib reads (orjson refuses an escaped lone surrogate, `"\\ud83d"`,
+which a provider may send: half an emoji cut at a token boundary); `dumps_file` writes every
+string losslessly for files we read back (journals, results, vector stores).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["dumps", "loads", "JSONDecodeError"]
+__all__ = ["dumps", "dumps_file", "loads", "JSONDecodeError"]
 
 loads: Callable[[bytes | str], Any]
 dumps: Callable[[Any], bytes]
@@ -15,7 +20,12 @@ try:  # pragma: no cover - depends on the optional extra
     import orjson
 
     JSONDecodeError: tuple[type[Exception], ...] = (orjson.JSONDecodeError, ValueError)
-    loads = orjson.loads
+
+    def loads(data: bytes | str) -> Any:
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return json.loads(data)  # what orjson refuses but JSON allows: lone surrogates, NaN
 
     def dumps(obj: Any) -> bytes:
         data: bytes = orjson.dumps(obj)  # typed even where orjson's stubs are not installed
@@ -28,3 +38,15 @@ except ImportError:  # pragma: no cover - depends on the optional extra
 
     def dumps(obj: Any) -> bytes:
         return _encoder.encode(obj).encode("utf-8")
+
+
+_ascii = json.JSONEncoder(separators=(",", ":"))  # ensure_ascii: "\ud83d" stays an escape
+
+
+def dumps_file(obj: Any) -> bytes:
+    """`dumps`, but a string UTF-8 cannot carry (a lone surrogate) is written as its JSON escape,
+    so the file stays valid UTF-8 and `loads` gives back an equal value. TypeError for non-JSON."""
+    try:
+        return dumps(obj)
+    except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError; UnicodeEncodeError a ValueError
+        return _ascii.encode(obj).encode("ascii")

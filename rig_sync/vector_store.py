@@ -532,7 +532,7 @@ class InMemoryVectorStore(Generic[D]):
         Documents must be JSON-serialisable after `cattrs.unstructure` (str, dict, attrs classes, …).
         """
         snap = self._snap()
-        lines = [_json.dumps({"format": _FORMAT, "version": 1, "ndims": snap.ndims, "count": len(snap.ids)})]
+        lines = [_json.dumps_file({"format": _FORMAT, "version": 1, "ndims": snap.ndims, "count": len(snap.ids)})]
         for doc_id, entry in zip(snap.ids, snap.entries, strict=True):
             record = {
                 "id": doc_id,
@@ -541,8 +541,8 @@ class InMemoryVectorStore(Generic[D]):
                 "metadata": entry.metadata,
             }
             try:
-                lines.append(_json.dumps(record))
-            except TypeError as exc:
+                lines.append(_json.dumps_file(record))
+            except (TypeError, ValueError) as exc:
                 raise VectorStoreError(f"document {doc_id!r} cannot be saved as JSON: {exc}") from exc
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".rig-store-", dir=directory)
@@ -556,25 +556,36 @@ class InMemoryVectorStore(Generic[D]):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], document_type: Any = None) -> InMemoryVectorStore[Any]:
-        """A store read from a file written by `save`; `document_type` structures documents with cattrs."""
+        """A store read from a file written by `save`; `document_type` structures documents with cattrs.
+        `VectorStoreError` for a file that is not whole: its header counts the documents that follow."""
         store: InMemoryVectorStore[Any] = cls()
         rows: list[tuple[str, Any, list[list[float]], Any]] = []
+        header: dict[str, Any] | None = None
+        where = os.fspath(path)
         with open(path, "rb") as infile:
             for lineno, line in enumerate(infile, 1):
                 if not line.strip():
                     continue
                 try:
                     record = _json.loads(line)
-                    if lineno == 1:
+                    if header is None:
                         if not isinstance(record, dict) or record.get("format") != _FORMAT:
                             raise ValueError("not a rig_sync vector store file")
+                        header = record
                         continue
                     document = record["document"]
                     if document_type is not None:
                         document = _converter.structure(document, document_type)
                     rows.append((record["id"], document, record["vectors"], record.get("metadata")))
                 except (*_LOAD_ERRORS,) as exc:
-                    raise VectorStoreError(f"{os.fspath(path)}, line {lineno}: {type(exc).__name__}: {exc}") from exc
+                    raise VectorStoreError(f"{where}, line {lineno}: {type(exc).__name__}: {exc}") from exc
+        if header is None:
+            raise VectorStoreError(f"{where} is empty, not a rig_sync vector store file; save the store again")
+        count = header.get("count")
+        if count != len(rows):  # a copy or a write that stopped at a line's end leaves valid JSON behind
+            how = "cut short" if isinstance(count, int) and count > len(rows) else "not as saved"
+            raise VectorStoreError(f"{where} holds {len(rows)} documents but its header says {count}: the file is "
+                                   f"{how}; save the store again or restore a whole copy")
         store.insert_documents(rows)
         return store
 

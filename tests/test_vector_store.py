@@ -535,3 +535,37 @@ def test_end_to_end_with_the_fake_openai_provider(scoring: str, fake_openai_mode
     path = tmp_path / "notebook.jsonl"
     store.save(path)
     assert InMemoryVectorStore.load(path).index(fake_openai_model).top_n("where did the cat sit?", 3) == hits
+
+
+def test_load_refuses_a_file_cut_short_or_padded(tmp_path: Path) -> None:
+    store: InMemoryVectorStore[str] = InMemoryVectorStore()
+    store.insert_documents([(f"d{i}", f"doc {i}", [1.0, float(i)]) for i in range(10)])
+    path = tmp_path / "s.jsonl"
+    store.save(path)
+    whole = path.read_bytes()
+    lines = whole.splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:6]))  # the header (count 10) and 5 documents: cut at a line end
+    with pytest.raises(VectorStoreError, match=r"holds 5 documents but its header says 10.*cut short"):
+        InMemoryVectorStore.load(path)
+    path.write_bytes(whole[:-20])  # cut in the middle of the last record
+    with pytest.raises(VectorStoreError, match="line 11"):
+        InMemoryVectorStore.load(path)
+    path.write_bytes(whole + lines[1])  # one document too many
+    with pytest.raises(VectorStoreError, match="holds 11 documents but its header says 10"):
+        InMemoryVectorStore.load(path)
+    path.write_bytes(b"")  # cut before the header
+    with pytest.raises(VectorStoreError, match="not a rig_sync vector store file"):
+        InMemoryVectorStore.load(path)
+    path.write_bytes(whole)
+    assert len(InMemoryVectorStore.load(path)) == 10
+
+
+def test_every_string_is_saved_and_loaded_back_equal(tmp_path: Path) -> None:
+    odd = "half an emoji \ud83d, a whole one \U0001f600, a NUL \x00 and a \u2028 separator"
+    store: InMemoryVectorStore[Any] = InMemoryVectorStore()
+    store.insert_documents([(odd, {"text": odd}, [1.0, 0.0], {"note": odd})])
+    path = tmp_path / "s.jsonl"
+    store.save(path)
+    loaded = InMemoryVectorStore.load(path)
+    assert loaded.get_document(odd) == {"text": odd} and loaded.get_metadata(odd) == {"note": odd}
+    path.read_bytes().decode("utf-8")  # still a UTF-8 file other tools can read
