@@ -2,16 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+from urllib.parse import quote
 
 from .. import _json, observe
 from ..completion import CompletionRequest
-from ..errors import StreamError
+from ..errors import InvalidRequestError, StreamError
 from ..sse import SSEEvent, iter_lines, iter_sse
 from ..streaming import FinalResponse, StreamChunk, StreamingCompletionResponse
 
-__all__ = ["report_usage", "event_completion", "iter_ndjson", "event_json", "tool_names"]
+__all__ = ["report_usage", "event_completion", "iter_ndjson", "event_json", "tool_names", "model_in_path"]
+
+# What no model or deployment name holds, and what would let one steer the URL it is put in: a
+# backslash (some servers read it as "/"), a query or fragment start, control characters.
+_NOT_IN_A_NAME = re.compile(r"[\\?#\x00-\x1f\x7f-\x9f]")
+
+
+def model_in_path(provider: str, model: str, *, nested: bool = False) -> str:
+    """`model` as it goes into a URL path, for every provider and capability that puts one there.
+
+    A model name is data, not a path: each segment is percent-encoded (`:` and `@` too), and a name
+    that could point the request elsewhere (a `.` or `..` segment, an empty one, a backslash, `?`,
+    `#`, a control character; any `/` unless `nested`) is refused with `InvalidRequestError` before
+    anything is sent. Refused rather than encoded, because `%2E%2E` is decoded back to `..` by
+    `requests` and by servers and proxies alike. `nested` allows `/`-separated names where the API
+    has them (Gemini `tunedModels/x`, Hugging Face `org/model`).
+    """
+    segments = model.split("/") if nested else [model]
+    if _NOT_IN_A_NAME.search(model):
+        why = "a backslash, '?', '#' or a control character"
+    elif not nested and "/" in model:
+        why = "a '/'"
+    elif any(segment in ("", ".", "..") for segment in segments):
+        why = "an empty, '.' or '..' path segment"
+    else:
+        return "/".join(quote(segment, safe="") for segment in segments)
+    shown = model if len(model) <= 100 else model[:99] + "…"
+    raise InvalidRequestError(f"{provider}: the model name {shown!r} has {why}; it cannot be put in a URL")
 
 
 def report_usage(client: Any, model: str | None, capability: str, usage: observe.UsageLike | None) -> None:

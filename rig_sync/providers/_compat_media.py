@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import mimetypes
 from typing import Any
-from urllib.parse import quote
 
 from .._model import ModelView
 from ..audio_generation import (
@@ -27,6 +26,7 @@ from ..completion import deep_merge
 from ..errors import ResponseDecodeError, UnsupportedFeature
 from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
 from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
+from ._common import model_in_path
 from ._openai_media import decode_b64
 
 __all__ = ["HyperbolicImageGenerationModel", "HyperbolicAudioGenerationModel",
@@ -82,7 +82,7 @@ def hf_inference_url(client: Any, model: str) -> str:
     Absolute, but on the configured host, so the transport still sends the key."""
     root = client.base_url.partition("?")[0]
     root = root[:-3] if root.endswith("/v1") else root
-    return f"{root}/hf-inference/models/{quote(model, safe='/')}"
+    return f"{root}/hf-inference/models/{model_in_path(client.provider, model, nested=True)}"
 
 
 class HFInferenceTranscriptionModel(ModelView, BaseTranscriptionModel):

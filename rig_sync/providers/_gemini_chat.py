@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import quote
 
 import attrs
 
@@ -33,7 +32,7 @@ from ..streaming import (
     TextChunk,
     ToolCallChunk,
 )
-from ._common import tool_names
+from ._common import model_in_path, tool_names
 from ._gemini_schema import gemini_schema
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "AUDIO_MIME_TYPES", "converter",
@@ -196,9 +195,11 @@ class _Response:
 
 
 def model_path(client: Any, model: str, method: str) -> str:
-    """`/v1beta/models/<model>:<method>`; a name with a slash (`tunedModels/x`) is used as is."""
+    """`/v1beta/models/<model>:<method>`, for every capability; a name with a slash
+    (`tunedModels/x`, `models/gemini-2.0-flash`) is the resource itself (`model_in_path` refuses
+    one that would climb out of it)."""
     resource = model if "/" in model else f"models/{model}"
-    return f"/{client.api_version}/{quote(resource, safe='/')}:{method}"
+    return f"/{client.api_version}/{model_in_path(client.provider, resource, nested=True)}:{method}"
 
 
 # --- request --------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from ..completion import CompletionRequest, CompletionResponse
 from ..errors import APIError, ClientBuildError, MissingAPIKeyError
 from ..streaming import FinalResponse, StreamChunk, StreamingCompletionResponse
 from . import _openai_chat
+from ._common import model_in_path
 from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
 
 __all__ = ["Client", "ClientBuilder", "ChatCompletionsModel", "ContentFilteredError", "DEFAULT_API_VERSION"]
@@ -90,7 +91,7 @@ M = TypeVar("M", bound=_Deployable)
 
 def _on_deployment(model: M) -> M:
     """`model` sending to its deployment's path: `/deployments/{name}` + the operation's path."""
-    model.path = f"/deployments/{quote(model.model, safe='')}{model.path}"
+    model.path = f"/deployments/{model_in_path('azure', model.model)}{model.path}"
     return model
 
 
