@@ -4,22 +4,27 @@
     rig-sync batch embed texts.txt --model openai:text-embedding-3-small --out vectors.jsonl
 
 Input: one item per line, as JSON (a string, or an object with "prompt"/"text" and an optional
-"id") or as plain text; blank lines are skipped. Output: one JSON line per input item, in input
-order, `{"index", "id", "ok": true, "result": …}` or `{…, "ok": false, "error": {"type", "message"}}`.
+"id", a string or integer unique in the file) or as plain text; blank lines are skipped.
+Output: one JSON line per input item, in input order, `{"index", "id", "ok": true, "result": …}`
+or `{…, "ok": false, "error": {"type", "message"}}` (plus the fingerprints "job" and "item").
 While the job runs the output file is its journal (lines in finishing order); run the same
-command again and only the failed or missing items are sent.
+command again and only the failed or missing items are sent. An answer is reused only for the
+same line (its id and text) of the same job (provider, model, mode and preamble), wherever the
+line has moved; a results file of another job is refused unless --redo is given. Ctrl-C stops
+starting requests and waits for those already sent, so that every answer paid for is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import InvalidRequestError
+from .errors import InvalidRequestError, RigError
 
 __all__ = ["add_parser", "run"]
 
@@ -46,6 +51,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=_positive, default=16, metavar="N", help="requests in parallel (default 16)")
     parser.add_argument("--rpm", type=float, default=None, metavar="N", help="at most this many requests per minute")
     parser.add_argument("--preamble", default=None, metavar="TEXT", help="system prompt for every completion")
+    parser.add_argument("--redo", action="store_true",
+                        help="when RESULTS holds another model's or options' answers, ask again instead of refusing")
     progress = parser.add_mutually_exclusive_group()
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show progress (default: when stderr is a terminal)")
@@ -69,8 +76,9 @@ def run(argv: Sequence[str]) -> int:
 
 
 def read_items(path: str) -> list[tuple[Any, str]]:
-    """`(id, text)` for every non-blank line of the input file."""
+    """`(id, text)` for every non-blank line of the input file; ids are unique strings or integers."""
     items: list[tuple[Any, str]] = []
+    ids: dict[tuple[Any, type], int] = {}
     try:
         fh = open(path, encoding="utf-8")
     except OSError as exc:
@@ -87,7 +95,15 @@ def read_items(path: str) -> list[tuple[Any, str]]:
                 text = value.get("prompt", value.get("text"))
                 if not isinstance(text, str) or not text:
                     raise InputError(f"{path}:{number}: a JSON object needs a non-empty \"prompt\" or \"text\" string")
-                items.append((value.get("id"), text))
+                item_id = value.get("id")
+                if item_id is not None and (isinstance(item_id, bool) or not isinstance(item_id, str | int)):
+                    raise InputError(f"{path}:{number}: \"id\" must be a string or an integer, not {item_id!r:.40}")
+                typed = (item_id, type(item_id))  # "1" and 1 are two ids, as in the results
+                if item_id is not None and typed in ids:
+                    raise InputError(f"{path}:{number}: id {item_id!r:.40} is also on line {ids[typed]}; "
+                                     "ids must be unique (results are keyed by them)")
+                ids[typed] = number
+                items.append((item_id, text))
             elif isinstance(value, str) and value:
                 items.append((None, value))
             else:
@@ -110,14 +126,23 @@ def _mode(inputs: list[str]) -> tuple[str, str]:
 
 def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> int:
     from . import batch
-    from .journal import Journal
+    from .journal import Journal, fingerprint
 
     texts = [text for _, text in items]
-    do, size = _work(args, mode)
+    do, size, job = _work(args, mode)
     journal = Journal(args.out)
-    failed: dict[int, BaseException] = {}
     try:
-        todo = [i for i in range(len(items)) if not journal.is_finished(i)]
+        try:
+            journal.begin(job, on_mismatch="redo" if args.redo else "refuse")
+        except RigError as exc:
+            raise type(exc)(f"{exc}".replace("pass on_mismatch='redo'", "pass --redo")) from None
+        prints = [fingerprint([item_id, text]) for item_id, text in items]  # a line is its id and its text
+        outcomes: dict[int, tuple[Any, bool]] = {}
+        for i, print_ in enumerate(prints):
+            found, result = journal.take(print_)
+            if found:
+                outcomes[i] = result, True
+        todo = [i for i in range(len(items)) if i not in outcomes]
         units = [todo[start:start + size] for start in range(0, len(todo), size)]
         limiter = None
         if args.rpm:
@@ -125,71 +150,95 @@ def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> i
 
             limiter = RateLimiter(rpm=args.rpm)
         stream = batch.imap(lambda unit: do([texts[i] for i in unit]), units, max_workers=args.workers,
-                            rate_limit=limiter, journal=_UnitJournal(journal, units), progress=args.progress)
+                            rate_limit=limiter, journal=_UnitJournal(journal, units, items, prints, outcomes),
+                            progress=args.progress)
         try:
-            for u, outcome in stream:
-                if isinstance(outcome, BaseException):
-                    failed.update(dict.fromkeys(units[u], outcome))
+            for _ in stream:
+                pass
         except KeyboardInterrupt:
             stream.close()
-            print(f"\nrig-sync batch: interrupted; {len(journal.finished())} of {len(items)} done in {args.out}; "
+            if journal.held:  # sent and paid for: wait for the answers (each is bounded by the client's timeout)
+                print(f"\nrig-sync batch: interrupted; waiting for the {journal.held} requests already sent "
+                      "(Ctrl-C again to abandon them)", file=sys.stderr)
+                journal.wait()
+            done = sum(ok for _, ok in outcomes.values())
+            print(f"\nrig-sync batch: interrupted; {done} of {len(items)} done in {args.out}; "
                   "run the same command again to finish", file=sys.stderr)
             return 130
     finally:
         journal.close()
-    _write_in_order(args.out, items, journal.finished(), journal.failed())
-    print(f"rig-sync batch: {len(items) - len(failed)} of {len(items)} done, {len(failed)} failed -> {args.out}",
+    _write_in_order(args.out, job, items, prints, outcomes)
+    failed = sum(not ok for _, ok in outcomes.values())
+    print(f"rig-sync batch: {len(items) - failed} of {len(items)} done, {failed} failed -> {args.out}",
           file=sys.stderr)
     return 1 if failed else 0
 
 
-def _work(args: argparse.Namespace, mode: str) -> tuple[Callable[[list[str]], list[Any]], int]:
-    """The function that runs one unit of texts, and how many texts a unit holds."""
+def _work(args: argparse.Namespace, mode: str) -> tuple[Callable[[list[str]], list[Any]], int, str]:
+    """The function that runs one unit of texts, how many texts a unit holds, and the job: what,
+    besides the line itself, decides an answer (never the key or base URL: one model, one answer)."""
     from .cli import model_for
 
     if mode == "embed":
         model = model_for("embeddings", args)
-        return (lambda chunk: [e.vec for e in model.embed_texts(chunk)]), max(1, model.max_documents)
+        job = json.dumps({"batch": mode, "provider": model.provider, "model": model.model}, sort_keys=True)
+        return (lambda chunk: [e.vec for e in model.embed_texts(chunk)]), max(1, model.max_documents), job
     completion = model_for("completion", args)
     preamble = args.preamble
+    job = json.dumps({"batch": mode, "provider": completion.provider, "model": completion.model,
+                      "preamble": preamble}, sort_keys=True)
 
     def answer(unit: list[str]) -> list[Any]:
         request = completion.completion_request(unit[0])
         return [(request.preamble(preamble) if preamble else request).send().text]
 
-    return answer, 1
+    return answer, 1, job
 
 
 class _UnitJournal:
-    """Journals a unit of several items (a chunk of texts) as one line per item."""
+    """Journals a unit of several items (a chunk of texts) as one line per item, and keeps each
+    item's outcome for the results file. The command binds the journal and looks items up itself."""
 
-    def __init__(self, journal: Any, units: list[list[int]]) -> None:
+    def __init__(self, journal: Any, units: list[list[int]], items: list[tuple[Any, str]], prints: list[str],
+                 outcomes: dict[int, tuple[Any, bool]]) -> None:
         self._journal = journal
         self._units = units
+        self._items = items
+        self._prints = prints
+        self._outcomes = outcomes
 
-    def finished(self) -> dict[int, Any]:
-        return {}  # units are built from unfinished items only
+    def begin(self, job: str, *, on_mismatch: str = "refuse") -> None:
+        pass  # bound by the command
 
-    def is_finished(self, index: int) -> bool:
-        return False
+    def take(self, item: str) -> tuple[bool, Any]:
+        return False, None  # units are built from unfinished items only
 
-    def record(self, index: int, outcome: Any, ok: bool) -> None:
-        for k, item in enumerate(self._units[index]):
-            self._journal.record(item, outcome[k] if ok else outcome, ok)
+    def record(self, index: int, outcome: Any, ok: bool, *, item: str = "") -> None:
+        for k, i in enumerate(self._units[index]):
+            self._outcomes[i] = (outcome[k] if ok else outcome), ok
+            self._journal.record(i, self._outcomes[i][0], ok, item=self._prints[i], id=self._items[i][0])
+
+    def hold(self) -> None:
+        self._journal.hold()
+
+    def release(self) -> None:
+        self._journal.release()
 
     def close(self) -> None:
         pass  # the command closes the real journal
 
 
-def _write_in_order(out: str, items: list[tuple[Any, str]], done: dict[int, Any], failed: dict[int, Any]) -> None:
-    """Rewrite the journal as the result file: one line per input item, in input order."""
+def _write_in_order(out: str, job: str, items: list[tuple[Any, str]], prints: list[str],
+                    outcomes: dict[int, tuple[Any, bool]]) -> None:
+    """Rewrite the journal as the result file: one line per input item, in input order (written
+    as a journal, so that the next run reuses it)."""
+    from .journal import Journal
+
     tmp = f"{out}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a run that died here: start it afresh
+    with Journal(tmp) as fresh:
+        fresh.begin(job)
         for i, (item_id, _) in enumerate(items):
-            entry: dict[str, Any] = {"index": i, "id": item_id}
-            if i in done:
-                entry.update(ok=True, result=done[i])
-            else:
-                entry.update(ok=False, error=failed.get(i) or {"type": "NotRun", "message": "not run"})
-            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+            fresh.record(i, *outcomes[i], item=prints[i], id=item_id)
     os.replace(tmp, out)

@@ -8,11 +8,15 @@
   stands in the failed item's place).
 * `imap` yields `(index, result_or_exception)` as items finish, holding at most `2 * max_workers`
   items at once, so an iterator of a million prompts is never materialised.
-* `journal=path` appends every finished item to a JSON-lines file as it completes (flushed); a
-  job started again with the same journal skips the finished items (see `rig_sync.journal`).
+* `journal=path` appends every finished item to a JSON-lines file as it completes; a job started
+  again with the same journal reuses an entry only for the same item (by content, or `key=`) of
+  the same job (the function's module and name, or `job=`), never by position; a journal of
+  another job is refused unless `on_mismatch="redo"` (see `rig_sync.journal`). If the journal
+  cannot be written (a full disk), no new item starts and `BatchJournalError` carries the results.
 * Ctrl-C stops promptly: nothing new starts, queued work is cancelled, what finished is in the
   `BatchInterrupted` error and the journal; requests already on the wire are left to finish in
-  the background and are journaled when they land (they were paid for).
+  the background and are journaled when they land (they were paid for): the journal, yours or
+  the batch's, closes only after the last of them.
 * `executor=` takes any `concurrent.futures.Executor`, e.g. a Dask cluster's
   `Client(...).get_executor()`: clients and models pickle without their connections.
 * Threads: a batch runs on a pool of exactly `max_workers` threads; back-to-back batches reuse a
@@ -26,6 +30,7 @@
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import os
 import queue
 import threading
@@ -35,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from .errors import RigError
 from .http import CancelScope
+from .journal import JournalError, OnMismatch, fingerprint, job_name
 from .progress import Progress, make_progress
 
 if TYPE_CHECKING:
@@ -46,7 +52,8 @@ if TYPE_CHECKING:
 
     JournalArg = str | os.PathLike[str] | JournalLike | None  # a path (opened and closed by the batch) or yours
 
-__all__ = ["map", "imap", "fan_out", "embed_texts", "BatchError", "BatchInterrupted", "FanOutError"]
+__all__ = ["map", "imap", "fan_out", "embed_texts", "BatchError", "BatchInterrupted", "BatchJournalError",
+           "FanOutError"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -78,6 +85,19 @@ class BatchInterrupted(BatchError[R], KeyboardInterrupt):
     def __init__(self, results: list[R | None], failures: dict[int, BaseException], pending: list[int]) -> None:
         self.pending = pending
         super().__init__(results, failures, f"interrupted with {len(pending)} of {len(results)} items not done")
+
+
+class BatchJournalError(BatchError[R], JournalError):
+    """The journal could not record an item (a full disk, a result it cannot store), so no new
+    item was started. `results` holds every result that came back, journaled or not; `pending`
+    the items that never ran; the `JournalError` naming the path is the `__cause__`."""
+
+    def __init__(self, results: list[R | None], failures: dict[int, BaseException], pending: list[int],
+                 cause: JournalError) -> None:
+        self.pending = pending
+        done = len(results) - len(pending) - len(failures)
+        super().__init__(results, failures, f"{cause}; the batch stopped with {done} of {len(results)} results "
+                                            f"(in .results), {len(pending)} items not run")
 
 
 class FanOutError(RigError):
@@ -165,64 +185,87 @@ def _run(
     rate_limit: RateLimiter | None,
     executor: cf.Executor | None,
     journal: JournalArg,
+    job: str | None,
+    key: Callable[[T], Any] | None,
+    on_mismatch: OnMismatch,
     progress: bool | Progress | None,
     total: int | None,
     sink: Callable[[int, Any], None] | None = None,
+    prints: Sequence[str] | None = None,
 ) -> Generator[tuple[int, Any], None, None]:
     """Submit items as slots free up, yield outcomes as they finish. `sink` sees every outcome
-    before the progress bar does, so an interrupt raised by the bar never loses the item."""
+    before the progress bar does, so an interrupt raised by the bar never loses the item.
+    `prints`: the items' fingerprints, if the caller has them already."""
     workers = _check_workers(max_workers)
     _check_limiter(rate_limit)
     if total is None and isinstance(items, Sized):
         total = len(items)
     log, own_log = _open_journal(journal)
+    if log is not None:
+        try:
+            log.begin(job if job is not None else job_name(fn), on_mismatch=on_mismatch)
+        except BaseException:
+            if own_log:
+                log.close()
+            raise
     bar = make_progress(progress, total)
     own: cf.ThreadPoolExecutor | None = None  # ours: given back when idle
     if executor is None:
         executor = own = _pools.take(workers)
     call = _limited(fn, rate_limit) if rate_limit is not None else fn
-    in_flight: dict[cf.Future[Any], int] = {}
+    in_flight: dict[cf.Future[Any], tuple[int, str]] = {}  # index and fingerprint ("" without a journal)
     # Finished futures arrive here: O(1) per item, where cf.wait re-arms every pending future
     # on each wake-up (a GIL-held cost the worker threads feel).
     finished: queue.SimpleQueue[cf.Future[Any]] = queue.SimpleQueue()
     source = enumerate(items)
     exhausted = False
+    broken: list[JournalError] = []  # the journal refused a line: start nothing more
 
-    def finish(index: int, future: cf.Future[Any]) -> tuple[Any, bool]:
+    def finish(index: int, print_: str, future: cf.Future[Any]) -> tuple[Any, bool]:
         outcome, ok = _outcome(future)
-        if log is not None:
-            log.record(index, outcome, ok)
+        if log is not None and not broken:
+            try:
+                log.record(index, outcome, ok, item=print_)
+            except JournalError as exc:
+                broken.append(exc)
         if sink is not None:
             sink(index, outcome)
         return outcome, ok
 
     try:
-        if log is not None:
-            earlier = {i: r for i, r in log.finished().items() if total is None or i < total}
-            bar.skip(len(earlier))
-            for index in sorted(earlier):
-                if sink is not None:
-                    sink(index, earlier[index])
-                yield index, earlier[index]
         while True:
-            while not exhausted and len(in_flight) < 2 * workers:
+            while not exhausted and not broken and len(in_flight) < 2 * workers:
                 try:
                     index, item = next(source)
                 except StopIteration:
                     exhausted = True
                     break
-                if log is None or not log.is_finished(index):
-                    future = executor.submit(call, item)
-                    in_flight[future] = index
-                    future.add_done_callback(finished.put)
+                print_ = ""
+                if log is not None:
+                    print_ = prints[index] if prints is not None else _fingerprint(key, item, index)
+                    found, earlier = log.take(print_)
+                    if found:  # this job's answer to this very item: not run again
+                        bar.skip(1)
+                        if sink is not None:
+                            sink(index, earlier)
+                        yield index, earlier
+                        continue
+                future = executor.submit(call, item)
+                in_flight[future] = index, print_
+                future.add_done_callback(finished.put)
+            if broken:  # what has not started never will; what runs is kept when it lands
+                for future in [f for f in in_flight if f.cancel()]:
+                    del in_flight[future]
             if not in_flight:
+                if broken:
+                    raise broken[0]
                 return
             done = [finished.get()]
             while not finished.empty():
                 done.append(finished.get_nowait())
-            for future in sorted(done, key=in_flight.__getitem__):
-                index = in_flight.pop(future)
-                outcome, ok = finish(index, future)
+            for future in sorted((f for f in done if f in in_flight), key=in_flight.__getitem__):
+                index, print_ = in_flight.pop(future)
+                outcome, ok = finish(index, print_, future)
                 bar.update(ok)
                 yield index, outcome
     finally:
@@ -234,52 +277,49 @@ def _run(
                 _pools.give_back(workers, own)
         bar.close()
         if log is not None and own_log:
-            _close_after(log, stragglers)
+            log.close()  # at once, or when the last straggler has been journaled
 
 
-def _settle(in_flight: dict[cf.Future[Any], int], finish: Callable[[int, cf.Future[Any]], Any],
-            log: JournalLike | None) -> list[cf.Future[Any]]:
+def _fingerprint(key: Callable[[Any], Any] | None, item: Any, index: int) -> str:
+    try:
+        return fingerprint(item if key is None else key(item))
+    except TypeError as exc:
+        what = f"item {index} ({type(item).__name__})" if key is None else f"key(item {index})"
+        raise JournalError(
+            f"{what} holds a {exc}, which the journal cannot fingerprint to match its answer to it on resume; "
+            "give key=lambda item: … returning JSON values (str, numbers, lists, dicts with str keys) "
+            "that identify the item") from None
+
+
+def _settle(in_flight: dict[cf.Future[Any], tuple[int, str]],
+            finish: Callable[[int, str, cf.Future[Any]], Any], log: JournalLike | None) -> list[cf.Future[Any]]:
     """After an interrupt or an abandoned generator: keep what finished, cancel what has not
     started, and return the futures still running (requests on the wire), which journal their
-    outcome when they land."""
+    outcome when they land; the journal is held open for them."""
     running = []
-    for future, index in sorted(in_flight.items(), key=lambda pair: pair[1]):
+    for future, (index, print_) in sorted(in_flight.items(), key=lambda pair: pair[1]):
         if future.done():
             if not future.cancelled():
-                finish(index, future)
+                finish(index, print_, future)
         elif not future.cancel():
             running.append(future)
             if log is not None:
-                future.add_done_callback(_recorder(log, index))
+                log.hold()
+                future.add_done_callback(_recorder(log, index, print_))
     in_flight.clear()
     return running
 
 
-def _recorder(log: JournalLike, index: int) -> Callable[[cf.Future[Any]], None]:
+def _recorder(log: JournalLike, index: int, print_: str) -> Callable[[cf.Future[Any]], None]:
     def record(future: cf.Future[Any]) -> None:
-        log.record(index, *_outcome(future))
+        try:
+            log.record(index, *_outcome(future), item=print_)
+        except JournalError as exc:  # nobody left to raise to
+            logging.getLogger("rig_sync.batch").error("%s", exc)
+        finally:
+            log.release()
 
     return record
-
-
-def _close_after(log: JournalLike, stragglers: list[cf.Future[Any]]) -> None:
-    """Close the journal once the last straggler has been journaled — or now, if nothing is
-    still running. (Callbacks run in the order added: the record comes first.)"""
-    if not stragglers:
-        log.close()
-        return
-    remaining = [len(stragglers)]
-    lock = threading.Lock()
-
-    def landed(_: cf.Future[Any]) -> None:
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            log.close()
-
-    for future in stragglers:
-        future.add_done_callback(landed)
 
 
 def imap(
@@ -292,27 +332,44 @@ def imap(
     journal: JournalArg = None,
     progress: bool | Progress | None = None,
     total: int | None = None,
+    job: str | None = None,
+    key: Callable[[T], Any] | None = None,
+    on_mismatch: OnMismatch = "refuse",
 ) -> Generator[tuple[int, R | BaseException], None, None]:
-    """`(index, result or exception)` for every item, in completion order (items a journal
-    already holds come first). At most `2 * max_workers` items are pulled from `items` ahead of
-    the consumer, whatever its length. Closing the generator early stops the batch like Ctrl-C."""
+    """`(index, result or exception)` for every item, in completion order (an item the journal
+    already holds is yielded when it is reached, without running). At most `2 * max_workers`
+    items are pulled from `items` ahead of the consumer, whatever its length. Closing the
+    generator early stops the batch like Ctrl-C. A journal that cannot be written stops the
+    batch: what is running is still yielded, then the `JournalError` is raised."""
     _check_fn(fn)  # fail at the call, not at the first next()
     _check_workers(max_workers)
     _check_limiter(rate_limit)
+    _check_journal_args(job, key, on_mismatch)
     return _run(fn, items, max_workers=max_workers, rate_limit=rate_limit, executor=executor, journal=journal,
-                progress=progress, total=total)
+                job=job, key=key, on_mismatch=on_mismatch, progress=progress, total=total)
+
+
+def _check_journal_args(job: object, key: object, on_mismatch: object) -> None:
+    if job is not None and not isinstance(job, str):
+        raise TypeError(f"job must be a str naming what produces the results, not {type(job).__name__}")
+    if key is not None and not callable(key):
+        raise TypeError(f"key must be a function of an item, not {type(key).__name__}")
+    if on_mismatch not in ("refuse", "redo"):
+        raise ValueError(f"on_mismatch must be 'refuse' or 'redo', not {on_mismatch!r}")
 
 
 @overload
 def map(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = ..., return_exceptions: Literal[False] = ...,
         progress: bool | Progress | None = ..., rate_limit: RateLimiter | None = ...,
-        executor: cf.Executor | None = ..., journal: JournalArg = ...) -> list[R]: ...
+        executor: cf.Executor | None = ..., journal: JournalArg = ..., job: str | None = ...,
+        key: Callable[[T], Any] | None = ..., on_mismatch: OnMismatch = ...) -> list[R]: ...
 
 
 @overload
 def map(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = ..., return_exceptions: Literal[True],
         progress: bool | Progress | None = ..., rate_limit: RateLimiter | None = ...,
-        executor: cf.Executor | None = ..., journal: JournalArg = ...) -> list[R | BaseException]: ...
+        executor: cf.Executor | None = ..., journal: JournalArg = ..., job: str | None = ...,
+        key: Callable[[T], Any] | None = ..., on_mismatch: OnMismatch = ...) -> list[R | BaseException]: ...
 
 
 def map(  # the public name mirrors builtins.map on purpose
@@ -325,6 +382,9 @@ def map(  # the public name mirrors builtins.map on purpose
     rate_limit: RateLimiter | None = None,
     executor: cf.Executor | None = None,
     journal: JournalArg = None,
+    job: str | None = None,
+    key: Callable[[T], Any] | None = None,
+    on_mismatch: OnMismatch = "refuse",
 ) -> list[R] | list[R | BaseException]:
     """`[fn(item) for item in items]`, run on `max_workers` threads; results in input order.
 
@@ -333,10 +393,19 @@ def map(  # the public name mirrors builtins.map on purpose
     `.results` holds every finished result (None where an item failed) and `.failures` each
     failure by index; Ctrl-C raises `BatchInterrupted` (a `BatchError` that also lists
     `.pending` items). `TypeError`/`ValueError` for a bad `fn`, `max_workers` or `rate_limit`.
-    See the module docstring for `journal=`, `executor=` and `progress=`."""
+    See the module docstring for `journal=`, `executor=` and `progress=`.
+
+    With `journal=`, an item is skipped only if the journal holds its answer from the same job:
+    `job` names it (default: `fn`'s module and qualified name — give `job=` when one function
+    serves several models or prompts), `key(item)` identifies an item that is not a JSON value.
+    `on_mismatch="redo"` runs every item of a journal written by another job instead of refusing
+    it. If the journal cannot be written, `BatchJournalError` (a `BatchError`) carries the results."""
     _check_fn(fn)
     _check_workers(max_workers)
+    _check_journal_args(job, key, on_mismatch)
     seq = items if isinstance(items, Sequence) else list(items)
+    # Every item is fingerprinted before anything is sent: one that cannot be fails the call, not item 5,000.
+    prints = [_fingerprint(key, item, i) for i, item in enumerate(seq)] if journal is not None else None
     results: list[Any] = [None] * len(seq)
     finished = bytearray(len(seq))
     failures: dict[int, BaseException] = {}
@@ -348,7 +417,8 @@ def map(  # the public name mirrors builtins.map on purpose
             failures[index] = outcome
 
     stream = _run(fn, seq, max_workers=max_workers, rate_limit=rate_limit, executor=executor, journal=journal,
-                  progress=progress, total=len(seq), sink=store)
+                  job=job, key=key, on_mismatch=on_mismatch, progress=progress, total=len(seq), sink=store,
+                  prints=prints)
     try:
         for _ in stream:
             pass
@@ -356,6 +426,11 @@ def map(  # the public name mirrors builtins.map on purpose
         stream.close()  # settles the batch if the interrupt landed between two items
         pending = [i for i, done in enumerate(finished) if not done]
         raise BatchInterrupted(_without(results, failures), failures, pending) from None
+    except JournalError as exc:
+        if not any(finished):  # refused before anything ran (unreadable, another job's): nothing to carry
+            raise
+        pending = [i for i, done in enumerate(finished) if not done]
+        raise BatchJournalError(_without(results, failures), failures, pending, exc) from exc
     if failures and not return_exceptions:
         raise BatchError(_without(results, failures), failures)
     return results
@@ -538,4 +613,9 @@ def _open_journal(journal: JournalArg) -> tuple[JournalLike | None, bool]:
         from .journal import Journal
 
         return Journal(journal), True
+    needs = ("begin", "take", "record", "hold", "release", "close")
+    missing = [m for m in needs if not callable(getattr(journal, m, None))]
+    if missing:  # e.g. a journal written for the positional protocol of before: it would misattribute answers
+        raise TypeError(f"journal must be a path or a rig_sync.journal.Journal, not {type(journal).__name__} "
+                        f"(it lacks {', '.join(missing)}; see rig_sync.journal.JournalLike)")
     return journal, False

@@ -216,7 +216,7 @@ def test_ctrl_c_stops_promptly_keeps_what_finished_and_journals_it(fake: FakePro
     prompts = [f"p{i}" for i in range(200)]
     fn = RecordingThreads(ask(model))
     with pytest.raises(batch.BatchInterrupted) as info:
-        batch.map(fn, prompts, max_workers=workers, journal=journal, progress=InterruptAfter(stop_after))
+        batch.map(fn, prompts, max_workers=workers, journal=journal, progress=InterruptAfter(stop_after), job="ask")
     err = info.value
     assert isinstance(err, KeyboardInterrupt)
     done = err.succeeded
@@ -233,10 +233,11 @@ def test_ctrl_c_stops_promptly_keeps_what_finished_and_journals_it(fake: FakePro
 
     # Run again with the journal: only the rest is requested, each once.
     fake.reset()
-    assert batch.map(ask(model), prompts, max_workers=workers, journal=journal) == [f"echo: {p}" for p in prompts]
-    again = prompts_sent(fake)
-    assert set(again) == {f"p{i}" for i in range(200) if i not in finished}
-    assert set(again.values()) == {1}
+    again = batch.map(ask(model), prompts, max_workers=workers, journal=journal, job="ask")  # fn wrapped otherwise
+    assert again == [f"echo: {p}" for p in prompts]
+    sent_again = prompts_sent(fake)
+    assert set(sent_again) == {f"p{i}" for i in range(200) if i not in finished}
+    assert set(sent_again.values()) == {1}
 
 
 # --- pools --------------------------------------------------------------------------------------

@@ -14,7 +14,10 @@ from rig_sync.testing import FakeProvider, Fault
 
 
 def results(path: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The results file's lines, without the fingerprints resume matches on (checked on their own)."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert all(isinstance(row.pop("job"), str) and isinstance(row.pop("item"), str) for row in rows)
+    return rows
 
 
 def args(fake: FakeProvider, *extra: str) -> list[str]:
@@ -61,8 +64,13 @@ def test_resume_from_a_partial_out_file(tmp_path: Path) -> None:
     prompts = tmp_path / "p.txt"
     prompts.write_text("a\nb\nc\n")
     out = tmp_path / "out.jsonl"
-    out.write_text('{"index": 1, "ok": true, "result": "kept"}\n{"index": 2, "ok": tr')  # killed mid-line
     with FakeProvider() as fake:
+        assert run([str(prompts), *args(fake, "--model", "m", "--out", str(out))]) == 0
+        lines = out.read_text().splitlines(keepends=True)
+        kept = json.loads(lines[1])
+        kept["result"] = "kept"
+        out.write_text(json.dumps(kept) + "\n" + lines[2][:30])  # killed mid-line
+        fake.reset()
         assert run([str(prompts), *args(fake, "--model", "m", "--out", str(out))]) == 0
         assert sorted(r.json["messages"][-1]["content"] for r in fake.requests) == ["a", "c"]
     assert [r["result"] for r in results(out)] == ["echo: a", "kept", "echo: c"]
