@@ -22,12 +22,15 @@ a `batch.map` function) pass their own estimate: `limiter.acquire(tokens=len(tex
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
+
+from .errors import InvalidRequestError
 
 __all__ = ["RateLimiter", "parse_reset"]
 
@@ -76,6 +79,7 @@ _HEADERS = (
 _LOW_WATER = 0.1
 # Statuses whose Retry-After means "the provider is overloaded": everyone waits, not only the caller.
 _PAUSE_STATUSES = frozenset({429, 503, 529})
+_NEVER = float("-inf")
 
 
 def _positive(name: str, value: Any) -> None:
@@ -83,22 +87,40 @@ def _positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive number or None, not {value!r}")
 
 
-def _number(value: str | None) -> float | None:
-    if value is None:
+def _figure(value: object) -> float | None:
+    """A number a provider reported (or a header's text of one), as a non-negative float; None for
+    anything else (negative, NaN, a boolean, unreadable text, another type). Too large a figure,
+    infinity included, is kept: each use clamps it to its own ceiling."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
         number = float(value)
     except ValueError:
         return None
-    return number if number == number else None
+    except OverflowError:  # an int beyond float range
+        return math.inf if int(value) > 0 else None
+    return number if number >= 0 else None  # False for NaN too
+
+
+def _tokens(tokens: object) -> int:
+    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+        raise InvalidRequestError(f"tokens must be a non-negative integer, not {tokens!r}")
+    return tokens
 
 
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute limits; thread-safe, blocking, never busy.
 
     `clock`/`sleep` (monotonic seconds) and `wall_clock` (for RFC 3339 reset times) can be
-    replaced, e.g. by a fake clock in tests. `max_pause` caps any pause a provider asks for, so a
-    bogus header cannot stall a program for hours (the request then fails with its retry_after).
+    replaced, e.g. by a fake clock in tests; by default a waiting thread waits on the limiter
+    itself, so news from the provider that shortens its wait wakes it at once.
+
+    Whatever a provider reports is clamped, never trusted to stall or crash the program: a
+    Retry-After or reset counts for at most `max_pause` seconds, one answer's usage books at most a
+    minute's token budget (and no more than `max_pause` of waiting), unreadable figures are
+    ignored. No single sleep is longer than `max_pause`; a thread whose turn is further away (this
+    limiter's own rpm/tpm queue) wakes and looks again. Past `max_pause` a request is let through,
+    and the provider decides: a 429 then fails it with `RateLimitError` and its `retry_after`.
     """
 
     _registry: dict[str, RateLimiter] = {}
@@ -111,7 +133,7 @@ class RateLimiter:
         *,
         max_pause: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         _positive("rpm", rpm)
@@ -119,8 +141,10 @@ class RateLimiter:
         if max_pause is None:
             raise ValueError("max_pause must be a positive number of seconds, not None")
         _positive("max_pause", max_pause)
+        if not math.isfinite(max_pause):
+            raise ValueError(f"max_pause must be a finite number of seconds, not {max_pause!r}")
         for name, fn in (("clock", clock), ("sleep", sleep), ("wall_clock", wall_clock)):
-            if not callable(fn):
+            if not callable(fn) and not (name == "sleep" and fn is None):
                 raise TypeError(f"{name} must be callable, not {fn!r}")
         self.rpm = rpm
         self.tpm = tpm
@@ -133,11 +157,17 @@ class RateLimiter:
 
     def _init_state(self) -> None:
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # notified when the provider shortens waits
         self._pending = threading.local()  # this thread's last token estimate, for record_tokens
-        self._next_request = float("-inf")  # earliest time of the next request slot
-        self._next_tokens = float("-inf")  # earliest time the token budget allows the next request
-        self._paused_until = float("-inf")
-        self._header_spacing = 0.0  # seconds between requests that nearly spent rate-limit headers ask for
+        self._next_request = _NEVER  # earliest time of the next request slot (this limiter's rpm)
+        self._next_tokens = _NEVER  # earliest time the token budget allows the next request
+        self._paused_until = _NEVER  # a 429's (or 503's) Retry-After
+        # What the provider's newest rate-limit headers say; each set replaces the last, and every
+        # waiting thread looks at them afresh, so a healthy set releases what a bogus one held.
+        self._held_until = _NEVER  # a budget is spent until its reset
+        self._paced_until = _NEVER  # the request budget is nearly spent until its reset ...
+        self._spacing = 0.0  # ... so requests go this far apart
+        self._next_paced = _NEVER
         self.waited = 0.0  # total seconds callers spent waiting (for metrics and tests)
         self.acquired = 0  # requests let through
 
@@ -163,49 +193,79 @@ class RateLimiter:
 
     # --- taking slots ---------------------------------------------------------------------------
 
+    def _token_ceiling(self) -> float:
+        """The most tokens one request may book: a minute's budget, and no more than `max_pause` of it."""
+        assert self.tpm
+        return self.tpm * min(60.0, self.max_pause) / 60.0
+
     def _reserve_locked(self, tokens: int, request: bool = True) -> tuple[float, float]:
-        """The next slot for `tokens` (and for a request, unless one is already held)."""
+        """Book the next slot for `tokens` (and for a request, unless one is already held).
+
+        Returns (own, paced): the slot under this limiter's own limits and a 429's pause, which is
+        booked for good, and the slot the provider's pacing headers gave, which they may revise."""
         now = self._clock()
-        start = max(now, self._next_request if request else now, self._next_tokens, self._paused_until)
-        spacing = max(60.0 / self.rpm if self.rpm else 0.0, self._header_spacing) if request else 0.0
-        if spacing:
-            self._next_request = start + spacing
+        own = max(now, self._next_request if request else now, self._next_tokens, self._paused_until)
+        if request and self.rpm:
+            self._next_request = own + 60.0 / self.rpm
         if self.tpm and tokens > 0:
-            # One request may not book more than a minute of budget (a bad estimate would stall all).
-            self._next_tokens = start + 60.0 * min(tokens, self.tpm) / self.tpm
-        return start, start - now
+            self._next_tokens = own + 60.0 * min(tokens, self._token_ceiling()) / self.tpm
+        paced = own
+        if request and own < self._paced_until:
+            paced = min(max(own, self._next_paced), self._paced_until)
+            self._next_paced = paced + self._spacing
+        return own, paced
+
+    def _due_locked(self, own: float, paced: float) -> float:
+        """When a booked slot may go, by what the provider's headers say now."""
+        return max(own, min(paced, self._paced_until), self._held_until)
 
     def reserve(self, tokens: int = 0) -> float:
         """Reserve the next slot for one request of about `tokens` tokens; return the wait."""
-        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
-            raise ValueError(f"tokens must be a non-negative integer, not {tokens!r}")
+        tokens = _tokens(tokens)
         with self._lock:
-            return self._reserve_locked(tokens)[1]
+            own, paced = self._reserve_locked(tokens)
+            return max(self._due_locked(own, paced) - self._clock(), 0.0)
 
     def acquire(self, tokens: int = 0) -> float:
         """Block until a request of about `tokens` tokens may go; returns seconds waited."""
-        if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
-            raise ValueError(f"tokens must be a non-negative integer, not {tokens!r}")
+        tokens = _tokens(tokens)
         if tokens:
             self._pending.tokens = tokens
         covered = getattr(self._pending, "covered", False)  # a `slot()` of this thread already holds one
         self._pending.covered = False
-        with self._lock:
-            slot, wait = self._reserve_locked(tokens, request=not covered)
         total = 0.0
-        while wait > 0:
-            self._sleep(wait)
-            total += wait
-            with self._lock:
-                if self._paused_until <= slot:
+        with self._changed:
+            own, paced = self._reserve_locked(tokens, request=not covered)
+            slept_until = _NEVER  # a full sleep counts as reaching its end, whatever a fake clock says
+            while True:
+                if self._paused_until > own:
+                    # A pause began while this thread waited (a 429 elsewhere) and covers its slot:
+                    # take a new one after the pause. Its tokens are already booked.
+                    own, paced = self._reserve_locked(0)
+                now = max(self._clock(), slept_until)
+                due = self._due_locked(own, paced)
+                if due <= now:
                     break
-                # A pause began while this thread slept (a 429 elsewhere) and covers its slot:
-                # take a new one after the pause. Its tokens are already booked.
-                slot, wait = self._reserve_locked(0)
-        with self._lock:
+                wait = min(due - now, self.max_pause)
+                if self._wait_locked(wait):
+                    total += max(self._clock() - now, 0.0)  # woken early: look again
+                else:
+                    total += wait
+                    slept_until = now + wait
             self.waited += total
             self.acquired += not covered
         return total
+
+    def _wait_locked(self, seconds: float) -> bool:
+        """Wait up to `seconds` with the lock released; True if woken early by news from the provider."""
+        if self._sleep is None:
+            return self._changed.wait(seconds)
+        self._lock.release()
+        try:
+            self._sleep(seconds)
+        finally:
+            self._lock.acquire()
+        return False
 
     @contextlib.contextmanager
     def slot(self, tokens: int = 0) -> Iterator[float]:
@@ -226,49 +286,81 @@ class RateLimiter:
 
         `estimated` defaults to what this thread last passed to `acquire` (the transport's
         estimate, when the model layer reports usage in the thread that sent the request).
+        `actual` is the provider's figure: one that is not a non-negative number is ignored (the
+        answer was paid for; the limiter never loses it), and one answer counts for at most the
+        tokens one request may book (a minute's budget, at most `max_pause` of waiting).
         """
-        if isinstance(actual, bool) or not isinstance(actual, int) or actual < 0:
-            raise ValueError(f"actual tokens must be a non-negative integer, not {actual!r}")
-        if estimated is None:
-            estimated = getattr(self._pending, "tokens", 0)
+        used = _figure(actual)
+        booked = _figure(getattr(self._pending, "tokens", 0) if estimated is None else estimated) or 0.0
         self._pending.tokens = 0  # each estimate is corrected once
-        if not self.tpm or actual == estimated:
+        if not self.tpm or used is None:
+            return
+        ceiling = self._token_ceiling()
+        used, booked = min(used, ceiling), min(booked, ceiling)
+        if used == booked:
             return
         with self._lock:
-            booked = min(estimated, self.tpm)
-            if self._next_tokens == float("-inf"):
+            if self._next_tokens == _NEVER:
                 self._next_tokens = self._clock()
-            self._next_tokens += 60.0 * (actual - booked) / self.tpm
+            self._next_tokens += 60.0 * (used - booked) / self.tpm
 
     # --- learning from the provider -------------------------------------------------------------
 
     def pause(self, seconds: float) -> None:
-        """Hold every caller for `seconds` (capped at `max_pause`), e.g. after a 429."""
+        """Hold every caller for `seconds` (capped at `max_pause`), e.g. after a 429.
+
+        A pause is not lifted by answers that come back during it: they answer requests sent
+        before it, so they are no news; it ends after at most `max_pause`."""
+        seconds = _figure(seconds) or 0.0
         if seconds > 0:
             with self._lock:
                 self._paused_until = max(self._paused_until, self._clock() + min(seconds, self.max_pause))
 
     def observe(self, status: int, headers: Mapping[str, str], retry_after: float | None = None) -> None:
-        """Learn from a response: a 429's wait, or headers saying the budget is spent until a reset."""
-        if status in _PAUSE_STATUSES and (retry_after is not None or status == 429):
-            self.pause(retry_after if retry_after is not None else 1.0)
+        """Learn from a response: a 429's wait, or headers saying the budget is spent until a reset.
+
+        Every figure is the provider's and is checked: unreadable ones are ignored, resets count for
+        at most `max_pause`. The newest rate-limit headers replace what earlier ones said."""
+        if isinstance(status, int) and status in _PAUSE_STATUSES:
+            wait = _figure(retry_after)
+            if wait is not None or status == 429:
+                self.pause(1.0 if wait is None else wait)
+        if not isinstance(headers, Mapping):
+            return
+        news = False  # any readable rate-limit header at all
+        hold = spacing = pace_for = 0.0
         for limit_name, remaining_name, reset_name, requests in _HEADERS:
-            remaining = _number(headers.get(remaining_name))
-            if remaining is None:
+            remaining = _figure(headers.get(remaining_name))
+            text = headers.get(reset_name)
+            reset = parse_reset(text, self._wall_clock) if isinstance(text, str) else None
+            if remaining is None or not reset:
                 continue
-            reset = parse_reset(headers.get(reset_name, ""), self._wall_clock)
-            if not reset:
-                continue
-            if remaining <= 0:
-                self.pause(reset)
-                continue
-            limit = _number(headers.get(limit_name))
-            if requests and limit:
+            news = True
+            reset = min(reset, self.max_pause)
+            limit = _figure(headers.get(limit_name))
+            if limit is not None and math.isfinite(limit):
+                remaining = min(remaining, limit)
+            if remaining < 1:
+                hold = max(hold, reset)
+            elif requests and limit and math.isfinite(limit) and remaining < limit * _LOW_WATER:
                 # Nearly spent: the budget refills (limit - remaining) requests in `reset` seconds,
-                # so go no faster than that until the headers show plenty again.
-                spacing = reset / max(limit - remaining, 1.0) if remaining < limit * _LOW_WATER else 0.0
-                with self._lock:
-                    self._header_spacing = min(spacing, self.max_pause)
+                # so go no faster than that until the reset, or until the headers show plenty again.
+                spacing = max(spacing, reset / max(limit - remaining, 1.0))
+                pace_for = max(pace_for, reset)
+        if news:
+            self._heard(hold, spacing, pace_for)
+
+    def _heard(self, hold: float, spacing: float, pace_for: float) -> None:
+        with self._changed:
+            now = self._clock()
+            held_until = now + hold if hold else _NEVER
+            paced_until = now + pace_for if spacing else _NEVER
+            if paced_until == _NEVER or self._paced_until < now:
+                self._next_paced = _NEVER  # pacing starts afresh
+            shorter = held_until < self._held_until or paced_until < self._paced_until
+            self._held_until, self._paced_until, self._spacing = held_until, paced_until, spacing
+            if shorter:
+                self._changed.notify_all()  # waiting threads look again: some may go now
 
     # --- plumbing -------------------------------------------------------------------------------
 

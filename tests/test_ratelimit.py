@@ -326,8 +326,7 @@ def test_invalid_calls() -> None:
             limiter.acquire(tokens)  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="tokens"):
             limiter.reserve(tokens)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="tokens"):
-        limiter.record_tokens(-3)
+    limiter.record_tokens(-3)  # the provider's figure: nonsense is ignored, never raised (the answer was paid for)
     with pytest.raises(TypeError, match="sleep"):
         RateLimiter(sleep=5)  # type: ignore[arg-type]
 
