@@ -7,6 +7,12 @@ outside the lock, so waiting threads never spin. It adapts to the provider: a 42
 that shares the limiter instead of letting each one hammer the provider; headers saying the
 request budget is nearly spent slow requests down to the rate at which it refills.
 
+One bad answer cannot stall every thread: each figure a provider sends is checked (unreadable,
+negative or NaN ones are ignored, a Retry-After or reset counts for at most `max_pause`, one
+answer's usage for at most a minute's token budget); the newest rate-limit headers replace
+earlier ones, and threads already waiting look again, so a healthy answer releases what a bogus
+one held; no single sleep is longer than `max_pause`.
+
 Give it to a client (`openai.Client(key, rate_limiter=limiter)`, then every request of that
 client passes through it, retries included), to `batch.map(..., rate_limit=limiter)` (a slot per
 item), or to both: the slot `batch.map` takes for an item covers that item's first request
@@ -83,8 +89,9 @@ _NEVER = float("-inf")
 
 
 def _positive(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-        raise ValueError(f"{name} must be a positive number or None, not {value!r}")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 < value < math.inf):
+        raise ValueError(f"{name} must be a positive, finite number or None, not {value!r}")
 
 
 def _figure(value: object) -> float | None:
@@ -112,15 +119,14 @@ class RateLimiter:
     """Requests-per-minute and tokens-per-minute limits; thread-safe, blocking, never busy.
 
     `clock`/`sleep` (monotonic seconds) and `wall_clock` (for RFC 3339 reset times) can be
-    replaced, e.g. by a fake clock in tests; by default a waiting thread waits on the limiter
-    itself, so news from the provider that shortens its wait wakes it at once.
+    replaced, e.g. by a fake clock in tests; by default a thread waits on the limiter itself, so
+    news from the provider that shortens its wait wakes it at once.
 
-    Whatever a provider reports is clamped, never trusted to stall or crash the program: a
-    Retry-After or reset counts for at most `max_pause` seconds, one answer's usage books at most a
-    minute's token budget (and no more than `max_pause` of waiting), unreadable figures are
-    ignored. No single sleep is longer than `max_pause`; a thread whose turn is further away (this
-    limiter's own rpm/tpm queue) wakes and looks again. Past `max_pause` a request is let through,
-    and the provider decides: a 429 then fails it with `RateLimitError` and its `retry_after`.
+    `max_pause` caps what a provider can impose: a Retry-After or reset counts for at most that
+    long, and one answer's usage books no more than that of waiting. Past it the request goes and
+    the provider decides (a 429 then fails it with `RateLimitError` and its `retry_after`). No
+    single sleep is longer either: a thread whose turn (under this limiter's own rpm/tpm) is
+    further away wakes and looks again.
     """
 
     _registry: dict[str, RateLimiter] = {}
@@ -141,8 +147,6 @@ class RateLimiter:
         if max_pause is None:
             raise ValueError("max_pause must be a positive number of seconds, not None")
         _positive("max_pause", max_pause)
-        if not math.isfinite(max_pause):
-            raise ValueError(f"max_pause must be a finite number of seconds, not {max_pause!r}")
         for name, fn in (("clock", clock), ("sleep", sleep), ("wall_clock", wall_clock)):
             if not callable(fn) and not (name == "sleep" and fn is None):
                 raise TypeError(f"{name} must be callable, not {fn!r}")

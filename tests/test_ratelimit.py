@@ -313,7 +313,8 @@ def test_shared_with_other_limits_is_an_error() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"rpm": 0}, {"rpm": -5}, {"rpm": "60"}, {"rpm": True}, {"tpm": 0},
-                                    {"tpm": float("nan")}, {"max_pause": 0}, {"max_pause": None}])
+                                    {"tpm": float("nan")}, {"tpm": float("inf")}, {"rpm": float("inf")},
+                                    {"max_pause": 0}, {"max_pause": None}, {"max_pause": float("inf")}])
 def test_invalid_limits(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         RateLimiter(**kwargs)
