@@ -409,9 +409,18 @@ class Agent:
 
     def _run_tool(self, call: ToolCall) -> tuple[ToolResult, ToolError | None]:
         try:
+            if call.invalid_arguments is not None:  # the model's mistake, for the model to correct
+                self.toolset.get(call.name)  # an unknown tool is the first thing to say
+                raise ToolArgumentsError(call.name, [_unreadable(call.invalid_arguments)])
             return ToolResult(call.id, self.toolset.call(call.name, call.arguments), call.call_id), None
         except ToolError as exc:
             return ToolResult(call.id, f"Error: {exc}", call.call_id, is_error=True), exc
+
+
+def _unreadable(arguments: str) -> str:
+    """What is wrong with arguments that are no JSON object, quoting them (cut to 200 characters)."""
+    shown = arguments if len(arguments) <= 200 else arguments[:199] + "…"
+    return f"the arguments must be one JSON object that fits the tool's parameters, not {shown!r}"
 
 
 # --- the builder ------------------------------------------------------------------------------------

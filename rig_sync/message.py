@@ -90,12 +90,18 @@ class DocumentContent:
 
 @attrs.frozen
 class ToolCall:
-    """The model asks for `name(**arguments)`. `call_id` is the provider's second id, if any."""
+    """The model asks for `name(**arguments)`. `call_id` is the provider's second id, if any.
+
+    `invalid_arguments` is set when the model's arguments were not a JSON object (cut off, a bare
+    string, a list): it holds them as sent, and `arguments` is empty. The answer still stands; an
+    agent answers such a call with an error result the model can correct.
+    """
 
     id: str = attrs.field(validator=_str)
     name: str = attrs.field(validator=_str)
     arguments: dict[str, Any] = attrs.field(factory=dict, validator=attrs.validators.instance_of(dict))
     call_id: str | None = attrs.field(default=None, validator=_opt_str)
+    invalid_arguments: str | None = attrs.field(default=None, validator=_opt_str)
 
 
 @attrs.frozen

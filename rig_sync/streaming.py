@@ -195,27 +195,35 @@ class ToolCallAssembler:
         return [parse_tool_call(c.id, c.name, "".join(c.arguments), self._provider, c.call_id) for c in pending]
 
 
-def parse_tool_call(id: str, name: str, arguments: str | dict[str, Any] | None, provider: str,
-                    call_id: str | None = None) -> ToolCall:
-    """A ToolCall from a name and JSON arguments text (empty means no arguments)."""
-    if isinstance(arguments, dict):
-        return ToolCall(id, name, arguments, call_id)
-    if arguments is not None and not isinstance(arguments, str):  # a list, a number: neither text nor object
-        raise ResponseDecodeError(f"tool call {name!r} arguments are a JSON {type(arguments).__name__}, not an "
-                                  "object", provider=provider, field="arguments", body=arguments)
+_UNREADABLE: tuple[type[Exception], ...] = (*_json.JSONDecodeError, RecursionError)  # `[` x 100,000 recurses
+
+
+def parse_tool_call(id: str, name: str, arguments: Any, provider: str, call_id: str | None = None) -> ToolCall:
+    """A ToolCall from a name and the provider's arguments: JSON text, or the value itself.
+
+    No arguments (None, empty text, JSON `null`: Cohere and Groq send the text "null" for a tool
+    without parameters) are `{}`. Arguments that are not a JSON object (cut off, a bare string, a
+    list, nested too deep to decode) are the model's mistake, not a broken answer: they are kept as
+    text in `invalid_arguments`, for the agent to answer, and never fail the response. (`provider`
+    is kept for callers; nothing here raises.)
+    """
+    value = arguments
+    if isinstance(arguments, str):
+        try:
+            value = _json.loads(arguments) if arguments.strip() else None
+        except _UNREADABLE:
+            return ToolCall(id, name, {}, call_id, arguments)
+    if value is None:
+        return ToolCall(id, name, {}, call_id)
+    if isinstance(value, dict):
+        return ToolCall(id, name, value, call_id)
+    if isinstance(arguments, str):
+        return ToolCall(id, name, {}, call_id, arguments)
     try:
-        args = _json.loads(arguments) if arguments and arguments.strip() else {}
-    except _json.JSONDecodeError:
-        arguments = str(arguments)
-        raise ResponseDecodeError(
-            f"tool call {name!r} arrived with arguments that are not valid JSON: {arguments[:200]!r}",
-            provider=provider, field="arguments", body=arguments,
-        ) from None
-    if not isinstance(args, dict):
-        arguments = str(arguments)
-        raise ResponseDecodeError(f"tool call {name!r} arguments are not a JSON object: {arguments[:200]!r}",
-                                  provider=provider, field="arguments", body=arguments)
-    return ToolCall(id, name, args, call_id)
+        text = _json.dumps_file(value).decode()
+    except (TypeError, ValueError, RecursionError):  # not from JSON after all, or nested too deep to write
+        text = f"(a {type(value).__name__} that cannot be written as JSON)"
+    return ToolCall(id, name, {}, call_id, text)
 
 
 def content_from(text: str, reasoning: str, tool_calls: list[ToolCall]) -> tuple[AssistantContent, ...]:

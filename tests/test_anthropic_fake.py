@@ -135,10 +135,10 @@ def test_scripted_replies_render_in_anthropic_format(fake: FakeProvider) -> None
     assert isinstance(chunks[-1], FinalResponse)
 
 
-def test_scripted_malformed_arguments_raise_decode_error(fake: FakeProvider) -> None:
+def test_scripted_malformed_arguments_are_kept_on_the_call(fake: FakeProvider) -> None:
     fake.script(Reply.tool_calls([("add", '{"a": 1,')]))
-    with pytest.raises(errors.ResponseDecodeError, match="not valid JSON"):
-        _ = claude(fake).completion_request("hi").tool(ADD).stream().response
+    call = claude(fake).completion_request("hi").tool(ADD).stream().response.tool_calls[0]
+    assert (call.name, call.arguments, call.invalid_arguments) == ("add", {}, '{"a": 1,')
 
 
 def test_scripted_refusal_without_text_raises(fake: FakeProvider) -> None:

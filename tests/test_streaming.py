@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -170,20 +171,22 @@ def test_later_deltas_do_not_rename_a_call() -> None:
     assert calls.finish() == [ToolCall("c1", "first", {})]
 
 
-def test_invalid_json_arguments_raise_response_decode_error() -> None:
+def test_invalid_json_arguments_are_kept_as_sent() -> None:
+    """The model's mistake, not a broken answer: the call stands, its text kept for the agent."""
     calls = ToolCallAssembler("test")
     calls.add(0, id="c", name="f", arguments='{"a": ')
-    with pytest.raises(ResponseDecodeError, match="not valid JSON") as info:
-        calls.finish()
-    assert info.value.provider == "test"
+    assert calls.finish() == [ToolCall("c", "f", {}, invalid_arguments='{"a": ')]
 
 
-def test_non_object_arguments_raise_response_decode_error() -> None:
-    with pytest.raises(ResponseDecodeError, match="not a JSON object"):
-        parse_tool_call("c", "f", "[1, 2]", "test")
+@pytest.mark.parametrize(("arguments", "kept"), [
+    ("[1, 2]", "[1, 2]"), ('"x"', '"x"'), ("3", "3"), ("[" * 100_000, "[" * 100_000),
+    ([1, 2], "[1,2]"), (True, "true"), ("text", "text"),
+])
+def test_non_object_arguments_are_kept_as_text(arguments: Any, kept: str) -> None:
+    assert parse_tool_call("c", "f", arguments, "test") == ToolCall("c", "f", {}, invalid_arguments=kept)
 
 
-@pytest.mark.parametrize("empty", ["", "   ", None])
+@pytest.mark.parametrize("empty", ["", "   ", None, "null", " null "])
 def test_empty_arguments_are_an_empty_object(empty: str | None) -> None:
     assert parse_tool_call("c", "f", empty, "test") == ToolCall("c", "f", {})
     calls = ToolCallAssembler("test")

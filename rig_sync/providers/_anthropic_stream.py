@@ -125,7 +125,7 @@ class _Message:
                 if not isinstance(raw.get(field), str) or not raw[field]:
                     raise self._bad("content_block_start", raw, field)
             call = parse_tool_call(raw["id"], raw["name"], joined, self.provider)
-            raw["input"] = call.arguments
+            raw["input"] = joined if call.invalid_arguments is not None else call.arguments
             return ToolCallChunk(call)
         elif block.pieces:  # a server tool's input: raw_response only, so keep it even if unparsable
             try:

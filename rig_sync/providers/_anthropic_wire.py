@@ -21,6 +21,8 @@ Mapping choices, in one place:
   text; a refusal with no text at all raises `RefusalError`.
 * A stream that stops (at `max_tokens`) inside a tool call's arguments raises
   `IncompleteToolCallError` carrying what did complete; a half-written call is never handed out.
+  A finished tool_use block whose input is no JSON object is the model's mistake: the call keeps
+  it as text (`ToolCall.invalid_arguments`), streamed or not.
 * Server tool blocks (`server_tool_use`, `web_search_tool_result`, …) and citations are not
   core content: they stay in `raw_response` (for streams too: it is the reassembled message).
 """
@@ -48,6 +50,7 @@ from ..message import (
     ToolCall,
     ToolResult,
 )
+from ..streaming import parse_tool_call
 from ._openai_wire import TextPart
 
 __all__ = [
@@ -341,7 +344,7 @@ class _TextOut:
 class _ToolUseOut:
     id: str
     name: str
-    input: dict[str, Any]
+    input: Any = None  # an object; anything else is the model's mistake (`parse_tool_call` keeps it)
 
 
 @attrs.define
@@ -370,7 +373,7 @@ def _part(block: dict[str, Any], provider: str) -> Text | ToolCall | Reasoning |
         return Text(text) if text else None
     if kind == "tool_use":
         call = _wire.decode(converter, block, _ToolUseOut, provider)
-        return ToolCall(call.id, call.name, call.input)
+        return parse_tool_call(call.id, call.name, call.input, provider)
     if kind == "thinking":
         thought = _wire.decode(converter, block, _ThinkingOut, provider)
         return Reasoning(thought.thinking, thought.signature)

@@ -191,7 +191,7 @@ class _RespContent:
 @attrs.define
 class _RespFunction:
     name: str
-    arguments: str | None = None
+    arguments: Any = None  # JSON text ("null" for no parameters); `parse_tool_call` reads any value
 
 
 @attrs.define

@@ -31,6 +31,7 @@ from ..streaming import (
     StreamingCompletionResponse,
     TextChunk,
     ToolCallChunk,
+    parse_tool_call,
 )
 from ._common import model_in_path, tool_names
 from ._gemini_schema import gemini_schema
@@ -91,7 +92,7 @@ class _FileData:
 @attrs.define
 class _FunctionCall:
     name: str
-    args: dict[str, Any] = attrs.field(factory=dict)
+    args: Any = attrs.field(factory=dict)  # an object; anything else is kept by `parse_tool_call`
     id: str | None = None
 
 
@@ -386,7 +387,7 @@ class _Answer:
                 n += 1
                 call_id = f"{fc.name}_{n}"
         self._ids.add(call_id)
-        return ToolCall(call_id, fc.name, fc.args or {}, fc.id or None)
+        return parse_tool_call(call_id, fc.name, fc.args, self._provider, fc.id or None)
 
     def content(self) -> tuple[AssistantContent, ...]:
         out: list[AssistantContent] = []

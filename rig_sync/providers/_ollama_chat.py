@@ -194,11 +194,8 @@ _NO_ANSWER = frozenset({"load", "unload"})
 
 
 def _tool_call(call: _RespToolCall, index: int, provider: str) -> ToolCall:
-    args = call.function.arguments
-    if args is not None and not isinstance(args, (dict, str)):
-        raise ResponseDecodeError(f"tool call {call.function.name!r} arguments are not a JSON object: {args!r}",
-                                  provider=provider, field="arguments", body=args)
-    return parse_tool_call(call.id or f"{call.function.name}_{index}", call.function.name, args, provider)
+    return parse_tool_call(call.id or f"{call.function.name}_{index}", call.function.name, call.function.arguments,
+                           provider)
 
 
 def _response(last: _ChatResponse, text: str, thinking: str, calls: list[ToolCall], raw: Any,

@@ -176,7 +176,7 @@ class _OutputItem:
     content: list[_OutputContent] | None = None
     call_id: str | None = None
     name: str | None = None
-    arguments: str | None = None
+    arguments: Any = None  # JSON text; `parse_tool_call` reads any value
     summary: list[_Summary] | None = None
 
 
