@@ -181,8 +181,10 @@ class Extractor(Generic[T]):
             return _Verdict(False, raw=to_text([{c.name: c.arguments} for c in calls]), problems=[problem],
                             feedback=Message.user(results))
         call = submits[0]
-        raw = to_text(call.arguments)
-        problems = self._problems(call.arguments)
+        if call.invalid_arguments is not None:  # cut off or no object: never judged as an empty one
+            raw, problems = call.invalid_arguments, [f"the {SUBMIT_TOOL} arguments were not a JSON object"]
+        else:
+            raw, problems = to_text(call.arguments), self._problems(call.arguments)
         if not problems:
             try:
                 data = structure(call.arguments[_WRAPPED] if self._wrapped else call.arguments, self.cls)

@@ -277,3 +277,18 @@ def test_extraction_error_against_fake_provider(fake: FakeProvider) -> None:
         client.extractor(Person, "fake-model").build().extract("someone aged 3")
     assert json.loads(info.value.raw_output) == {"age": 3}
     assert len(fake.requests) == 1
+
+
+@attrs.define
+class Optional_:
+    name: str | None = None
+
+
+def test_cut_off_arguments_are_never_an_empty_extraction(mocked: responses.RequestsMock) -> None:
+    url = "http://127.0.0.1:9/v1/chat/completions"
+    mocked.add(responses.POST, url, json=chat_reply(submit_message('{"name": "Ad')))
+    mocked.add(responses.POST, url, json=chat_reply(submit_message('{"name": "Ada"}')))
+    client = openai.Client("sk-test", base_url="http://127.0.0.1:9/v1", max_retries=0)
+    assert client.extractor(Optional_, "gpt-4o").retries(1).build().extract("Ada") == Optional_("Ada")
+    retry = sent_json(mocked, 1)["messages"]
+    assert "not a JSON object" in retry[-1]["content"]
