@@ -39,7 +39,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from .errors import RigError
-from .http import CancelScope
+from .http import CancelScope, deadline
 from .journal import JournalError, OnMismatch, fingerprint, job_name
 from .progress import Progress, make_progress
 
@@ -192,6 +192,7 @@ def _run(
     total: int | None,
     sink: Callable[[int, Any], None] | None = None,
     prints: Sequence[str] | None = None,
+    item_timeout: float | None = None,
 ) -> Generator[tuple[int, Any], None, None]:
     """Submit items as slots free up, yield outcomes as they finish. `sink` sees every outcome
     before the progress bar does, so an interrupt raised by the bar never loses the item.
@@ -212,7 +213,8 @@ def _run(
     own: cf.ThreadPoolExecutor | None = None  # ours: given back when idle
     if executor is None:
         executor = own = _pools.take(workers)
-    call = _limited(fn, rate_limit) if rate_limit is not None else fn
+    call = _within(fn, item_timeout) if item_timeout is not None else fn
+    call = _limited(call, rate_limit) if rate_limit is not None else call
     in_flight: dict[cf.Future[Any], tuple[int, str]] = {}  # index and fingerprint ("" without a journal)
     # Finished futures arrive here: O(1) per item, where cf.wait re-arms every pending future
     # on each wake-up (a GIL-held cost the worker threads feel).
@@ -335,18 +337,22 @@ def imap(
     job: str | None = None,
     key: Callable[[T], Any] | None = None,
     on_mismatch: OnMismatch = "refuse",
+    item_timeout: float | None = None,
 ) -> Generator[tuple[int, R | BaseException], None, None]:
     """`(index, result or exception)` for every item, in completion order (an item the journal
     already holds is yielded when it is reached, without running). At most `2 * max_workers`
     items are pulled from `items` ahead of the consumer, whatever its length. Closing the
     generator early stops the batch like Ctrl-C. A journal that cannot be written stops the
-    batch: what is running is still yielded, then the `JournalError` is raised."""
+    batch: what is running is still yielded, then the `JournalError` is raised. `item_timeout`:
+    as for `map`."""
     _check_fn(fn)  # fail at the call, not at the first next()
     _check_workers(max_workers)
     _check_limiter(rate_limit)
     _check_journal_args(job, key, on_mismatch)
+    _check_item_timeout(item_timeout)
     return _run(fn, items, max_workers=max_workers, rate_limit=rate_limit, executor=executor, journal=journal,
-                job=job, key=key, on_mismatch=on_mismatch, progress=progress, total=total)
+                job=job, key=key, on_mismatch=on_mismatch, progress=progress, total=total,
+                item_timeout=item_timeout)
 
 
 def _check_journal_args(job: object, key: object, on_mismatch: object) -> None:
@@ -362,14 +368,16 @@ def _check_journal_args(job: object, key: object, on_mismatch: object) -> None:
 def map(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = ..., return_exceptions: Literal[False] = ...,
         progress: bool | Progress | None = ..., rate_limit: RateLimiter | None = ...,
         executor: cf.Executor | None = ..., journal: JournalArg = ..., job: str | None = ...,
-        key: Callable[[T], Any] | None = ..., on_mismatch: OnMismatch = ...) -> list[R]: ...
+        key: Callable[[T], Any] | None = ..., on_mismatch: OnMismatch = ...,
+        item_timeout: float | None = ...) -> list[R]: ...
 
 
 @overload
 def map(fn: Callable[[T], R], items: Iterable[T], *, max_workers: int = ..., return_exceptions: Literal[True],
         progress: bool | Progress | None = ..., rate_limit: RateLimiter | None = ...,
         executor: cf.Executor | None = ..., journal: JournalArg = ..., job: str | None = ...,
-        key: Callable[[T], Any] | None = ..., on_mismatch: OnMismatch = ...) -> list[R | BaseException]: ...
+        key: Callable[[T], Any] | None = ..., on_mismatch: OnMismatch = ...,
+        item_timeout: float | None = ...) -> list[R | BaseException]: ...
 
 
 def map(  # the public name mirrors builtins.map on purpose
@@ -385,6 +393,7 @@ def map(  # the public name mirrors builtins.map on purpose
     job: str | None = None,
     key: Callable[[T], Any] | None = None,
     on_mismatch: OnMismatch = "refuse",
+    item_timeout: float | None = None,
 ) -> list[R] | list[R | BaseException]:
     """`[fn(item) for item in items]`, run on `max_workers` threads; results in input order.
 
@@ -399,10 +408,16 @@ def map(  # the public name mirrors builtins.map on purpose
     `job` names it (default: `fn`'s module and qualified name — give `job=` when one function
     serves several models or prompts), `key(item)` identifies an item that is not a JSON value.
     `on_mismatch="redo"` runs every item of a journal written by another job instead of refusing
-    it. If the journal cannot be written, `BatchJournalError` (a `BatchError`) carries the results."""
+    it. If the journal cannot be written, `BatchJournalError` (a `BatchError`) carries the results.
+
+    `item_timeout` (seconds) is the most each item may take once it starts (after any `rate_limit`
+    wait): every request it makes ends by then, or raises `APITimeoutError`, which is the item's
+    failure (see `rig_sync.http.deadline`; no thread is added). Work of `fn` that makes no request
+    is not interrupted."""
     _check_fn(fn)
     _check_workers(max_workers)
     _check_journal_args(job, key, on_mismatch)
+    _check_item_timeout(item_timeout)
     seq = items if isinstance(items, Sequence) else list(items)
     # Every item is fingerprinted before anything is sent: one that cannot be fails the call, not item 5,000.
     prints = [_fingerprint(key, item, i) for i, item in enumerate(seq)] if journal is not None else None
@@ -418,7 +433,7 @@ def map(  # the public name mirrors builtins.map on purpose
 
     stream = _run(fn, seq, max_workers=max_workers, rate_limit=rate_limit, executor=executor, journal=journal,
                   job=job, key=key, on_mismatch=on_mismatch, progress=progress, total=len(seq), sink=store,
-                  prints=prints)
+                  prints=prints, item_timeout=item_timeout)
     try:
         for _ in stream:
             pass
@@ -591,6 +606,19 @@ def _first_success(models: dict[TargetT, CompletionModel], answer: Callable[[Com
             scope.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
     raise FanOutError(errors)
+
+
+def _check_item_timeout(seconds: object) -> None:
+    if seconds is not None:
+        deadline(seconds)  # type: ignore[arg-type]  # raises TypeError/ValueError for a bad one
+
+
+def _within(fn: Callable[[T], R], seconds: float) -> Callable[[T], R]:
+    def call(item: T) -> R:
+        with deadline(seconds):  # every request the item makes ends by then
+            return fn(item)
+
+    return call
 
 
 def _limited(fn: Callable[[T], R], limiter: RateLimiter) -> Callable[[T], R]:

@@ -15,6 +15,7 @@ caller's session, multipart uploads, proxies and test mocks of requests go throu
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
@@ -24,6 +25,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
@@ -34,13 +36,15 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import ClosedPoolError, EmptyPoolError, MaxRetryError
+from urllib3.util.connection import allowed_gai_family
 from urllib3.util.retry import Retry
 
 from . import _json, errors, observe
 
 __all__ = [
     "CancelScope",
+    "deadline",
     "Timeout",
     "RetryPolicy",
     "Transport",
@@ -66,10 +70,23 @@ _SENSITIVE_HEADERS = frozenset(
 
 @attrs.frozen
 class Timeout:
-    """Seconds to wait for a connection and between bytes of the answer. Never unbounded."""
+    """Seconds to wait: `connect`, `read` (between bytes of the answer), `total` (the whole call; None:
+    no limit) and `pool` (for a free pooled connection; None: as long as `read`). Never unbounded.
+
+    `total` is the most one call may take, end to end: waiting for a pooled connection, connecting,
+    sending, reading the whole answer, and every retry and the wait before it (a retry that could not
+    finish in time is not made). A streamed answer must be read to its end within it too. A call out
+    of time raises `APITimeoutError`. `deadline(seconds)` sets one limit for several calls.
+
+    `pool` bounds the wait when every connection of the pool is in use (streams left open, or more
+    threads than `pool_size`): then `APITimeoutError` says so. It defaults to `read`, as a batch with
+    more workers than connections waits, rightly, for as long as a call takes.
+    """
 
     connect: float = attrs.field(default=10.0, validator=attrs.validators.gt(0))
     read: float = attrs.field(default=600.0, validator=attrs.validators.gt(0))
+    total: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
+    pool: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.gt(0)))
 
     @classmethod
     def of(cls, value: Timeout | float | tuple[float, float]) -> Timeout:
@@ -77,7 +94,7 @@ class Timeout:
             return value
         if isinstance(value, tuple):
             if len(value) != 2:
-                raise TypeError(f"a timeout tuple is (connect, read), not {value!r}")
+                raise TypeError(f"a timeout tuple is (connect, read), not {value!r}; use Timeout(...) for total=")
             return cls(float(value[0]), float(value[1]))
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"timeout must be seconds, a (connect, read) tuple or Timeout, not {value!r}")
@@ -141,6 +158,7 @@ class _Retry(Retry):
         super().__init__(*args, **kwargs)
         self.max_retry_after = max_retry_after
         self.limiter = limiter
+        self.pause: float | None = None  # the wait before this attempt, where a deadline fixed it
 
     def new(self, **kw: Any) -> _Retry:
         retry = super().new(**kw)
@@ -154,7 +172,12 @@ class _Retry(Retry):
 
     def increment(self, method: str | None = None, url: str | None = None, response: Any = None,
                   error: Exception | None = None, _pool: Any = None, _stacktrace: Any = None) -> _Retry:
-        if response is not None and error is None:
+        scope = _current_scope()
+        why = _interrupted(scope, _pool)  # cancelled, out of time or closed: never retried
+        if why is not None:
+            raise _Cut(why) from error
+        answered = response is not None and error is None
+        if answered:
             headers = response.headers
             wait = parse_retry_after(headers)
             if not _status_is_retryable(response.status, headers) or (
@@ -167,10 +190,25 @@ class _Retry(Retry):
             # A 429 that will be retried still pauses every thread sharing the limiter; the final
             # answer is observed by Transport._send.
             self.limiter.observe(response.status, response.headers, parse_retry_after(response.headers))
+        if scope is not None and scope.deadline is not None:
+            retry.pause = retry._wait(response)
+            if time.monotonic() + retry.pause >= scope.deadline:  # the retry could not end in time
+                if answered:
+                    raise MaxRetryError(_pool, url or "", None)  # the server's own answer is the error
+                raise _Cut("deadline") from error
         return retry
 
+    def _wait(self, response: Any) -> float:
+        """The wait before the next attempt, as urllib3's `sleep` reckons it."""
+        after = self.get_retry_after(response) if self.respect_retry_after_header and response else None
+        return after or self.get_backoff_time()
+
     def sleep(self, response: Any = None) -> None:
-        super().sleep(response)
+        scope = _current_scope()
+        if scope is None:
+            super().sleep(response)
+        else:  # a cancel ends the wait
+            scope._pause(self.pause if self.pause is not None else self._wait(response))
         if self.limiter is not None:  # a retry is a request too: it takes a slot
             self.limiter.acquire()
 
@@ -319,8 +357,9 @@ class StreamResponse:
     """A streamed HTTP answer. Iterate `chunks()`; always `close()` (or use `with`)."""
 
     def __init__(self, raw: _Reply, provider: str, request_id: str | None,
-                 secrets: tuple[str, ...] = (), model: str | None = None) -> None:
+                 secrets: tuple[str, ...] = (), model: str | None = None, scope: CancelScope | None = None) -> None:
         self._raw = raw
+        self._scope = scope  # of the call: its cancel and deadline reach the stream wherever it is read
         self.model = model
         self._chunks_read = 0
         self._secrets = secrets  # masked out of the body: an error event may echo the key back
@@ -357,19 +396,31 @@ class StreamResponse:
 
     def _read(self) -> Iterator[bytes]:
         raw = self._raw.raw
+        scope = self._scope if self._scope is not None and self._scope.deadline is not None else None
         try:
-            if raw.chunked and raw.supports_chunked_reads():
-                for data in raw.read_chunked(decode_content=True):
-                    self._chunks_read += 1
-                    yield data
-            else:
-                read1 = raw.read1
-                while data := read1(65536, decode_content=True):  # requests leaves decoding off
-                    self._chunks_read += 1
-                    yield data
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError) as exc:
-            raise errors.APITimeoutError(f"stream read timed out: {exc}", provider=self.provider) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if scope is None and raw.chunked and raw.supports_chunked_reads():
+                pieces: Iterator[bytes] = raw.read_chunked(decode_content=True)
+            else:  # one socket read at a time (requests leaves decoding off)
+                pieces = iter(functools.partial(raw.read1, _READ_SIZE, decode_content=True), b"")
+            while True:
+                # Cut off (a cancel, the client's close) or out of time: stop, even with bytes in hand.
+                why = getattr(getattr(raw, "connection", None), "_rig_cut", None)
+                if why is not None:
+                    raise _Cut(why)
+                if scope is not None:
+                    _fit_to_deadline(raw, scope)
+                data = next(pieces, None)
+                if data is None:
+                    return
+                self._chunks_read += 1
+                yield data
+        except (*_FAILURES, _Cut) as exc:
+            causes = list(_causes(exc))
+            why = _why_cut(causes, self._scope, getattr(raw, "_pool", None))
+            if why is not None:
+                raise _cut_error(why, "stream", self._scope, self.provider) from None
+            if any(_is_timeout(c) for c in causes):
+                raise errors.APITimeoutError(f"stream read timed out: {exc}", provider=self.provider) from None
             raise errors.StreamError(
                 f"stream broke off before it was complete: {type(exc).__name__}",
                 provider=self.provider,
@@ -430,69 +481,260 @@ _ACCEPT_ENCODING = urllib3.util.make_headers(accept_encoding=True)["accept-encod
 
 _DOCUMENT_TYPES = frozenset({"application/json", "text/html", "text/plain"})
 
-_active_scope = threading.local()
+_active_scope = threading.local()  # .current: the innermost CancelScope the thread is in
+
+
+class _Cut(Exception):
+    """A request ended on purpose: `why` is "cancelled", "closed" (its client was) or "deadline"."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+class _NoSlot(EmptyPoolError):
+    """`_Cut` while waiting for a pooled connection. An `EmptyPoolError`, as urllib3 gives no
+    connection back to the pool for it (none was taken)."""
+
+    def __init__(self, pool: Any, why: str) -> None:
+        super().__init__(pool, f"stopped waiting for a connection: {why}")
+        self.why = why
+
+
+def _current_scope() -> CancelScope | None:
+    return getattr(_active_scope, "current", None)
+
+
+def _interrupted(scope: CancelScope | None, pool: Any) -> str | None:
+    """Why requests of `scope` (on `pool`) must stop now, if they must."""
+    if scope is not None:
+        if scope.cancelled:
+            return "cancelled"
+        if scope.deadline is not None and time.monotonic() >= scope.deadline:
+            return "deadline"
+    if pool is not None and pool.pool is None:
+        return "closed"
+    return None
+
+
+def _cut(item: Any, why: str) -> None:
+    """End what a connection (or a socket still connecting) is doing: shutting the socket down wakes
+    a thread blocked on it at once; `_rig_cut` tells its readers why."""
+    if isinstance(item, socket.socket):
+        sock: Any = item
+    else:
+        item._rig_cut = why
+        sock = getattr(item, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
 
 
 class CancelScope:
-    """Cut off, from another thread, the requests a thread makes inside `with scope:`.
+    """Cut off, from another thread, the requests a thread makes inside `with scope:`, and with
+    `timeout` (seconds), end them once that much time has passed since the scope was entered.
 
-    `cancel()` shuts down the sockets of the connections the scope's requests hold (waking a
-    thread blocked waiting for the server's first byte, or mid-stream), and any further request
-    in the scope raises `RequestCancelledError` instead of connecting or retrying.
-    `rig_sync.batch.fan_out(mode="first")` uses it to stop the losers.
+    `cancel()` ends every request of the scope promptly wherever it is: waiting for a pooled
+    connection, connecting, sending, waiting for the answer, reading it or a stream, or waiting to
+    retry. Each raises `RequestCancelledError`; nothing of the scope is retried or sent afterwards.
+    Past the deadline, requests raise `APITimeoutError`. No thread enforces either: `cancel()` shuts
+    the scope's sockets down, and every wait is cut to the time left.
+
+    Scopes nest: an inner scope is cancelled with its outer one and ends no later than it. Enter a
+    scope once, on one thread. `rig_sync.batch.fan_out(mode="first")` stops its losers with one;
+    `deadline(seconds)` makes one with a timeout.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float | None = None) -> None:
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise (TypeError if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) else ValueError)(
+                f"a deadline is a positive number of seconds, not {timeout!r}")
+        self.timeout = timeout
+        self.deadline: float | None = None  # time.monotonic() by which the scope's requests must end
+        self.seconds = timeout  # the limit that set `deadline` (an outer scope's may be sooner)
         self._lock = threading.Lock()
-        self._held: set[Any] = set()
-        self.cancelled = False
+        self._held: set[Any] = set()  # connections in use, and sockets connecting, for the scope's requests
+        self._waiting: set[Any] = set()  # pool queues a request of the scope waits on
+        self._inner: weakref.WeakSet[CancelScope] | None = None
+        self._outer: CancelScope | None = None
+        self._cancelled = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
 
     def __enter__(self) -> CancelScope:
+        outer = _current_scope()
+        self._outer = outer
+        if self.timeout is not None:
+            self.deadline = time.monotonic() + self.timeout
+        if outer is not None:
+            if outer.deadline is not None and (self.deadline is None or outer.deadline < self.deadline):
+                self.deadline, self.seconds = outer.deadline, outer.seconds
+            with outer._lock:
+                if outer._inner is None:
+                    outer._inner = weakref.WeakSet()
+                outer._inner.add(self)  # kept while alive: a stream may outlive the `with`
+            if outer.cancelled:
+                self.cancel()
         _active_scope.current = self
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _active_scope.current = None
+        _active_scope.current = self._outer
 
     def cancel(self) -> None:
+        """End the scope's requests now; later ones raise at once. Safe from any thread, idempotent."""
+        self._cancelled.set()
         with self._lock:
-            self.cancelled = True
-            held = list(self._held)
-        for conn in held:
-            sock = getattr(conn, "sock", None)
-            if sock is not None:
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass  # already closed
+            held, waiting, inner = list(self._held), list(self._waiting), list(self._inner or ())
+        for item in held:
+            _cut(item, "cancelled")
+        for queue in waiting:
+            with queue.not_empty:
+                queue.not_empty.notify_all()
+        for scope in inner:
+            scope.cancel()
 
     def _take(self, conn: Any) -> None:
         with self._lock:
             if self.cancelled:
-                raise errors.RequestCancelledError("request cancelled before it was sent")
+                raise _Cut("cancelled")
             self._held.add(conn)
-            conn._rig_scope = self
+        conn._rig_scope = self
 
     def _give_back(self, conn: Any) -> None:
         with self._lock:
             self._held.discard(conn)
+
+    @contextlib.contextmanager
+    def _holding(self, item: Any, into: str = "_held") -> Iterator[None]:
+        """`item` (a connecting socket, or a pool queue waited on) is the scope's to wake meanwhile."""
+        held: set[Any] = getattr(self, into)
+        with self._lock:
+            if self.cancelled:
+                raise _Cut("cancelled")
+            held.add(item)
+        try:
+            yield
+        finally:
+            with self._lock:
+                held.discard(item)
+
+    def _pause(self, seconds: float) -> None:
+        """Wait before a retry; a cancel ends the wait."""
+        if self._cancelled.wait(seconds):
+            raise _Cut("cancelled")
+
+
+def deadline(seconds: float) -> CancelScope:
+    """`with deadline(30): ...`: every request made inside ends by then, or raises `APITimeoutError`.
+
+    It spans everything inside: several calls, their retries and waits, and streams read inside it
+    (a stream opened inside must be read to its end by the deadline, wherever it is read). Nested
+    deadlines keep the sooner one; `Timeout(total=...)` works per call within it. Enforced without a
+    thread: every wait (for a pooled connection, connect, each read) is cut to the time left. Returns
+    a `CancelScope`, so it can also be cancelled."""
+    return CancelScope(seconds)
+
+
+_NO_LIMIT = contextlib.nullcontext()
+_READ_SIZE = 65536
+
+
+def _why_cut(causes: list[BaseException], scope: CancelScope | None, pool: Any) -> str | None:
+    """Why a failed request was cut off on purpose, if it was: cancelled, its client closed, or out of time."""
+    for cause in causes:
+        if isinstance(cause, (_Cut, _NoSlot)):
+            return cause.why
+        if isinstance(cause, ClosedPoolError):
+            return "closed"
+    return _interrupted(scope, pool)
+
+
+def _cut_error(why: str, what: str, scope: CancelScope | None, provider: str) -> errors.APIConnectionError:
+    if why == "cancelled":
+        return errors.RequestCancelledError(f"{what}: cancelled (CancelScope.cancel())", provider=provider)
+    if why == "closed":
+        return errors.APIConnectionError(f"{what}: the client was closed while it was in flight "
+                                         "(a call made after close() opens new connections)", provider=provider)
+    seconds = scope.seconds if scope is not None and scope.seconds is not None else 0.0
+    return errors.APITimeoutError(f"{what}: not done within its {seconds:g}s deadline "
+                                  "(Timeout(total=...) or rig_sync.http.deadline())", provider=provider)
+
+
+def _fit_to_deadline(raw: Any, scope: CancelScope) -> None:
+    """Before a read: out of time raises; else the socket's timeout is cut to the time left."""
+    if scope.deadline is not None and time.monotonic() >= scope.deadline:
+        raise _Cut("deadline")
+    conn: Any = getattr(raw, "connection", None)
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        sock.settimeout(conn.timeout)  # min(read timeout, time left): see `_connection_class`
+
+
+def _read_by(raw: Any, scope: CancelScope) -> bytes:
+    """A whole body by the scope's deadline: one socket read at a time, each waiting at most the time
+    left (a server trickling bytes never lets a single read time out)."""
+    parts: list[bytes] = []
+    while True:
+        _fit_to_deadline(raw, scope)
+        data = raw.read1(_READ_SIZE, decode_content=True)
+        if not data:
+            return b"".join(parts)
+        parts.append(data)
 
 
 # Largest body sent in the same write as the request head.
 _ONE_WRITE_LIMIT = 64 * 1024
 
 
-def _one_write(connection_class: type[Any]) -> type[Any]:
-    """A urllib3 connection class that sends the request head and a small body in one write.
+def _connection_class(connection_class: type[Any]) -> type[Any]:
+    """A urllib3 connection class that honours its request's `CancelScope` (its waits end by the
+    scope's deadline, and a cancel ends even a connect) and sends the request head and a small body
+    in one write.
 
     urllib3 writes them separately: with many threads sharing one GIL, each extra write is another
     system call at which the thread hands the GIL on and waits to get it back, and another TCP
     segment for the server to read. Only an open connection holds the head back,
     so nothing else (a proxy's CONNECT) is ever written in between."""
 
-    class OneWrite(connection_class):  # type: ignore[misc]
+    class Connection(connection_class):  # type: ignore[misc]
         _rig_held: bytes | None = None
         _rig_hold = False
+        _rig_scope: CancelScope | None = None  # of the request using it
+        _rig_cut: str | None = None  # why it was cut off ("cancelled", "closed"), for its readers
+        _rig_timeout: Any = None
+
+        @property
+        def timeout(self) -> Any:
+            # urllib3 sets this before connecting, sending and waiting for the answer (and we before
+            # each read of a body with a deadline): each wait is cut to the time left.
+            scope = self._rig_scope
+            if scope is None or scope.deadline is None:
+                return self._rig_timeout
+            left = max(scope.deadline - time.monotonic(), 0.001)
+            value = self._rig_timeout
+            return min(value, left) if isinstance(value, (int, float)) else left
+
+        @timeout.setter
+        def timeout(self, value: Any) -> None:
+            self._rig_timeout = value
+
+        def _new_conn(self) -> socket.socket:
+            scope = self._rig_scope
+            return super()._new_conn() if scope is None else _open_socket(self, scope)
+
+        def connect(self) -> None:
+            super().connect()
+            # cancel() or close() may have come while connecting, before there was a socket to shut down.
+            why = "cancelled" if self._rig_scope is not None and self._rig_scope.cancelled else self._rig_cut
+            if why is not None:
+                self.close()
+                raise _Cut(why)
 
         def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> None:
             self._rig_hold = (self.sock is not None and isinstance(body, bytes)
@@ -510,27 +752,102 @@ def _one_write(connection_class: type[Any]) -> type[Any]:
                 data, self._rig_held, self._rig_hold = self._rig_held + data, None, False
             super().send(data)
 
-    OneWrite.__name__ = f"OneWrite{connection_class.__name__}"
-    return OneWrite
+    Connection.__name__ = f"Rig{connection_class.__name__}"
+    return Connection
+
+
+def _open_socket(conn: Any, scope: CancelScope) -> socket.socket:
+    """urllib3's `HTTPConnection._new_conn`, with each socket held by `scope` while it connects, so that
+    `cancel()` can shut it down: that ends the connect at once instead of at the connect timeout."""
+    try:
+        found = socket.getaddrinfo(conn._dns_host.strip("[]"), conn.port, allowed_gai_family(), socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise urllib3.exceptions.NameResolutionError(conn.host, conn, exc) from exc
+    error: OSError = OSError("getaddrinfo returned no address")
+    timeout = conn.timeout
+    for family, kind, proto, _, address in found:
+        sock = socket.socket(family, kind, proto)
+        try:
+            for option in conn.socket_options or ():
+                sock.setsockopt(*option)
+            if isinstance(timeout, (int, float)):
+                sock.settimeout(timeout)
+            if conn.source_address:
+                sock.bind(conn.source_address)
+            with scope._holding(sock):
+                sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+        except BaseException:
+            sock.close()
+            raise
+    if isinstance(error, TimeoutError):
+        raise urllib3.exceptions.ConnectTimeoutError(
+            conn, f"Connection to {conn.host} timed out. (connect timeout={timeout})") from error
+    raise urllib3.exceptions.NewConnectionError(conn, f"Failed to establish a new connection: {error}") from error
 
 
 def _scoped(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
-    """A urllib3 pool class whose connections are registered with the thread's `CancelScope`
-    (and send each request in one write)."""
+    """A urllib3 pool class whose connections serve the thread's `CancelScope`, whose wait for a free
+    connection is bounded (`_rig_wait`, the scope's deadline) and ends on a cancel or a close, and
+    whose `close()` cuts off the connections in use too."""
 
     class Scoped(pool_class):  # type: ignore[valid-type, misc]
-        ConnectionCls = _one_write(pool_class.ConnectionCls)
+        ConnectionCls = _connection_class(pool_class.ConnectionCls)
+        _rig_wait: float | None = None  # longest wait for a free connection (None: unbounded)
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._rig_lock = threading.Lock()
+            self._rig_conns: weakref.WeakSet[Any] = weakref.WeakSet()  # every connection made: close() cuts them
+
+        def _new_conn(self) -> Any:
+            conn = super()._new_conn()
+            with self._rig_lock:
+                self._rig_conns.add(conn)
+            return conn
 
         def _get_conn(self, timeout: float | None = None) -> Any:
-            conn = super()._get_conn(timeout)
-            scope = getattr(_active_scope, "current", None)
+            scope = _current_scope()
+            try:
+                conn = super()._get_conn(timeout=0)  # a free connection, or EmptyPoolError at once
+            except EmptyPoolError:
+                conn = self._wait_for_conn(timeout, scope)
+            conn._rig_cut = None
             if scope is not None:
                 try:
                     scope._take(conn)
-                except errors.RequestCancelledError:
-                    super()._put_conn(conn)
+                except _Cut:
+                    conn.close()  # urllib3 gives its slot back (as None)
                     raise
             return conn
+
+        def _wait_for_conn(self, timeout: float | None, scope: CancelScope | None) -> Any:
+            queue = self.pool
+            limit = timeout if timeout is not None else self._rig_wait
+            end = None if limit is None else time.monotonic() + limit
+            if scope is not None and scope.deadline is not None:
+                end = scope.deadline if end is None else min(end, scope.deadline)
+            try:
+                with scope._holding(queue, "_waiting") if scope is not None else contextlib.nullcontext():
+                    while True:
+                        with queue.not_empty:  # woken by a connection given back, a cancel or a close
+                            while not queue._qsize():
+                                why = _interrupted(scope, self)
+                                left = None if end is None else end - time.monotonic()
+                                if why is not None:
+                                    raise _NoSlot(self, why)
+                                if left is not None and left <= 0:
+                                    raise EmptyPoolError(self, f"no free connection within {limit:g}s")
+                                queue.not_empty.wait(left)
+                        try:
+                            return super()._get_conn(timeout=0)
+                        except EmptyPoolError:
+                            continue  # another thread took it first
+            except _Cut as cut:  # cancelled before it began to wait
+                raise _NoSlot(self, cut.why) from None
 
         def _put_conn(self, conn: Any) -> None:
             # Whichever thread gives it back: a connection back in the pool is no scope's to cut.
@@ -540,6 +857,17 @@ def _scoped(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
                 scope._give_back(conn)
             super()._put_conn(conn)
 
+        def close(self) -> None:
+            queue = self.pool
+            super().close()  # closes the idle connections; one given back later is closed then
+            with self._rig_lock:
+                conns = list(self._rig_conns)
+            for conn in conns:  # those in use: their users wake with an error at once
+                _cut(conn, "closed")
+            if queue is not None:
+                with queue.not_empty:  # and so do the calls waiting for one
+                    queue.not_empty.notify_all()
+
     Scoped.__name__ = f"Scoped{pool_class.__name__}"
     return Scoped
 
@@ -548,11 +876,33 @@ _SCOPED_POOLS = {"http": _scoped(HTTPConnectionPool), "https": _scoped(HTTPSConn
 
 
 class _Adapter(HTTPAdapter):
-    """requests' adapter on urllib3 pools that honour `CancelScope`."""
+    """requests' adapter on urllib3 pools that honour `CancelScope`, wait at most `pool_wait` seconds
+    for a free connection, and are closed, every one, by `close()` (urllib3 2's `PoolManager.clear()`
+    only forgets its pools, leaving their sockets open)."""
+
+    __attrs__ = [*HTTPAdapter.__attrs__, "pool_wait"]
+    pool_wait: float | None = None
+
+    def __init__(self, *args: Any, pool_wait: float | None = None, **kwargs: Any) -> None:
+        self.pool_wait = pool_wait
+        super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = _SCOPED_POOLS
+        self._pools: weakref.WeakSet[HTTPConnectionPool] = weakref.WeakSet()
+        self.poolmanager.pool_classes_by_scheme = {
+            scheme: functools.partial(self._new_pool, pool_class) for scheme, pool_class in _SCOPED_POOLS.items()}
+
+    def _new_pool(self, pool_class: type[HTTPConnectionPool], *args: Any, **kwargs: Any) -> HTTPConnectionPool:
+        pool = pool_class(*args, **kwargs)
+        pool._rig_wait = self.pool_wait  # type: ignore[attr-defined]
+        self._pools.add(pool)
+        return pool
+
+    def close(self) -> None:
+        super().close()
+        for pool in list(self._pools):
+            pool.close()
 
 
 class RateLimiterLike(Protocol):
@@ -645,6 +995,7 @@ class Transport:
             pool_maxsize=self.pool_size,
             pool_block=True,  # wait for a free connection instead of opening and discarding extras
             max_retries=self._urllib3_retry(),
+            pool_wait=self.timeout.pool or self.timeout.read,
         )
         self._adapter = adapter if self._custom_session is None else None
         if self._custom_session is None:
@@ -702,8 +1053,15 @@ class Transport:
         return self._session
 
     def close(self) -> None:
-        """Close pooled connections (the transport reconnects if used again)."""
+        """Close every connection: idle ones at once; one in use is cut off, so its call or stream
+        (on any thread) raises `APIConnectionError` ("the client was closed"), and a call waiting for
+        a pooled connection does too. Not final: a later call opens new connections."""
         self._session.close()
+
+    def _limit(self) -> contextlib.AbstractContextManager[Any]:
+        """The scope of one call: its `Timeout.total`, if any."""
+        total = self.timeout.total
+        return _NO_LIMIT if total is None else CancelScope(total)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -745,9 +1103,10 @@ class Transport:
         capability: str | None = None,
     ) -> Response:
         """Send a request and read the whole answer; error statuses raise `APIStatusError`s."""
-        resp, retries = self._send(method, path, json, data, files, params, headers, stream=False,
-                                   tags=(model, capability))
-        content = self._read_body(resp, method, path)
+        with self._limit():
+            resp, retries = self._send(method, path, json, data, files, params, headers, stream=False,
+                                       tags=(model, capability))
+            content = self._read_body(resp, method, path)
         request_id = _request_id(resp.headers)
         if resp.status_code >= 400:
             raise self._status_error(resp.status_code, resp.headers, content, request_id)
@@ -758,11 +1117,18 @@ class Transport:
     @errors.drops_hidden_context
     def _read_body(self, resp: _Reply, method: str, path: str) -> bytes:
         """The whole body. urllib3's retries end once the headers are in: a connection that breaks off
-        or stalls mid-body is a connection error or timeout, never a short body or a `requests` error."""
+        or stalls mid-body is a connection error or timeout, never a short body or a `requests` error.
+        Within a deadline, each read waits at most the time left."""
+        scope = _current_scope()
         try:
-            return resp.content
-        except _FAILURES as exc:
+            if scope is None or scope.deadline is None:
+                return resp.content
+            return _read_by(resp.raw, scope)
+        except (*_FAILURES, _Cut) as exc:
             resp.close()
+            why = _why_cut(list(_causes(exc)), scope, getattr(resp.raw, "_pool", None))
+            if why is not None:
+                raise self._cut_error(why, f"{method} {path}", scope) from None
             if any(_is_timeout(c) for c in _causes(exc)):
                 raise errors.APITimeoutError(f"{method} {path}: the answer stalled mid-body",
                                              provider=self.provider) from None
@@ -788,24 +1154,29 @@ class Transport:
         With `events=True` (an SSE request), a 200 whose body is a JSON or HTML document is an
         error the provider or a proxy sent in place of the stream: `StreamError` with its message.
         """
-        resp, _ = self._send(method, path, json, None, None, params, headers, stream=True, tags=(model, capability))
-        request_id = _request_id(resp.headers)
-        document = events and resp.headers.get("content-type", "").split(";")[0].strip() in _DOCUMENT_TYPES
-        if resp.status_code >= 400 or document:
-            try:
-                content = resp.content
-            except _FAILURES:
-                content = b""
-            finally:
-                resp.close()
-            error = self._status_error(resp.status_code, resp.headers, content, request_id)
-            if resp.status_code >= 400:
-                raise error
-            # A provider's JSON object will come again on a retry; a proxy's page or a cut body may not.
-            raise errors.StreamError(f"answered a stream request with a document instead of events: {error.message}",
-                                     provider=self.provider, body=error.body,
-                                     retryable=not isinstance(error.body, dict))
-        return StreamResponse(resp, self.provider, request_id, self._redacted, model)
+        with self._limit():
+            resp, _ = self._send(method, path, json, None, None, params, headers, stream=True,
+                                 tags=(model, capability))
+            scope = _current_scope()
+            request_id = _request_id(resp.headers)
+            document = events and resp.headers.get("content-type", "").split(";")[0].strip() in _DOCUMENT_TYPES
+            if resp.status_code >= 400 or document:
+                try:
+                    content = self._read_body(resp, method, path)
+                except errors.APIConnectionError:
+                    if _interrupted(scope, None):
+                        raise
+                    content = b""
+                finally:
+                    resp.close()
+                error = self._status_error(resp.status_code, resp.headers, content, request_id)
+                if resp.status_code >= 400:
+                    raise error
+                # A provider's JSON object will come again on a retry; a proxy's page or a cut body may not.
+                raise errors.StreamError(
+                    f"answered a stream request with a document instead of events: {error.message}",
+                    provider=self.provider, body=error.body, retryable=not isinstance(error.body, dict))
+        return StreamResponse(resp, self.provider, request_id, self._redacted, model, scope)
 
     @errors.drops_hidden_context
     def _send(
@@ -852,11 +1223,22 @@ class Transport:
                     )
                 url, method, data, files, headers = self._follow(resp, url, method, data, files, headers)
                 params = None
-        except _FAILURES as exc:
+        except (*_FAILURES, _Cut) as exc:
             causes = list(_causes(exc))
             # Exhausted retries surface as MaxRetryError: every allowed retry was used.
             retries = self.retry.max_retries if any(isinstance(c, MaxRetryError) for c in causes) else 0
             self._emit(method, path, None, seen, exc, retries)
+            scope = _current_scope()
+            why = _why_cut(causes, scope, None)
+            if why is not None:
+                raise self._cut_error(why, f"{method} {path}", scope) from None
+            if any(isinstance(c, EmptyPoolError) for c in causes):
+                _, host, port = _origin(url)
+                wait = self.timeout.pool or self.timeout.read
+                raise errors.APITimeoutError(
+                    f"no free connection to {host}:{port} within {wait:g}s: all {self.pool_size} pooled "
+                    f"connections are in use ({method} {path}): close streams when done with them (use `with`) "
+                    f"or raise pool_size (e.g. pool_size={2 * self.pool_size})", provider=self.provider) from None
             kind, what = _no_answer(causes, url, self.timeout)
             advice = ("Raise the timeout or retry later" if kind is errors.APITimeoutError
                       else f"Check the base URL ({self.base_url}) and that the server is up")
@@ -867,6 +1249,9 @@ class Transport:
         if self.rate_limiter is not None:
             self.rate_limiter.observe(resp.status_code, resp.headers, parse_retry_after(resp.headers))
         return resp, retries
+
+    def _cut_error(self, why: str, what: str, scope: CancelScope | None) -> errors.APIConnectionError:
+        return _cut_error(why, what, scope, self.provider)
 
     def _encode(self, body: Any) -> bytes:
         """The JSON body as bytes; a value JSON cannot carry is refused before anything is sent."""

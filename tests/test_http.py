@@ -872,3 +872,37 @@ def test_a_404_names_the_missing_path_prefix_the_transport_was_told_of(mocked: r
     with pytest.raises(errors.NotFoundError) as info:  # not told: nothing to suggest
         Transport("acme", "http://127.0.0.1:9?api-version=1", retry=RetryPolicy(0)).post_json("/chat", {})
     assert str(info.value).endswith("nope")
+
+
+# --- the wait for a pooled connection ------------------------------------------------------------------------
+
+
+def timeout_of(transport: Transport) -> errors.APITimeoutError:
+    try:
+        chat(transport)
+    except errors.APITimeoutError as exc:
+        return exc
+    raise AssertionError("the call did not time out")
+
+
+def test_a_call_waits_for_a_pooled_connection_at_most_the_pool_timeout(fake: FakeProvider) -> None:
+    transport = Transport("openai", fake.base_url, auth_headers={"Authorization": f"Bearer {KEY}"},
+                          timeout=Timeout(connect=1, read=30, pool=0.3), pool_size=2)
+    streams = [transport.stream("POST", "/chat/completions", json={**BODY, "stream": True}) for _ in range(2)]
+    started = time.monotonic()
+    error = run_bounded(lambda: timeout_of(transport), 5)
+    assert 0.3 <= time.monotonic() - started < 3
+    message = str(error)
+    assert "all 2 pooled connections" in message and "pool_size" in message and "close" in message, message
+    for stream in streams:
+        stream.close()
+    assert chat(transport)["choices"]  # a connection came back: calls go on
+
+
+def test_the_wait_for_a_pooled_connection_defaults_to_the_read_timeout(fake: FakeProvider) -> None:
+    transport = make(fake, pool_size=1, read=0.5)
+    with transport.stream("POST", "/chat/completions", json={**BODY, "stream": True}):
+        started = time.monotonic()
+        error = run_bounded(lambda: timeout_of(transport), 5)
+    assert 0.5 <= time.monotonic() - started < 3.5
+    assert "within 0.5s" in str(error) and "all 1 pooled connections" in str(error)
