@@ -1,8 +1,10 @@
 """JSON encode/decode in one place: orjson when installed (the `fast` extra), else the stdlib.
 
 `loads` reads whatever the stdlib reads (orjson refuses an escaped lone surrogate, `"\\ud83d"`,
-which a provider may send: half an emoji cut at a token boundary); `dumps_file` writes every
-string losslessly for files we read back (journals, results, vector stores).
+which a provider may send: half an emoji cut at a token boundary), and raises its decode error
+(a ValueError), never RecursionError, for JSON nested too deep to read (`[` x 100,000): every
+caller that handles unreadable JSON handles that too. `dumps_file` writes every string losslessly
+for files we read back (journals, results, vector stores).
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ __all__ = ["dumps", "dumps_file", "loads", "JSONDecodeError"]
 loads: Callable[[bytes | str], Any]
 dumps: Callable[[Any], bytes]
 
+
+def _stdlib_loads(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:  # the C scanner recurses per nesting level; a hostile body nests deeper
+        raise json.JSONDecodeError("JSON nested too deep to decode", "", 0) from None
+
+
 try:  # pragma: no cover - depends on the optional extra
     import orjson
 
@@ -25,7 +35,7 @@ try:  # pragma: no cover - depends on the optional extra
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
-            return json.loads(data)  # what orjson refuses but JSON allows: lone surrogates, NaN
+            return _stdlib_loads(data)  # what orjson refuses but JSON allows: lone surrogates, NaN
 
     def dumps(obj: Any) -> bytes:
         data: bytes = orjson.dumps(obj)  # typed even where orjson's stubs are not installed
@@ -34,7 +44,7 @@ try:  # pragma: no cover - depends on the optional extra
 except ImportError:  # pragma: no cover - depends on the optional extra
     JSONDecodeError = (ValueError,)
     _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-    loads = json.loads
+    loads = _stdlib_loads
 
     def dumps(obj: Any) -> bytes:
         return _encoder.encode(obj).encode("utf-8")

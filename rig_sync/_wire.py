@@ -3,24 +3,34 @@ step that turns any structuring failure into a `ResponseDecodeError` naming prov
 
 Unknown response fields are ignored (providers add fields all the time); `None` fields are left
 out of request bodies, so a request carries only what the caller set.
+
+Usage is read tolerantly, for it is a side field of a paid answer: a token count (`Tokens`) that
+is not a plausible one (negative, fractional, NaN, infinite, a string, or above `MAX_TOKENS`) reads
+as 0, "not reported", and a usage block of the wrong shape (a class marked `lenient`) as its
+defaults; neither fails the response.
 """
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn, override
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from .errors import ResponseDecodeError, drops_hidden_context
 
-__all__ = ["make_converter", "decode", "encode"]
+__all__ = ["make_converter", "decode", "encode", "lenient", "Tokens", "MAX_TOKENS"]
 
 T = TypeVar("T")
+
+Tokens = Annotated[int, "token count"]  # an int to the type checker; `_structure_tokens` reads it
+MAX_TOKENS = 2**53 - 1  # JSON's safe integers; a larger count is garbage (1e30), not a count
+_LENIENT: set[type[Any]] = set()  # wire classes marked `lenient`
 
 
 def make_converter() -> cattrs.Converter:
@@ -32,6 +42,9 @@ def make_converter() -> cattrs.Converter:
     converter.register_structure_hook(str, _structure_str)
     converter.register_structure_hook(int, _structure_int)
     converter.register_structure_hook(bool, _structure_bool)  # bool is an int subclass: its own hook
+    converter.register_structure_hook_func(lambda kind: kind == Tokens, _structure_tokens)
+    converter.register_structure_hook_factory(lambda kind: isinstance(kind, type) and kind in _LENIENT,
+                                             _lenient_hook)
     converter.register_structure_hook_factory(_is_optional, _optional_hook)
 
     def unstructure_fn(cls: type[Any]) -> Any:
@@ -74,6 +87,33 @@ def _structure_int(value: Any, _: Any) -> int:
     raise ValueError(f"expected an integer, got {type(value).__name__}")
 
 
+def _structure_tokens(value: Any, _: Any) -> int:
+    if value.__class__ is float and math.isfinite(value) and value.is_integer():
+        value = int(value)  # some providers type counts as numbers: 18.0 occurs
+    return value if value.__class__ is int and 0 <= value <= MAX_TOKENS else 0
+
+
+def lenient(cls: type[T]) -> type[T]:
+    """Mark a wire class (every field defaulted) as a side part of an answer, such as its usage:
+    a value of the wrong shape reads as `cls()` instead of failing the answer it came with."""
+    _LENIENT.add(cls)
+    return cls
+
+
+def _lenient_hook(cls: type[T], converter: cattrs.Converter) -> Callable[[Any, Any], T]:
+    structure = make_dict_structure_fn(cls, converter)
+
+    def hook(value: Any, _: Any) -> T:
+        if isinstance(value, dict):
+            try:
+                return structure(value, cls)
+            except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError):
+                pass
+        return cls()
+
+    return hook
+
+
 def _is_optional(kind: Any) -> bool:
     args = typing.get_args(kind)
     return (typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 2
@@ -85,7 +125,7 @@ def decode(converter: cattrs.Converter, data: Any, cls: type[T], provider: str) 
     """`data` structured as `cls`, or `ResponseDecodeError` saying which field was wrong."""
     try:
         return converter.structure(data, cls)
-    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         detail = _first_problem(exc, converter, data, cls)
         message = f"unexpected {cls.__name__} from {provider}: {detail}"
         if isinstance(data, dict) and "error" in data:
@@ -112,8 +152,10 @@ def _first_problem(exc: BaseException, converter: cattrs.Converter, data: Any, c
         problems = cattrs.transform_error(full, path="$")
         if problems:
             return problems[0]
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         pass
+    if isinstance(exc, RecursionError):  # a recursive wire type, nested deeper than Python recurses
+        return "nested too deep to decode"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -195,9 +195,6 @@ class ToolCallAssembler:
         return [parse_tool_call(c.id, c.name, "".join(c.arguments), self._provider, c.call_id) for c in pending]
 
 
-_UNREADABLE: tuple[type[Exception], ...] = (*_json.JSONDecodeError, RecursionError)  # `[` x 100,000 recurses
-
-
 def parse_tool_call(id: str, name: str, arguments: Any, provider: str, call_id: str | None = None) -> ToolCall:
     """A ToolCall from a name and the provider's arguments: JSON text, or the value itself.
 
@@ -211,7 +208,7 @@ def parse_tool_call(id: str, name: str, arguments: Any, provider: str, call_id: 
     if isinstance(arguments, str):
         try:
             value = _json.loads(arguments) if arguments.strip() else None
-        except _UNREADABLE:
+        except _json.JSONDecodeError:  # nested too deep included
             return ToolCall(id, name, {}, call_id, arguments)
     if value is None:
         return ToolCall(id, name, {}, call_id)

@@ -317,12 +317,13 @@ def messages_body(model: str, request: CompletionRequest, provider: str, *, stre
 # --- response -------------------------------------------------------------------------------------
 
 
+@_wire.lenient
 @attrs.define
 class _Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int | None = None
-    cache_read_input_tokens: int | None = None
+    input_tokens: _wire.Tokens = 0
+    output_tokens: _wire.Tokens = 0
+    cache_creation_input_tokens: _wire.Tokens | None = None
+    cache_read_input_tokens: _wire.Tokens | None = None
 
 
 @attrs.define

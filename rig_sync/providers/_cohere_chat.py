@@ -159,26 +159,27 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
 # --- response -------------------------------------------------------------------------------------
 
 
+@_wire.lenient
 @attrs.define
 class _Tokens:
-    input_tokens: float | None = None
-    output_tokens: float | None = None
+    input_tokens: _wire.Tokens | None = None
+    output_tokens: _wire.Tokens | None = None
 
 
+@_wire.lenient
 @attrs.define
 class _Usage:
     billed_units: _Tokens | None = None
     tokens: _Tokens | None = None
-    cached_tokens: float | None = None
+    cached_tokens: _wire.Tokens | None = None
 
 
 def usage_from(usage: _Usage | None) -> Usage:
     if usage is None:
         return Usage()
     counted = usage.tokens or usage.billed_units or _Tokens()
-    given = counted.input_tokens or 0, counted.output_tokens or 0, usage.cached_tokens or 0
-    inp, out, cached = (round(n) for n in given)  # Cohere types counts as numbers: 18.0 occurs
-    return Usage(inp, out, inp + out, cached)
+    inp, out = counted.input_tokens or 0, counted.output_tokens or 0  # Tokens reads 18.0 as 18
+    return Usage(inp, out, inp + out, usage.cached_tokens or 0)
 
 
 @attrs.define

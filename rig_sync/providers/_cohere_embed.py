@@ -44,9 +44,10 @@ class _EmbedRequest:
     output_dimension: int | None = None
 
 
+@_wire.lenient
 @attrs.define
 class _BilledUnits:
-    input_tokens: int = 0
+    input_tokens: _wire.Tokens = 0
 
 
 @attrs.define

@@ -176,14 +176,15 @@ class _PromptFeedback:
     safetyRatings: list[dict[str, Any]] | None = None
 
 
+@_wire.lenient
 @attrs.define
 class _UsageMetadata:
-    promptTokenCount: int = 0
-    candidatesTokenCount: int = 0
-    totalTokenCount: int = 0
-    cachedContentTokenCount: int = 0
-    thoughtsTokenCount: int = 0
-    toolUsePromptTokenCount: int = 0
+    promptTokenCount: _wire.Tokens = 0
+    candidatesTokenCount: _wire.Tokens = 0
+    totalTokenCount: _wire.Tokens = 0
+    cachedContentTokenCount: _wire.Tokens = 0
+    thoughtsTokenCount: _wire.Tokens = 0
+    toolUsePromptTokenCount: _wire.Tokens = 0
 
 
 @attrs.define

@@ -186,8 +186,8 @@ class _ChatResponse:
     model: str | None = None
     done: bool = False
     done_reason: str | None = None
-    prompt_eval_count: int | None = None
-    eval_count: int | None = None
+    prompt_eval_count: _wire.Tokens | None = None
+    eval_count: _wire.Tokens | None = None
 
 
 _NO_ANSWER = frozenset({"load", "unload"})

@@ -183,16 +183,18 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
 # --- response -------------------------------------------------------------------------------------
 
 
+@_wire.lenient
 @attrs.define
 class _TokenDetails:
-    cached_tokens: int | None = None
+    cached_tokens: _wire.Tokens | None = None
 
 
+@_wire.lenient
 @attrs.define
 class _Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
+    prompt_tokens: _wire.Tokens = 0
+    completion_tokens: _wire.Tokens = 0
+    total_tokens: _wire.Tokens = 0
     prompt_tokens_details: _TokenDetails | None = None
 
 

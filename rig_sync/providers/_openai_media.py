@@ -98,10 +98,11 @@ class _EmbeddingItem:
     index: int = 0
 
 
+@_wire.lenient
 @attrs.frozen
 class _EmbeddingUsage:
-    prompt_tokens: int = 0
-    total_tokens: int = 0
+    prompt_tokens: _wire.Tokens = 0
+    total_tokens: _wire.Tokens = 0
 
 
 @attrs.frozen

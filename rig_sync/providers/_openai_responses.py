@@ -180,16 +180,18 @@ class _OutputItem:
     summary: list[_Summary] | None = None
 
 
+@_wire.lenient
 @attrs.frozen
 class _InputDetails:
-    cached_tokens: int | None = None
+    cached_tokens: _wire.Tokens | None = None
 
 
+@_wire.lenient
 @attrs.frozen
 class _Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
+    input_tokens: _wire.Tokens = 0
+    output_tokens: _wire.Tokens = 0
+    total_tokens: _wire.Tokens = 0
     input_tokens_details: _InputDetails | None = None
 
 

@@ -53,7 +53,7 @@ def _host_url(value: str) -> str:
 @attrs.frozen
 class _EmbedResponse:
     embeddings: list[list[float]]
-    prompt_eval_count: int | None = None
+    prompt_eval_count: _wire.Tokens | None = None
 
 
 @attrs.frozen

@@ -63,9 +63,10 @@ class _EmbeddingItem:
     index: int = 0
 
 
+@_wire.lenient
 @attrs.define
 class _Usage:
-    total_tokens: int = 0
+    total_tokens: _wire.Tokens = 0
 
 
 @attrs.define
