@@ -175,6 +175,9 @@ class _Retry(Retry):
         scope = _current_scope()
         why = _interrupted(scope, _pool)  # cancelled, out of time or closed: never retried
         if why is not None:
+            if response is not None:  # not read: its connection goes back to the pool closed
+                response.close()
+                response.release_conn()
             raise _Cut(why) from error
         answered = response is not None and error is None
         if answered:
@@ -548,10 +551,11 @@ class CancelScope:
     """
 
     def __init__(self, timeout: float | None = None) -> None:
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or not timeout > 0):
-            raise (TypeError if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) else ValueError)(
-                f"a deadline is a positive number of seconds, not {timeout!r}")
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"a deadline is a number of seconds, not {type(timeout).__name__}")
+            if not timeout > 0:  # NaN too
+                raise ValueError(f"a deadline is a positive number of seconds, not {timeout!r}")
         self.timeout = timeout
         self.deadline: float | None = None  # time.monotonic() by which the scope's requests must end
         self.seconds = timeout  # the limit that set `deadline` (an outer scope's may be sooner)
@@ -611,9 +615,8 @@ class CancelScope:
             self._held.discard(conn)
 
     @contextlib.contextmanager
-    def _holding(self, item: Any, into: str = "_held") -> Iterator[None]:
-        """`item` (a connecting socket, or a pool queue waited on) is the scope's to wake meanwhile."""
-        held: set[Any] = getattr(self, into)
+    def _holding(self, item: Any, held: set[Any]) -> Iterator[None]:
+        """`item` (a connecting socket in `_held`, a pool queue in `_waiting`) is the scope's to wake meanwhile."""
         with self._lock:
             if self.cancelled:
                 raise _Cut("cancelled")
@@ -774,7 +777,7 @@ def _open_socket(conn: Any, scope: CancelScope) -> socket.socket:
                 sock.settimeout(timeout)
             if conn.source_address:
                 sock.bind(conn.source_address)
-            with scope._holding(sock):
+            with scope._holding(sock, scope._held):
                 sock.connect(address)
             return sock
         except OSError as exc:
@@ -831,7 +834,7 @@ def _scoped(pool_class: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
             if scope is not None and scope.deadline is not None:
                 end = scope.deadline if end is None else min(end, scope.deadline)
             try:
-                with scope._holding(queue, "_waiting") if scope is not None else contextlib.nullcontext():
+                with scope._holding(queue, scope._waiting) if scope is not None else contextlib.nullcontext():
                     while True:
                         with queue.not_empty:  # woken by a connection given back, a cancel or a close
                             while not queue._qsize():
@@ -888,20 +891,32 @@ class _Adapter(HTTPAdapter):
         super().__init__(*args, **kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
+        self._pools_lock = threading.Lock()
         self._pools: weakref.WeakSet[HTTPConnectionPool] = weakref.WeakSet()
-        self.poolmanager.pool_classes_by_scheme = {
+        # Factories where urllib3 expects classes: it only calls them (PoolManager._new_pool).
+        self._pool_classes: dict[str, Any] = {
             scheme: functools.partial(self._new_pool, pool_class) for scheme, pool_class in _SCOPED_POOLS.items()}
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if type(manager) is urllib3.ProxyManager:  # a SOCKS manager keeps its own pool classes
+            manager.pool_classes_by_scheme = self._pool_classes
+        return manager
 
     def _new_pool(self, pool_class: type[HTTPConnectionPool], *args: Any, **kwargs: Any) -> HTTPConnectionPool:
         pool = pool_class(*args, **kwargs)
         pool._rig_wait = self.pool_wait  # type: ignore[attr-defined]
-        self._pools.add(pool)
+        with self._pools_lock:
+            self._pools.add(pool)
         return pool
 
     def close(self) -> None:
         super().close()
-        for pool in list(self._pools):
+        with self._pools_lock:
+            pools = list(self._pools)
+        for pool in pools:
             pool.close()
 
 

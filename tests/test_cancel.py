@@ -217,3 +217,18 @@ def test_fan_out_first_leaves_no_loser_running(fake: FakeProvider) -> None:
                    what="the server seeing every loser's connection end")
         assert not client_sockets(slow.address[1])
         assert slow.request_count <= runs  # a cut request is never retried
+
+
+def test_cancels_in_every_state_give_every_pooled_connection_back(fake: FakeProvider) -> None:
+    t = transport(fake.base_url, pool_size=2, timeout=Timeout(connect=30, read=30, pool=1))
+    fake.inject(Fault.hang(), times=20)
+    for _ in range(10):
+        scopes = [CancelScope(), CancelScope()]
+        calls = [in_scope(scope, lambda: t.post_json(PROMPT, BODY)) for scope in scopes]
+        for scope, (thread, outcome) in zip(scopes, calls, strict=True):
+            scope.cancel()
+            finished(thread, outcome, BOUND)
+    fake.reset()
+    with t.stream("POST", PROMPT, json={**BODY, "stream": True}), \
+            t.stream("POST", PROMPT, json={**BODY, "stream": True}):
+        pass  # both connections free: nothing leaked a pool slot

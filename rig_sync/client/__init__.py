@@ -333,7 +333,13 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         return self.transport.base_url
 
     def close(self) -> None:
-        """Close pooled connections."""
+        """Close every connection the client opened (also on leaving `with client:`).
+
+        Idle connections are closed at once. One in use is cut off: a call in flight on another
+        thread, a stream still open and a call waiting for a pooled connection each raise
+        `APIConnectionError` ("the client was closed"); a cut-off stream's socket is closed when
+        it is read or closed. Closing is not final: a later call opens new connections, so a
+        client shared by several parts of a program keeps working for the others."""
         self.transport.close()
 
     def __enter__(self: C) -> C:
