@@ -1219,6 +1219,10 @@ class Transport:
         if self.rate_limiter is not None:
             tokens = _estimate_tokens(data, json_body) if json_body is not None else 0
             queued = self.rate_limiter.acquire(tokens) or 0.0  # a third-party limiter may return None
+            scope = _current_scope()
+            why = _interrupted(scope, None)  # cancelled or out of time while it waited: send nothing
+            if why is not None:
+                raise self._cut_error(why, f"{method} {path}", scope)
         started = time.perf_counter()
         seen = (started, queued, *tags)
         try:

@@ -114,12 +114,12 @@ def test_the_total_applies_to_the_whole_stream() -> None:
 
 
 def test_deadline_scope_covers_every_request_inside_it(fake: FakeProvider) -> None:
-    fake.latency = 0.4
+    fake.latency = 1.0  # one call fits in the deadline, two do not
     t = transport(fake.base_url, Timeout(connect=1, read=5))
-    error, elapsed = timed(lambda: _two_calls_within(t, 0.6))
+    error, elapsed = timed(lambda: _two_calls_within(t, 1.5))
     assert isinstance(error, errors.APITimeoutError), repr(error)
-    assert "0.6s deadline" in str(error)
-    assert 0.6 <= elapsed < 0.6 + SLACK
+    assert "1.5s deadline" in str(error)
+    assert 1.5 <= elapsed < 1.5 + SLACK
     assert fake.request_count == 2  # the first call finished, the second ran out of time
 
 
@@ -158,6 +158,21 @@ def test_no_thread_is_started_to_enforce_a_deadline() -> None:
         error, _ = timed(lambda: t.post_json(PROMPT, BODY))
     assert isinstance(error, errors.APITimeoutError)
     assert seen == [before + 1]  # the server's thread for the connection, and no other
+
+
+def test_a_deadline_passed_while_a_rate_limiter_held_the_call_sends_nothing(fake: FakeProvider) -> None:
+    class Slow:
+        def acquire(self, tokens: int = 0) -> float:
+            threading.Event().wait(0.5)  # the limiter's own wait (a limiter spaces requests out)
+            return 0.5
+
+        def observe(self, status: int, headers: Any, retry_after: float | None = None) -> None:
+            pass
+
+    t = transport(fake.base_url, Timeout(connect=1, read=5), rate_limiter=Slow())
+    with deadline(0.2), pytest.raises(errors.APITimeoutError, match=r"0\.2s deadline"):
+        t.post_json(PROMPT, BODY)
+    assert fake.request_count == 0
 
 
 class _Spy:
