@@ -126,7 +126,9 @@ def decode(converter: cattrs.Converter, data: Any, cls: type[T], provider: str) 
     try:
         return converter.structure(data, cls)
     except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-        detail = _first_problem(exc, converter, data, cls)
+        # Too deep (a recursive wire type): the detailed rerun would recurse too, its path run on.
+        deep = isinstance(exc, RecursionError)
+        detail = "nested too deep to decode" if deep else _first_problem(exc, converter, data, cls)
         message = f"unexpected {cls.__name__} from {provider}: {detail}"
         if isinstance(data, dict) and "error" in data:
             error = data["error"]
@@ -154,8 +156,6 @@ def _first_problem(exc: BaseException, converter: cattrs.Converter, data: Any, c
             return problems[0]
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
         pass
-    if isinstance(exc, RecursionError):  # a recursive wire type, nested deeper than Python recurses
-        return "nested too deep to decode"
     return f"{type(exc).__name__}: {exc}"
 
 

@@ -115,10 +115,14 @@ def event_completion(
 
     def chunks() -> Iterator[StreamChunk]:
         with http:
-            for chunk in parse(framing(http.chunks()), client.provider):
-                if isinstance(chunk, FinalResponse):
-                    report_usage(client, model, "completion", chunk.response.usage)
-                yield chunk
+            try:
+                for chunk in parse(framing(http.chunks()), client.provider):
+                    if isinstance(chunk, FinalResponse):
+                        report_usage(client, model, "completion", chunk.response.usage)
+                    yield chunk
+            except StreamError as err:
+                err.provider = err.provider or client.provider  # the framers (a line too long) know none
+                raise
             http.finish()  # read to the end: the connection goes back to the pool
 
     return StreamingCompletionResponse(chunks(), client.provider, abort=http.abort, model=model)

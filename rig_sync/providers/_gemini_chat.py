@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from .. import _json, _wire
+from .. import _json, _wire, sse
 from .._model import ModelView
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
 from ..errors import APIError, InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
@@ -468,17 +468,22 @@ def sse_events(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
     """
     data: list[bytes] = []
     raw: list[bytes] = []
-    for line in iter_lines(chunks):
+    held, limit = 0, sse.MAX_EVENT_BYTES  # bytes in `data` and `raw`: bounded like any SSE event
+    for line in iter_lines(chunks, max_bytes=limit):
         if line.startswith(b"data:"):
             data.append(line[6:] if line[5:6] == b" " else line[5:])
         elif not line.strip():
             if data:
                 yield SSEEvent(None, b"\n".join(data).decode("utf-8", "replace"))
-                data = []
+                held, data = sum(map(len, raw)), []
+            continue
         elif line[:1] == b":" or line.startswith((b"event:", b"id:", b"retry:")):
             continue
         else:
             raw.append(line)
+        held += len(line)
+        if held > limit:
+            raise sse.event_too_long(limit)
     if data:
         yield SSEEvent(None, b"\n".join(data).decode("utf-8", "replace"))
     if raw:
