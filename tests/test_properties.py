@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import faulthandler
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from typing import Any
@@ -34,7 +35,9 @@ from rig_sync.providers import (
     _ollama_chat,
     _openai_chat,
     _openai_responses,
+    anthropic,
     cohere,
+    gemini,
     mistral,
     ollama,
     openai,
@@ -131,20 +134,20 @@ def _emptied(value: Any) -> Any:
 
 
 @st.composite
-def mutated(draw: st.DrawFn, original: Any) -> Any:
-    """`original` (a parsed JSON value) with one to four random mutations."""
+def mutated(draw: st.DrawFn, original: Any, values: st.SearchStrategy[Any] = VALUES) -> Any:
+    """`original` (a parsed JSON value) with one to four random mutations, new values from `values`."""
     value = copy.deepcopy(original)
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         slots = list(_slots(value))
         if not slots or draw(st.integers(min_value=0, max_value=40)) == 0:
-            value = draw(VALUES)  # the whole body replaced
+            value = draw(values)  # the whole body replaced
             continue
         parent, key = draw(st.sampled_from(slots))
         op = draw(st.sampled_from(OPS))
         if op == "drop":
             del parent[key]
         elif op == "swap":
-            parent[key] = draw(VALUES)
+            parent[key] = draw(values)
         elif op == "empty":
             parent[key] = _emptied(parent[key])
         elif op == "huge":
@@ -540,3 +543,124 @@ def test_the_mutator_really_mutates() -> None:
 
 def test_data_lines_finds_json_events_and_ndjson_lines() -> None:
     assert _data_lines(b'data: {"a": 1}\n\nevent: x\ndata: [DONE]\n{"b": 2}') == [0, 4]
+
+
+# --- through the transport: hostile values and headers -----------------------------------------------------
+# Every provider's parser, sent and streamed, behind the real HTTP stack (`responses` answering its URL):
+# the recorded shapes carrying values a broken or hostile server may send, with any status and headers.
+
+DEEP, NEST, BIG = "\x00deep", "\x00nest", "\x00big"  # stand-ins for JSON text `json.dumps` cannot write
+HOSTILE_LEAVES = st.one_of(
+    LEAVES,
+    st.sampled_from([math.nan, math.inf, -math.inf, -5, -1, 1.5, 2**64, 10**30, 1e308, True, "\ud83d", "a\udfffb",
+                     "-5", "NaN", DEEP, NEST, BIG]),
+)
+HOSTILE = st.recursive(
+    HOSTILE_LEAVES, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
+    max_leaves=6,
+)
+
+
+def hostile_json(value: Any) -> bytes:
+    """`value` as JSON (NaN and infinities as Python writes them, lone surrogates escaped), its stand-ins
+    replaced: JSON nested too deep to decode, nested deep but readable, a number past a double."""
+    text = json.dumps(value)
+    text = text.replace(json.dumps(DEEP), "[" * 100_000).replace(json.dumps(NEST), "[" * 400 + "]" * 400)
+    return text.replace(json.dumps(BIG), "1e400").encode()
+
+
+HEADER_NAMES = ["Retry-After", "retry-after-ms", "x-should-retry", "x-request-id", "request-id", "Content-Type",
+                "x-ratelimit-remaining-requests", "x-ratelimit-reset-tokens", "anthropic-ratelimit-tokens-reset"]
+HEADER_VALUES = st.one_of(
+    st.sampled_from(["nan", "inf", "-inf", "-5", "1e400", "99999999999999999999", "", " ", "0", "true",
+                     "Wed, 99 Foo 0000 25:61:61 GMT", "1.5", "text/html", "application/json; charset=utf-16"]),
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=24),
+)
+STATUSES = st.sampled_from([200, 200, 200, 200, 400, 401, 404, 408, 429, 500, 503])
+
+BASE = "http://127.0.0.1:9"
+KEY = "sk-hostile-0123456789abcdef"
+GEMINI_MODEL = f"{BASE}/v1beta/models/gemini-2.0-flash"
+
+# name -> (URL, the model it is sent to, the content type a stream answers with)
+TRANSPORTED: dict[str, tuple[str, Callable[[], Any], str]] = {
+    "openai chat": (f"{BASE}/v1/chat/completions", lambda: openai.Client(KEY, base_url=f"{BASE}/v1", max_retries=0)
+                    .completion_model("gpt-4o-mini"), "text/event-stream"),
+    "openai responses": (f"{BASE}/v1/responses", lambda: openai.Client(KEY, base_url=f"{BASE}/v1", max_retries=0)
+                         .responses_model("gpt-4o"), "text/event-stream"),
+    "anthropic": (f"{BASE}/v1/messages", lambda: anthropic.Client(KEY, base_url=BASE, max_retries=0)
+                  .completion_model("claude-haiku-4-5"), "text/event-stream"),
+    "gemini": (GEMINI_MODEL, lambda: gemini.Client(KEY, base_url=BASE, max_retries=0)
+               .completion_model("gemini-2.0-flash"), "text/event-stream"),
+    "cohere": (f"{BASE}/v2/chat", lambda: cohere.Client(KEY, base_url=BASE, max_retries=0)
+               .completion_model("command-r"), "text/event-stream"),
+    "ollama": (f"{BASE}/api/chat", lambda: ollama.Client(base_url=BASE, max_retries=0).completion_model("llama3"),
+               "application/x-ndjson"),
+}
+TRANSPORT_SETTINGS = settings(SETTINGS, max_examples=40)
+
+
+@st.composite
+def hostile_headers(draw: st.DrawFn) -> dict[str, str]:
+    return draw(st.dictionaries(st.sampled_from(HEADER_NAMES), HEADER_VALUES, max_size=4))
+
+
+def served(url: str, status: int, body: bytes, content_type: str, headers: dict[str, str],
+           call: Callable[[], Any], check: Callable[[Any], None]) -> object:
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-type"} | {
+        "Content-Type": headers.get("Content-Type", content_type)}
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add("POST", url, body=body, status=status, headers=headers)
+        return outcome(call, check)
+
+
+@pytest.mark.parametrize("name", list(TRANSPORTED))
+@TRANSPORT_SETTINGS
+@given(data=st.data())
+def test_hostile_answers_through_the_transport_parse_or_raise_a_rig_error(name: str, data: st.DataObject) -> None:
+    url, model, _ = TRANSPORTED[name]
+    body = data.draw(mutated(load_fixture(data.draw(st.sampled_from(PARSERS[name][1]))), HOSTILE))
+    send = model().completion_request("hi").send
+    url = f"{url}:generateContent" if name == "gemini" else url
+    assert parsed_or_rig_error(served(url, data.draw(STATUSES), hostile_json(body), "application/json",
+                                      data.draw(hostile_headers()), send, check_response))
+
+
+@st.composite
+def hostile_stream(draw: st.DrawFn, body: bytes) -> bytes:
+    """`body` (SSE or NDJSON) with one to three of its JSON values mutated with hostile values."""
+    lines = body.replace(b"\r\n", b"\n").split(b"\n")
+    targets = _data_lines(body.replace(b"\r\n", b"\n"))
+    for i in draw(st.lists(st.sampled_from(targets), min_size=1, max_size=3, unique=True)) if targets else []:
+        prefix = b"data: " if lines[i].startswith(b"data: ") else b""
+        lines[i] = prefix + hostile_json(draw(mutated(json.loads(lines[i][len(prefix):]), HOSTILE)))
+    return b"\n".join(lines)
+
+
+@pytest.mark.parametrize("name", list(TRANSPORTED))
+@TRANSPORT_SETTINGS
+@given(data=st.data())
+def test_hostile_streams_through_the_transport_parse_or_raise_a_rig_error(name: str, data: st.DataObject) -> None:
+    url, model, content_type = TRANSPORTED[name]
+    bodies = STREAMS[name][1]
+    body = data.draw(hostile_stream(bodies[data.draw(st.integers(min_value=0, max_value=len(bodies) - 1))]()))
+    url = f"{url}:streamGenerateContent" if name == "gemini" else url
+
+    def read() -> list[StreamChunk]:
+        with model().completion_request("hi").stream() as stream:
+            return list(stream)
+
+    assert parsed_or_rig_error(served(url, data.draw(STATUSES), body, content_type, data.draw(hostile_headers()),
+                                      read, check_chunks))
+
+
+@pytest.mark.parametrize("name", list(EMBEDDERS))
+@TRANSPORT_SETTINGS
+@given(data=st.data())
+def test_hostile_embeddings_through_the_transport_decode_or_raise_a_rig_error(name: str, data: st.DataObject) -> None:
+    factory, url, fixtures = EMBEDDERS[name]
+    original = load_fixture(data.draw(st.sampled_from(fixtures)))
+    body = hostile_json(data.draw(mutated(original, HOSTILE)))
+    texts = [f"text {i}" for i in range(_vector_count(original))]
+    assert parsed_or_rig_error(served(url, data.draw(STATUSES), body, "application/json", data.draw(hostile_headers()),
+                                      lambda: factory().embed_texts(texts), check_embeddings))
