@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import _json
 from .errors import InvalidRequestError, RigError
 
 __all__ = ["add_parser", "run"]
@@ -88,8 +89,8 @@ def read_items(path: str) -> list[tuple[Any, str]]:
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
-            except ValueError:
+                value = _json.loads(line)
+            except ValueError:  # _json's decode error is one, also for a line nested too deep
                 value = None  # a plain line
             if isinstance(value, dict):
                 text = value.get("prompt", value.get("text"))

@@ -55,8 +55,12 @@ _ascii = json.JSONEncoder(separators=(",", ":"))  # ensure_ascii: "\ud83d" stays
 
 def dumps_file(obj: Any) -> bytes:
     """`dumps`, but a string UTF-8 cannot carry (a lone surrogate) is written as its JSON escape,
-    so the file stays valid UTF-8 and `loads` gives back an equal value. TypeError for non-JSON."""
+    so the file stays valid UTF-8 and `loads` gives back an equal value. TypeError for non-JSON,
+    ValueError for a value nested too deep."""
     try:
-        return dumps(obj)
-    except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError; UnicodeEncodeError a ValueError
-        return _ascii.encode(obj).encode("ascii")
+        try:
+            return dumps(obj)
+        except (TypeError, ValueError):  # orjson's JSONEncodeError is a TypeError; UnicodeEncodeError a ValueError
+            return _ascii.encode(obj).encode("ascii")
+    except RecursionError:  # the stdlib encoder recurses per nesting level
+        raise ValueError("a value nested too deep to write as JSON") from None

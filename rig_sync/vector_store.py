@@ -534,14 +534,16 @@ class InMemoryVectorStore(Generic[D]):
         snap = self._snap()
         lines = [_json.dumps_file({"format": _FORMAT, "version": 1, "ndims": snap.ndims, "count": len(snap.ids)})]
         for doc_id, entry in zip(snap.ids, snap.entries, strict=True):
-            record = {
-                "id": doc_id,
-                "document": _converter.unstructure(entry.document),
-                "vectors": [vec.values.tolist() for vec in entry.vecs],
-                "metadata": entry.metadata,
-            }
             try:
+                record = {
+                    "id": doc_id,
+                    "document": _converter.unstructure(entry.document),
+                    "vectors": [vec.values.tolist() for vec in entry.vecs],
+                    "metadata": entry.metadata,
+                }
                 lines.append(_json.dumps_file(record))
+            except RecursionError:
+                raise VectorStoreError(f"document {doc_id!r} is nested too deep to save as JSON") from None
             except (TypeError, ValueError) as exc:
                 raise VectorStoreError(f"document {doc_id!r} cannot be saved as JSON: {exc}") from exc
         directory = os.path.dirname(os.path.abspath(path))

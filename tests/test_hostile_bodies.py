@@ -232,6 +232,36 @@ def test_a_deep_vector_store_line_is_a_vector_store_error(tmp_path: Path) -> Non
         InMemoryVectorStore.load(path)
 
 
+def deep_list(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_a_result_too_deep_to_journal_is_a_journal_error(tmp_path: Path) -> None:
+    with Journal(tmp_path / "journal.jsonl") as journal, pytest.raises(JournalError, match="nested too deep"):
+        journal.record(0, deep_list(100_000), True)
+
+
+def test_a_document_too_deep_to_save_is_a_vector_store_error(tmp_path: Path) -> None:
+    store: InMemoryVectorStore[Any] = InMemoryVectorStore()
+    store.insert_documents([("deep", deep_list(100_000), [[1.0, 0.0]])])
+    with pytest.raises(VectorStoreError, match="nested too deep"):
+        store.save(tmp_path / "store.jsonl")
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_a_batch_input_line_too_deep_is_read_as_text(tmp_path: Path, fake: Any) -> None:
+    from rig_sync.cli import main
+
+    inputs, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inputs.write_text(DEEP + "\n")
+    code = main(["batch", str(inputs), "--model", "openai:gpt-4o-mini", "--out", str(out),
+                 "--api-key", fake.api_key, "--base-url", fake.base_url, "--no-progress"])
+    assert code == 0 and fake.request_count == 1
+
+
 @attrs.define
 class Tree:
     children: list[Tree] = attrs.Factory(list)
