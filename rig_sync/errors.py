@@ -44,6 +44,7 @@ __all__ = [
     "InternalServerError",
     "OverloadedError",
     "ResponseDecodeError",
+    "ResponseTooLargeError",
     "StreamError",
     "status_error",
 ]
@@ -109,6 +110,7 @@ class APIError(RigError):
     """A request to a provider failed."""
 
     def __init__(self, message: str, *, provider: str | None = None) -> None:
+        message = printable(message)  # a server's text: it must print and log, whatever it holds
         super().__init__(message)
         self.message = message
         self.provider = provider
@@ -201,7 +203,7 @@ class APIStatusError(APIError):
     ) -> None:
         super().__init__(message, provider=provider)
         self.status_code = status_code
-        self.request_id = request_id
+        self.request_id = printable(request_id) if request_id else request_id  # may come from the body
         self.headers: Mapping[str, str] = _Headers(headers)
         self.body = body
         self.code = code  # the provider's error code or type, e.g. "rate_limit_exceeded"
@@ -349,12 +351,80 @@ class ResponseDecodeError(APIError):
         self.body = body
 
 
+class ResponseTooLargeError(ResponseDecodeError):
+    """An answer grew past the transport's limit on a body read whole (decoded: a small compressed
+    body may inflate a thousandfold), so it was not read further. `limit` is that limit in bytes."""
+
+    def __init__(self, message: str, *, provider: str | None = None, limit: int = 0) -> None:
+        super().__init__(message, provider=provider)
+        self.limit = limit
+
+
+def printable(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates, from a server's escaped JSON) escaped
+    as `\\udXXX`, so that printing, logging or writing it never raises `UnicodeEncodeError`."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """`text` with every secret (of 4+ characters) replaced by a mask."""
     for secret in secrets:
         if secret and len(secret) >= 4 and secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def redact_value(value: Any, secrets: Iterable[str]) -> Any:
+    """`value` (a decoded body: str, or dicts and lists of them) with every secret masked in its
+    strings, keys included; containers are changed in place. A key that the server sent escaped
+    (`\\u0073k-…`, `\\/`) is masked here, where the raw bytes could not show it. Iterative: a
+    decoded body may nest deeper than the recursion limit allows."""
+    masks = [s for s in secrets if s and len(s) >= 4]
+    if not masks:
+        return value
+    if isinstance(value, str):
+        return redact(value, masks)
+    stack: list[Any] = [value]
+    seen: set[int] = set()
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            for key, child in list(item.items()):
+                clean = redact(key, masks) if isinstance(key, str) else key
+                if clean != key:
+                    del item[key]
+                if isinstance(child, str):
+                    item[clean] = redact(child, masks)
+                else:
+                    item[clean] = child
+                    stack.append(child)
+        elif isinstance(item, list):
+            for i, child in enumerate(item):
+                if isinstance(child, str):
+                    item[i] = redact(child, masks)
+                else:
+                    stack.append(child)
+    return value
+
+
+def scrub(err: BaseException, secrets: Iterable[str]) -> None:
+    """Mask `secrets` in all that `err` and the exceptions behind it show, log or pickle: their
+    arguments and attributes (message, body, …). For errors built from decoded server text."""
+    masks = [s for s in secrets if s and len(s) >= 4]
+    seen: set[int] = set()
+    exc: BaseException | None = err
+    while masks and exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.args = tuple(redact_value(arg, masks) for arg in exc.args)
+        for name, value in list(vars(exc).items()):
+            if isinstance(value, (str, dict, list)):
+                setattr(exc, name, redact_value(value, masks))
+        exc = exc.__cause__ or exc.__context__
 
 
 def drops_hidden_context(fn: Callable[_P, _R]) -> Callable[_P, _R]:

@@ -15,12 +15,15 @@ caller's session, multipart uploads, proxies and test mocks of requests go throu
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import functools
 import logging
+import math
 import os
 import random
+import re
 import socket
 import ssl
 import threading
@@ -29,7 +32,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 import attrs
 import requests
@@ -51,6 +54,7 @@ __all__ = [
     "Response",
     "StreamResponse",
     "join_url",
+    "shown_url",
     "validate_base_url",
 ]
 
@@ -61,6 +65,10 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
 # Most bytes `StreamResponse.finish` reads after the last event to keep a connection.
 _DRAIN_LIMIT = 64 * 1024
+# Most bytes of an answer read whole (not streamed), once decoded: a compressed body inflates a
+# thousandfold. Images, audio and large embedding batches fit; `Transport(max_response_bytes=)`
+# sets it per transport, and changing this sets it for every transport without its own.
+MAX_RESPONSE_BYTES = 64 * 2**20
 # Headers that carry credentials under any provider's convention: kept as secrets (redacted,
 # sent to the configured origin only) even when passed as ordinary `headers`.
 _SENSITIVE_HEADERS = frozenset(
@@ -118,27 +126,33 @@ class RetryPolicy:
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from `retry-after-ms`, else `Retry-After` (seconds or HTTP date); None if absent."""
+    """Seconds from `retry-after-ms`, else `Retry-After` (seconds or HTTP date); None if absent or
+    unreadable (NaN, infinite, negative, garbage): then the usual backoff applies."""
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return max(float(value) / 1000.0, 0.0)
-        except ValueError:
-            pass
+        seconds = _seconds(value)
+        if seconds is not None:
+            return seconds / 1000.0
     value = headers.get("retry-after")
     if not value:
         return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     from email.utils import parsedate_to_datetime
 
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError, IndexError, OverflowError, OSError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _seconds(value: str) -> float | None:
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < math.inf else None  # NaN fails the test too
 
 
 def _status_is_retryable(status: int, headers: Mapping[str, str]) -> bool:
@@ -232,7 +246,7 @@ def validate_base_url(url: str, provider: str) -> str:
         raise errors.InvalidBaseURLError(f"{provider}: base URL must be a non-empty string")
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        shown = url if "@" not in url else "<url with credentials>"
+        shown = shown_url(url) if "@" not in url else "<url with credentials>"
         raise errors.InvalidBaseURLError(
             f"{provider}: base URL {shown!r} needs an http:// or https:// scheme and a host, "
             "e.g. 'https://api.example.com/v1'"
@@ -245,9 +259,9 @@ def validate_base_url(url: str, provider: str) -> str:
     try:
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError:
-        raise errors.InvalidBaseURLError(f"{provider}: base URL {url!r} has an invalid port") from None
+        raise errors.InvalidBaseURLError(f"{provider}: base URL {shown_url(url)!r} has an invalid port") from None
     if parts.fragment:
-        raise errors.InvalidBaseURLError(f"{provider}: base URL {url!r} must not contain a #fragment")
+        raise errors.InvalidBaseURLError(f"{provider}: base URL {shown_url(url)!r} must not contain a #fragment")
     return url.strip().rstrip("/")
 
 
@@ -282,6 +296,55 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _origin_text(origin: tuple[str, str, int | None]) -> str:
+    return "{}://{}:{}".format(*origin)
+
+
+# Query parameters whose values are secret by their name (`?key=`, `?api_key=`, `?access_token=`,
+# `?sig=` …): masked wherever a URL is shown, and redacted like a key.
+_SECRET_PARAM = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
+
+
+def shown_url(url: str) -> str:
+    """`url` fit to show in a repr, an error or a log: its user:password and the values of query
+    parameters named like secrets are masked (`https://***@host/v1?key=***&api-version=2024-10-21`)."""
+    base, hash_, fragment = url.partition("#")
+    rest, question, query = base.partition("?")
+    scheme, slashes, tail = rest.partition("://")
+    if slashes:
+        host, slash, path = tail.partition("/")
+        if "@" in host:
+            rest = f"{scheme}://***@{host.rpartition('@')[2]}{slash}{path}"
+    if query:
+        pairs = (pair.partition("=") for pair in query.split("&"))
+        query = "&".join(f"{name}{eq}***" if value and _SECRET_PARAM.search(name) else f"{name}{eq}{value}"
+                         for name, eq, value in pairs)
+    return f"{rest}{question}{query}{hash_}{fragment}"
+
+
+def _url_secrets(url: str) -> set[str]:
+    """The secrets in `url`, in each spelling they may come back in: its password (as written and
+    decoded), `user:password` and its base64 (Basic auth, a proxy's `Proxy-Authorization`), and the
+    values of query parameters named like secrets."""
+    try:
+        parts = urlsplit(url)
+        password, user = parts.password, parts.username or ""
+    except ValueError:
+        return set()
+    found: set[str] = set()
+    if password:
+        pair = f"{unquote(user)}:{unquote(password)}"
+        try:
+            basic = base64.b64encode(pair.encode("latin-1")).decode()  # as requests encodes it
+        except UnicodeEncodeError:
+            basic = base64.b64encode(pair.encode()).decode()
+        found |= {password, unquote(password), pair, basic}
+    for name, _, value in (pair.partition("=") for pair in parts.query.split("&")):
+        if value and _SECRET_PARAM.search(unquote_plus(name)):
+            found |= {value, unquote_plus(value)}
+    return found
 
 
 @attrs.define(slots=True)
@@ -326,9 +389,6 @@ class _Reply(Protocol):
     @property
     def raw(self) -> Any: ...
 
-    @property
-    def content(self) -> bytes: ...
-
     def close(self) -> None: ...
 
 
@@ -341,14 +401,7 @@ class _Answer:
         self.raw = raw
         self.status_code: int = raw.status
         self.headers: Mapping[str, str] = raw.headers  # case-insensitive, like requests' headers
-        self._content: bytes | None = None
-
-    @property
-    def content(self) -> bytes:
-        """The whole body, decoded; reading it to the end gives the connection back to the pool."""
-        if self._content is None:
-            self._content = self.raw.read(decode_content=True)
-        return self._content
+        self._content: bytes | None = None  # the body, once `_read_whole` read it
 
     def close(self) -> None:
         if self._content is None:  # unread: the connection cannot be reused
@@ -472,8 +525,11 @@ class StreamResponse:
     def __enter__(self) -> StreamResponse:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         self.close()
+        if isinstance(exc, errors.RigError) and self._secrets:
+            # A provider's reader built it from decoded events, where a key the server escaped is plain.
+            errors.scrub(exc, self._secrets)
 
 
 # What a send or a body read can raise: requests' errors on a caller's session, urllib3's (and the
@@ -679,16 +735,57 @@ def _fit_to_deadline(raw: Any, scope: CancelScope) -> None:
         sock.settimeout(conn.timeout)  # min(read timeout, time left): see `_connection_class`
 
 
-def _read_by(raw: Any, scope: CancelScope) -> bytes:
-    """A whole body by the scope's deadline: one socket read at a time, each waiting at most the time
-    left (a server trickling bytes never lets a single read time out)."""
+class _TooLarge(Exception):
+    """A body past its limit: `size` bytes came, or were announced (`announced`)."""
+
+    def __init__(self, size: int, announced: bool) -> None:
+        super().__init__(size)
+        self.size, self.announced = size, announced
+
+
+def _read_whole(resp: _Reply, limit: int, scope: CancelScope | None) -> bytes:
+    """The whole body, decoded, or `_TooLarge` as soon as it passes `limit` bytes.
+
+    A body of announced length and no encoding is read in one go (http.client reads no more than
+    the length). Any other is read in pieces that urllib3 inflates only as far as asked, so a
+    compressed bomb stops at `limit`. Within a deadline, each read is one socket read waiting at
+    most the time left (a server trickling bytes never lets a single read time out)."""
+    done = getattr(resp, "_content", None)
+    if isinstance(done, bytes):  # read already (a test library's mock of requests may preload it)
+        if len(done) > limit:
+            raise _TooLarge(len(done), False)
+        return done
+    raw, headers = resp.raw, resp.headers
+    length = headers.get("content-length", "")
+    if length.isdigit():
+        if int(length) > limit:
+            raise _TooLarge(int(length), True)
+        if scope is None and "content-encoding" not in headers:
+            body: bytes = raw.read(decode_content=True)
+            if isinstance(resp, _Answer):
+                resp._content = body
+            return body
     parts: list[bytes] = []
+    size = 0
     while True:
-        _fit_to_deadline(raw, scope)
-        data = raw.read1(_READ_SIZE, decode_content=True)
+        if scope is None:
+            data = raw.read(_BODY_PIECE, decode_content=True)
+        else:
+            _fit_to_deadline(raw, scope)
+            data = raw.read1(_READ_SIZE, decode_content=True)
         if not data:
-            return b"".join(parts)
+            break
+        size += len(data)
+        if size > limit:
+            raise _TooLarge(size, False)
         parts.append(data)
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    if isinstance(resp, _Answer):
+        resp._content = body
+    return body
+
+
+_BODY_PIECE = 2**20  # decoded bytes per read of a body read whole: the most it can overshoot its limit
 
 
 # Largest body sent in the same write as the request head.
@@ -972,14 +1069,19 @@ class Transport:
         verify: bool | str = True,
         rate_limiter: RateLimiterLike | None = None,
         expected_prefix: str = "",
+        max_response_bytes: int | None = None,
     ) -> None:
         """`expected_prefix` is the path the provider's API lives under (`/v1` for OpenAI): a 404
-        from a base URL without it says so, with the corrected URL."""
+        from a base URL without it says so, with the corrected URL. `max_response_bytes` bounds a
+        body read whole, once decoded (None: `MAX_RESPONSE_BYTES`); streams are bounded per event."""
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        if max_response_bytes is not None and (isinstance(max_response_bytes, bool) or max_response_bytes < 1):
+            raise ValueError(f"max_response_bytes must be a positive number of bytes, not {max_response_bytes!r}")
+        self.max_response_bytes = max_response_bytes
         self.provider = provider
         self.base_url = validate_base_url(base_url, provider)
-        self._prefix_hint = _prefix_hint(self.base_url, expected_prefix)
+        self._prefix_hint = _prefix_hint(shown_url(self.base_url), expected_prefix)
         plain = dict(headers or {})
         moved = {k: plain.pop(k) for k in list(plain) if k.lower() in _SENSITIVE_HEADERS}
         self._auth = {**moved, **(auth_headers or {})}
@@ -994,7 +1096,7 @@ class Transport:
         self.pool_size = pool_size
         self._custom_session = session
         if verify is False:
-            log.warning("%s: TLS certificate verification is OFF for %s", provider, self.base_url)
+            log.warning("%s: TLS certificate verification is OFF for %s", provider, shown_url(self.base_url))
         self._verify = verify
         self.rate_limiter = rate_limiter
         self._lock = threading.Lock()
@@ -1024,10 +1126,12 @@ class Transport:
         env = requests.Session.merge_environment_settings(_env_view(session), self.base_url, {}, None, asked, None)
         if env["verify"] is False and self._verify is not False:
             log.warning("%s: TLS certificate verification is OFF for %s (the custom session has verify=False)",
-                        self.provider, self.base_url)
-        # A proxy's password could surface in a connection error: redact it like a key.
-        proxy_secrets = {urlsplit(p).password for p in env["proxies"].values() if isinstance(p, str)}
-        self._redacted = (*self._secrets, *(p for p in proxy_secrets if p))
+                        self.provider, shown_url(self.base_url))
+        # A proxy's credentials (a 407 page may echo its Proxy-Authorization) and a base URL's query
+        # token could come back in an error: redact them like a key.
+        url_secrets = _url_secrets(self.base_url).union(
+            *(_url_secrets(p) for p in env["proxies"].values() if isinstance(p, str)))
+        self._redacted = (*self._secrets, *sorted(url_secrets, key=len, reverse=True))
         self._adapter_kwargs: dict[str, Any] = {
             "proxies": env["proxies"],
             "verify": env["verify"],
@@ -1092,7 +1196,7 @@ class Transport:
         self._connect()
 
     def __repr__(self) -> str:
-        return f"Transport(provider={self.provider!r}, base_url={self.base_url!r})"
+        return f"Transport(provider={self.provider!r}, base_url={shown_url(self.base_url)!r})"
 
     # --- requests -------------------------------------------------------------------------------
 
@@ -1133,12 +1237,19 @@ class Transport:
     def _read_body(self, resp: _Reply, method: str, path: str) -> bytes:
         """The whole body. urllib3's retries end once the headers are in: a connection that breaks off
         or stalls mid-body is a connection error or timeout, never a short body or a `requests` error.
-        Within a deadline, each read waits at most the time left."""
+        Within a deadline, each read waits at most the time left. Past `max_response_bytes` (decoded),
+        `ResponseTooLargeError`, and the connection is closed."""
         scope = _current_scope()
+        limit = MAX_RESPONSE_BYTES if self.max_response_bytes is None else self.max_response_bytes
         try:
-            if scope is None or scope.deadline is None:
-                return resp.content
-            return _read_by(resp.raw, scope)
+            return _read_whole(resp, limit, scope if scope is not None and scope.deadline is not None else None)
+        except _TooLarge as exc:
+            resp.close()
+            came = f"announced {exc.size:,} bytes" if exc.announced else "went on past it"
+            raise errors.ResponseTooLargeError(
+                f"{method} {path}: the answer is larger than the {limit:,}-byte limit on a body read whole "
+                f"(decoded; it {came}). If it is genuine, raise the limit: Transport(max_response_bytes=...) "
+                "or rig_sync.http.MAX_RESPONSE_BYTES", provider=self.provider, limit=limit) from None
         except (*_FAILURES, _Cut) as exc:
             resp.close()
             why = _why_cut(list(_causes(exc)), scope, getattr(resp.raw, "_pool", None))
@@ -1231,16 +1342,17 @@ class Transport:
                 if resp.status_code not in _REDIRECTS or "location" not in resp.headers:
                     break
                 _discard(resp)
-                if hop == _MAX_REDIRECTS:
+                target, refused = self._redirect(resp, url, data is not None or files is not None, hop)
+                if refused:
                     self._emit(method, path, resp, seen, None)
                     raise errors.APIStatusError(
-                        f"{method} {path}: more than {_MAX_REDIRECTS} redirects",
+                        f"{method} {path}: {refused}",
                         status_code=resp.status_code,
                         provider=self.provider,
                         request_id=_request_id(resp.headers),
                         headers=resp.headers,
                     )
-                url, method, data, files, headers = self._follow(resp, url, method, data, files, headers)
+                url, method, data, files, headers = self._follow(resp, target, method, data, files, headers)
                 params = None
         except (*_FAILURES, _Cut) as exc:
             causes = list(_causes(exc))
@@ -1260,7 +1372,7 @@ class Transport:
                     f"or raise pool_size (e.g. pool_size={2 * self.pool_size})", provider=self.provider) from None
             kind, what = _no_answer(causes, url, self.timeout)
             advice = ("Raise the timeout or retry later" if kind is errors.APITimeoutError
-                      else f"Check the base URL ({self.base_url}) and that the server is up")
+                      else f"Check the base URL ({shown_url(self.base_url)}) and that the server is up")
             raise kind(f"{self._redact(what)}: {method} {path}, {retries} retries. {advice}",
                        provider=self.provider) from None
         retries = _retries_used(resp)
@@ -1295,7 +1407,8 @@ class Transport:
             # library's mock of requests (responses, requests-mock), which must see every call.
             prepared = session.prepare_request(
                 requests.Request(method, url, headers=headers, data=data, files=files, params=params))
-            return session.send(prepared, stream=stream, allow_redirects=False, **self._adapter_kwargs)
+            # Unread (stream=True): the body is read by `_read_whole`, within its limit.
+            return session.send(prepared, stream=True, allow_redirects=False, **self._adapter_kwargs)
         if files is None and params is None and isinstance(data, (bytes, type(None))):
             pool = self._direct_pool(url)
             if pool is not None:
@@ -1329,10 +1442,30 @@ class Transport:
                            retries=self._adapter.max_retries, timeout=self._urllib3_timeout)
         return _Answer(raw)
 
+    def _redirect(self, resp: _Reply, url: str, with_body: bool, hop: int) -> tuple[str, str]:
+        """Where a redirect from `url` leads, or ("", why it is not followed)."""
+        if hop == _MAX_REDIRECTS:
+            return "", f"more than {_MAX_REDIRECTS} redirects"
+        location = resp.headers["location"]
+        try:
+            target = requests.compat.urljoin(url, location)
+            parts = urlsplit(target)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+            origin = _origin(target)  # a port out of range raises
+        except ValueError:
+            usable = False
+        if not usable:
+            shown = self._redact(shown_url(location))[:200]
+            return "", f"the server redirected to {shown!r}, which is not an http(s) URL with a valid host and port"
+        if with_body and resp.status_code in (307, 308) and origin != _origin(url):
+            return "", (f"refused a {resp.status_code} redirect from {_origin_text(_origin(url))} to another origin, "
+                        f"{_origin_text(origin)}: it would resend the request body (the prompt) there. "
+                        "If the API has moved, set the base URL to where it is now")
+        return target, ""
+
     def _follow(
-        self, resp: _Reply, url: str, method: str, data: Any, files: Any, headers: dict[str, str]
+        self, resp: _Reply, target: str, method: str, data: Any, files: Any, headers: dict[str, str]
     ) -> tuple[str, str, Any, Any, dict[str, str]]:
-        target = requests.compat.urljoin(url, resp.headers["location"])
         if _origin(target) != self._origin:
             # Credentials go to the configured origin only: drop every auth header, in any spelling.
             headers = {k: v for k, v in headers.items() if k.lower() not in self._auth_names}
@@ -1356,9 +1489,9 @@ class Transport:
         if isinstance(body, dict) and not request_id:
             rid = body.get("request_id")
             request_id = rid if isinstance(rid, str) else None
-        return errors.status_error(
+        error = errors.status_error(
             status,
-            self._redact(message),
+            message,
             provider=self.provider,
             request_id=request_id,
             headers=headers,
@@ -1366,6 +1499,9 @@ class Transport:
             retry_after=parse_retry_after(headers),
             code=code,
         )
+        # Decoded, a key the server escaped (`\u0073k-…`, `\/`) is plain: masked here too.
+        errors.scrub(error, self._redacted)
+        return error
 
     def _redact(self, text: str) -> str:
         return errors.redact(text, self._redacted)
@@ -1446,8 +1582,8 @@ def _discard(resp: _Reply) -> None:
     requests does, so that its connection goes back to the pool instead of being closed."""
     try:
         if int(resp.headers.get("content-length") or _DRAIN_LIMIT + 1) <= _DRAIN_LIMIT:
-            resp.content  # noqa: B018 - reading it is the point
-    except (ValueError, *_FAILURES):
+            _read_whole(resp, _DRAIN_LIMIT, None)  # a compressed one too: it stops at the limit
+    except (ValueError, _TooLarge, *_FAILURES):
         pass  # no length, a bad one, or a broken body: closing is all that is left
     resp.close()
 

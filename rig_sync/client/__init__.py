@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ..errors import ClientBuildError, MissingAPIKeyError
-from ..http import RateLimiterLike, RetryPolicy, Timeout, Transport
+from ..http import RateLimiterLike, RetryPolicy, Timeout, Transport, shown_url
 
 if TYPE_CHECKING:
     import requests
@@ -362,7 +362,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         super().__delattr__(name)
 
     def __repr__(self) -> str:
-        return f"{self.provider}.Client(base_url={self.base_url!r})"
+        return f"{self.provider}.Client(base_url={shown_url(self.base_url)!r})"  # a query token masked
 
 
 def _check_headers(headers: Mapping[str, str] | None) -> None:
