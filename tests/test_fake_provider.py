@@ -363,7 +363,8 @@ def test_responses_echo(fake: FakeProvider, session: requests.Session) -> None:
     assert data["model"] == "gpt-r"
     (item,) = data["output"]
     assert item["type"] == "message" and item["role"] == "assistant"
-    assert item["content"] == [{"type": "output_text", "text": "echo: hello responses", "annotations": []}]
+    assert item["content"] == [{"type": "output_text", "text": "echo: hello responses", "annotations": [],
+                                "logprobs": []}]
     assert data["usage"]["output_tokens"] == 3
     assert data["usage"]["total_tokens"] == data["usage"]["input_tokens"] + 3
 
@@ -910,3 +911,161 @@ def test_without_models_every_name_is_served_and_models_are_checked() -> None:
     for bad in ([1], [""], ["ok", None]):
         with pytest.raises(TypeError, match="models must be model names"):
             FakeProvider(models=bad)  # type: ignore[list-item]
+
+
+# --------------------------------------------------------------------------- #
+# the wire exactly: unmatched paths, the smaller endpoints, recorded field sets
+# --------------------------------------------------------------------------- #
+
+ANTHROPIC_HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+BEARER = {"Authorization": "Bearer k"}
+GEMINI_KEY = {"x-goog-api-key": "k"}
+
+# (method, path, headers, how the provider that owns the path prefix shapes a 404)
+UNMATCHED = [
+    ("POST", "/v1/nope", BEARER, lambda b: b["error"]["code"] == "not_found" and "/v1/nope" in b["error"]["message"]),
+    ("GET", "/v1/messages/batches/b1", ANTHROPIC_HEADERS,
+     lambda b: b["type"] == "error" and b["error"]["type"] == "not_found_error" and "batches" in b["error"]["message"]),
+    ("POST", "/v2/nope", BEARER, lambda b: list(b) == ["message"] and "/v2/nope" in b["message"]),
+    ("POST", "/api/nope", {}, lambda b: list(b) == ["error"] and "/api/nope" in b["error"]),
+    ("POST", "/v1beta/models/gemini-2.0-flash:nope", GEMINI_KEY,
+     lambda b: b["error"]["status"] == "NOT_FOUND" and b["error"]["code"] == 404),
+    ("POST", "/v1/models/gemini-2.0-flash:nope", GEMINI_KEY, lambda b: b["error"]["status"] == "NOT_FOUND"),
+    ("POST", "/openai/deployments/d/nope", {"api-key": "k"},
+     lambda b: b["error"]["code"] == "404" and "type" not in b["error"]),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "shaped"), UNMATCHED, ids=[u[1] for u in UNMATCHED])
+def test_an_unmatched_path_answers_404_in_the_shape_of_the_provider_owning_its_prefix(
+        fake: FakeProvider, method: str, path: str, headers: dict[str, str], shaped: Any) -> None:
+    r = requests.request(method, fake.url + path, json={}, headers=headers, timeout=T)
+    assert r.status_code == 404 and shaped(r.json()), r.text
+    fake.inject(Fault.status(503), path=path)  # a fault on an unmatched path speaks the same dialect
+    r = requests.request(method, fake.url + path, json={}, headers=headers, timeout=T)
+    assert r.status_code == 503 and shaped(r.json()) is not None
+    assert "type" not in r.json() or path.startswith("/v1/messages")
+
+
+def test_responses_usage_and_text_events_carry_the_recorded_field_sets(fake: FakeProvider) -> None:
+    recorded = load_fixture_json("openai/responses.text.python_sdk.json")
+    body = {"model": "gpt-4o-mini", "input": "hello there"}
+    plain = requests.post(fake.base_url + "/responses", json=body, headers=BEARER, timeout=T).json()
+    assert set(plain["usage"]["input_tokens_details"]) == set(recorded["usage"]["input_tokens_details"])
+    assert plain["usage"]["input_tokens_details"] == {"cached_tokens": 0, "cache_write_tokens": 0}
+    assert set(plain["output"][0]["content"][0]) == set(recorded["output"][0]["content"][0])  # logprobs: []
+    stream = requests.post(fake.base_url + "/responses", json={**body, "stream": True}, headers=BEARER, timeout=T)
+    events = {kind: data for kind, data in sse_events(stream.text)}
+    for kind in ("response.output_text.delta", "response.output_text.done"):
+        assert events[kind]["logprobs"] == [], kind
+    assert events["response.content_part.added"]["part"]["logprobs"] == []
+    assert events["response.completed"]["response"]["usage"]["input_tokens_details"]["cache_write_tokens"] == 0
+
+
+def load_fixture_json(name: str) -> Any:
+    return json.loads((ROOT / "tests" / "fixtures" / name).read_text(encoding="utf-8"))
+
+
+def test_cohere_tool_results_given_as_documents_are_read(fake: FakeProvider) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}}
+    def tool(content: Any) -> str:
+        body = {"model": "command-r", "messages": [
+            {"role": "user", "content": "add"},
+            {"role": "assistant", "tool_plan": "I will add.", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": content}]}
+        r = requests.post(fake.url + "/v2/chat", json=body, headers=BEARER, timeout=T)
+        return str(r.json()["message"]["content"][0]["text"])
+
+    assert tool([{"type": "document", "document": {"data": {"result": "3"}}}]) == "tool result: 3"
+    assert tool([{"type": "document", "document": {"data": '{"sum": 3}', "id": "d1"}}]) == 'tool result: {"sum": 3}'
+    assert tool([{"type": "document", "document": {"data": {"a": 1, "b": "x"}}},
+                 {"type": "text", "text": "and more"}]) == 'tool result: {"a": 1, "b": "x"} and more'
+    assert tool("plain") == "tool result: plain"
+
+
+def test_voyage_output_dimension_sizes_the_vectors(fake: FakeProvider) -> None:
+    body = {"model": "voyage-3", "input": ["a cat"], "input_type": "document", "output_dimension": 256}
+    r = requests.post(fake.base_url + "/embeddings", json=body, headers=BEARER, timeout=T).json()
+    assert len(r["data"][0]["embedding"]) == 256
+    del body["output_dimension"]
+    r = requests.post(fake.base_url + "/embeddings", json=body, headers=BEARER, timeout=T).json()
+    assert len(r["data"][0]["embedding"]) == 1024 == fake.ndims("voyage-3")
+
+
+def test_anthropic_count_tokens_agrees_with_the_messages_usage(fake: FakeProvider) -> None:
+    body = {"model": "claude-3-5-haiku-latest", "system": "Be brief please",
+            "messages": [{"role": "user", "content": "how many words are here"}]}
+    r = requests.post(fake.url + "/v1/messages/count_tokens", json=body, headers=ANTHROPIC_HEADERS, timeout=T)
+    assert r.status_code == 200 and r.json() == {"input_tokens": 8}
+    sent = requests.post(fake.url + "/v1/messages", json={**body, "max_tokens": 16}, headers=ANTHROPIC_HEADERS,
+                         timeout=T).json()
+    assert sent["usage"]["input_tokens"] == 8
+    bad = requests.post(fake.url + "/v1/messages/count_tokens", json={"model": "m"}, headers=ANTHROPIC_HEADERS,
+                        timeout=T)
+    assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_gemini_count_tokens_agrees_with_the_generate_usage(fake: FakeProvider) -> None:
+    contents = [{"role": "user", "parts": [{"text": "how many words are here"}]}]
+    url = fake.url + "/v1beta/models/gemini-2.0-flash:"
+    r = requests.post(url + "countTokens", json={"contents": contents}, headers=GEMINI_KEY, timeout=T)
+    assert r.status_code == 200
+    assert r.json() == {"totalTokens": 5, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 5}]}
+    wrapped = {"generateContentRequest": {"model": "models/gemini-2.0-flash", "contents": contents,
+                                          "systemInstruction": {"parts": [{"text": "be brief"}]}}}
+    r = requests.post(url + "countTokens", json=wrapped, headers=GEMINI_KEY, timeout=T)
+    assert r.json()["totalTokens"] == 7
+    gen = requests.post(url + "generateContent", json=wrapped["generateContentRequest"], headers=GEMINI_KEY,
+                        timeout=T).json()
+    assert gen["usageMetadata"]["promptTokenCount"] == 7
+
+
+def test_cohere_rerank_orders_documents_by_similarity(fake: FakeProvider) -> None:
+    body = {"model": "rerank-v3.5", "query": "a small cat", "documents": ["stock prices", "a small cat sat", "cats"]}
+    r = requests.post(fake.url + "/v2/rerank", json=body, headers=BEARER, timeout=T)
+    out = r.json()
+    assert r.status_code == 200 and out["results"][0]["index"] == 1
+    assert sorted(x["index"] for x in out["results"]) == [0, 1, 2]
+    assert out["meta"] == {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}}
+    assert all(0 <= x["relevance_score"] <= 1 for x in out["results"])
+    top = requests.post(fake.url + "/v2/rerank", json={**body, "top_n": 1}, headers=BEARER, timeout=T).json()
+    assert top["results"] == out["results"][:1]
+    bad = requests.post(fake.url + "/v2/rerank", json={**body, "documents": []}, headers=BEARER, timeout=T)
+    assert bad.status_code == 400 and list(bad.json()) == ["message"]
+
+
+def test_ollama_tags_lists_the_served_models() -> None:
+    with FakeProvider(models=["llama3.2:latest", "nomic-embed-text"]) as fake:
+        r = requests.get(fake.url + "/api/tags", timeout=T)
+        models = r.json()["models"]
+        assert [m["name"] for m in models] == [m["model"] for m in models] == ["llama3.2:latest", "nomic-embed-text"]
+        assert set(models[0]) == {"name", "model", "modified_at", "size", "digest", "details"}
+        assert set(models[0]["details"]) == {"parent_model", "format", "family", "families", "parameter_size",
+                                             "quantization_level"}
+    with FakeProvider() as fake:
+        assert requests.get(fake.url + "/api/tags", timeout=T).json()["models"]
+
+
+def test_ollama_generate_plain_and_streamed(fake: FakeProvider) -> None:
+    body = {"model": "llama3.2", "prompt": "why is the sky blue", "stream": False}
+    one = requests.post(fake.url + "/api/generate", json=body, timeout=T)
+    final = one.json()
+    assert one.headers["Content-Type"] == "application/json"
+    assert final["response"] == "echo: why is the sky blue" and final["done"] is True
+    assert final["done_reason"] == "stop" and final["prompt_eval_count"] == 5 and final["eval_count"] == 6
+    del body["stream"]  # Ollama streams by default
+    streamed = requests.post(fake.url + "/api/generate", json=body, timeout=T)
+    assert streamed.headers["Content-Type"] == "application/x-ndjson"
+    lines = [json.loads(line) for line in streamed.text.splitlines()]
+    recorded = [json.loads(line) for line in
+                (ROOT / "tests/fixtures/ollama/api_generate.stream.ndjson").read_text().splitlines() if line]
+    assert set(lines[0]) == set(recorded[0])  # model, created_at, response, done
+    assert "".join(x["response"] for x in lines) == final["response"]
+    assert [x["done"] for x in lines] == [False] * (len(lines) - 1) + [True]
+    assert {k: v for k, v in lines[-1].items() if k not in ("response", "created_at")} == \
+        {k: v for k, v in final.items() if k not in ("response", "created_at")}
+    fake.inject(Fault.sse_error(after_events=2, error={"message": "model crashed"}))
+    cut = requests.post(fake.url + "/api/generate", json=body, timeout=T).text.splitlines()
+    assert len(cut) == 3 and json.loads(cut[-1]) == {"error": "model crashed"}
+    missing = requests.post(fake.url + "/api/generate", json={"prompt": "x"}, timeout=T)
+    assert missing.status_code == 400 and missing.json() == {"error": "model is required"}

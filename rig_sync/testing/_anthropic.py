@@ -1,4 +1,4 @@
-"""Anthropic wire format for the fake provider (``POST /v1/messages``).
+"""Anthropic wire format for the fake provider (``POST /v1/messages``, ``/v1/messages/count_tokens``).
 
 Importing this module registers the route. Behaviour matches the OpenAI routes (echo, ``call:``
 tool calls on request, ``tool result: …`` after tool results, scripted replies, faults), spoken
@@ -27,7 +27,7 @@ from ._openai import (
     _wants_stream,
     _words,
 )
-from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, dumps, route
+from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, dumps, owns, route
 
 __all__ = ["ANTHROPIC_DIALECT"]
 
@@ -96,6 +96,7 @@ ANTHROPIC_DIALECT = Dialect(
     sse_error=_sse_error,
     unknown_model=_unknown_model,
 )
+owns(r"/v1/(?:messages|complete)(?:/|\Z)", ANTHROPIC_DIALECT)
 
 
 def _event(kind: str, data: Mapping[str, Any]) -> bytes:
@@ -115,13 +116,13 @@ def _blocks(content: object) -> list[JSONDict]:
     raise ApiError(400, "messages: content must be a string or a list of content blocks")
 
 
-def _check(body: JSONDict, call: Call) -> list[tuple[str, list[JSONDict]]]:
+def _check(body: JSONDict, call: Call, *, generates: bool = True) -> list[tuple[str, list[JSONDict]]]:
     if "anthropic-version" not in call.request.headers:
         raise ApiError(400, "anthropic-version: header is required")
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise ApiError(400, "model: Field required")
     max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+    if generates and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise ApiError(400, "max_tokens: Field required")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
@@ -146,6 +147,10 @@ def _check(body: JSONDict, call: Call) -> list[tuple[str, list[JSONDict]]]:
     return turns
 
 
+def _input_tokens(body: JSONDict, turns: list[tuple[str, list[JSONDict]]]) -> int:
+    return _words(_content_text(body.get("system"))) + sum(_words(_content_text(blocks)) for _, blocks in turns)
+
+
 def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
     turns = _check(body, call)
     last_role, last = turns[-1]
@@ -157,9 +162,8 @@ def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
             prompt = text
             break
     tools = {t["name"] for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)}
-    system = body.get("system")
-    tokens = _words(_content_text(system)) + sum(_words(_content_text(blocks)) for _, blocks in turns)
-    return _decide(call.reply, prompt, results if last_role == "user" and results else None, tools), tokens
+    out = _decide(call.reply, prompt, results if last_role == "user" and results else None, tools)
+    return out, _input_tokens(body, turns)
 
 
 # --------------------------------------------------------------------------- #
@@ -244,3 +248,11 @@ def messages(call: Call) -> Response:
     if not _wants_stream(body):
         return Response.json(message)
     return Response(content_type=_SSE_CT, events=_stream_events(message, out), sse_error=_sse_error)
+
+
+@route("POST", r"/v1/messages/count_tokens", dialect=ANTHROPIC_DIALECT)
+def count_tokens(call: Call) -> Response:
+    """Anthropic ``POST /v1/messages/count_tokens``: the ``input_tokens`` that ``/v1/messages``
+    would report for the same request (no ``max_tokens`` needed)."""
+    body = call.body_object()
+    return Response.json({"input_tokens": _input_tokens(body, _check(body, call, generates=False))})

@@ -21,6 +21,7 @@ from ._server import (
     RecordedRequest,
     Response,
     _openai_status_error,
+    owns,
     route,
 )
 
@@ -51,6 +52,7 @@ AZURE_DIALECT = Dialect(
     sse_error=OPENAI_DIALECT.sse_error,
     unknown_model=_unknown_model,
 )
+owns(r"/openai/", AZURE_DIALECT)
 
 
 def _versioned(handler: Handler) -> Handler:

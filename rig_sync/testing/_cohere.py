@@ -1,9 +1,10 @@
-"""Cohere v2 wire format for the fake provider (``/v2/chat``, ``/v2/embed`` at the root URL).
+"""Cohere v2 wire format for the fake provider (``/v2/chat``, ``/v2/embed``, ``/v2/rerank`` at the root URL).
 
 Importing this module registers the routes. Conversations behave as the OpenAI routes do (the
 same decision code): echo the last user message, call tools on ``call:<tool> {json}``, answer
-``tool result: …`` after tool messages, or play a scripted :class:`Reply`. Errors use Cohere's
-``{"message": …}`` shape; an injected ``sse_error`` ends the stream with ``finish_reason: ERROR``.
+``tool result: …`` after tool messages (text or ``document`` items), or play a scripted
+:class:`Reply`. Errors use Cohere's ``{"message": …}`` shape; an injected ``sse_error`` ends the
+stream with ``finish_reason: ERROR``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,23 @@ from ._openai import (
     _fragments,
     _Outcome,
     _pieces,
+    _ranked,
     _wants_stream,
     _words,
 )
-from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, _bearer_key, dumps, route
+from ._server import (
+    ApiError,
+    Call,
+    Dialect,
+    JSONDict,
+    RecordedRequest,
+    Response,
+    _bearer_key,
+    dumps,
+    owns,
+    result_text,
+    route,
+)
 
 __all__ = ["COHERE_DIALECT"]
 
@@ -72,6 +86,7 @@ COHERE_DIALECT = Dialect(
     sse_error=_sse_error,
     unknown_model=_unknown_model,
 )
+owns(r"/v2/", COHERE_DIALECT)
 
 # Our scripted finish reasons (OpenAI's words) in Cohere's; Cohere's own pass through.
 _FINISH = {"stop": "COMPLETE", "length": "MAX_TOKENS", "tool_calls": "TOOL_CALL"}
@@ -84,6 +99,18 @@ def _required(body: JSONDict, name: str) -> str:
     return value
 
 
+def _tool_content(content: object) -> str:
+    """A tool message's content: text, or v2's list of ``text`` and ``document`` items (a
+    document's ``data`` is an object or JSON text)."""
+    if not isinstance(content, list):
+        return _content_text(content)
+    texts = []
+    for item in content:
+        doc = item.get("document") if isinstance(item, dict) and item.get("type") == "document" else None
+        texts.append(result_text(doc.get("data")) if isinstance(doc, dict) else _content_text([item]))
+    return " ".join(texts)
+
+
 def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
@@ -94,11 +121,11 @@ def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
         for m in reversed(messages):
             if m.get("role") != "tool":
                 break
-            tool_results.append(_content_text(m.get("content")))
+            tool_results.append(_tool_content(m.get("content")))
         tool_results.reverse()
     prompt = next((_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
     documents = [d.get("data") for d in body.get("documents") or [] if isinstance(d, dict)]
-    prompt_tokens = sum(_words(_content_text(m.get("content"))) for m in messages)
+    prompt_tokens = sum(_words(_tool_content(m.get("content"))) for m in messages)
     prompt_tokens += sum(_words(json.dumps(d)) for d in documents)
     return _decide(call.reply, prompt, tool_results, _chat_tool_names(body)), prompt_tokens
 
@@ -188,3 +215,22 @@ def embed(call: Call) -> Response:
            f'"meta":{{"api_version":{{"version":"2"}},"billed_units":{dumps(units).decode()}}},'
            f'"response_type":"embeddings_by_type"}}')
     return Response(body=out.encode("utf-8"))
+
+
+@route("POST", r"/v2/rerank", dialect=COHERE_DIALECT)
+def rerank(call: Call) -> Response:
+    """Cohere ``POST /v2/rerank``: documents by similarity to the query, best first (the same
+    scores as the Voyage route)."""
+    body = call.body_object()
+    _required(body, "model")
+    query, top_n = _required(body, "query"), body.get("top_n")
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise ApiError(400, "invalid request: top_n must be a positive integer")
+    documents = body.get("documents")
+    if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
+        raise ApiError(400, "invalid request: documents must be a non-empty list of strings")
+    return Response.json({
+        "id": f"rerank-{call.seq}",
+        "results": [{"index": i, "relevance_score": score} for i, score in _ranked(query, documents, top_n)],
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
+    })

@@ -2,7 +2,7 @@
 
 Importing this module registers the routes: ``models/{model}:generateContent``,
 ``:streamGenerateContent`` (``?alt=sse``: data-only SSE without ``[DONE]``; without it, a JSON
-array of chunks), ``:embedContent`` and ``:batchEmbedContents``. The key is read from the
+array of chunks), ``:countTokens``, ``:embedContent`` and ``:batchEmbedContents``. The key is read from the
 ``x-goog-api-key`` header only. Conversation behaviour is the OpenAI routes' own (echo,
 ``call:<tool> {json}``, ``tool result: …``); errors have Google's ``{"error": {code, message,
 status, details}}`` shape.
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ._ndims import ndims_for
 from ._openai import _decide, _embedding_json, _Outcome, _pieces, _words
-from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, dumps, route
+from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, dumps, owns, result_text, route
 
 __all__ = ["GEMINI_DIALECT"]
 
@@ -84,6 +84,8 @@ GEMINI_DIALECT = Dialect(
     sse_error=_sse_error,
     unknown_model=_unknown_model,
 )
+owns(r"/v1beta/", GEMINI_DIALECT)
+owns(r"/v1/(?:models|tunedModels)/[^/:]+:", GEMINI_DIALECT)  # a model's method; plain /v1/ is OpenAI's
 
 
 # --------------------------------------------------------------------------- #
@@ -104,14 +106,7 @@ def _text(parts: list[JSONDict]) -> str:
 
 def _function_output(part: JSONDict) -> str | None:
     fr = part.get("functionResponse", part.get("function_response"))
-    if not isinstance(fr, dict):
-        return None
-    response = fr.get("response")
-    if isinstance(response, dict) and len(response) == 1:
-        (value,) = response.values()
-        if isinstance(value, str):
-            return value
-    return json.dumps(response)
+    return result_text(fr.get("response")) if isinstance(fr, dict) else None
 
 
 def _tool_names(body: JSONDict) -> set[str]:
@@ -124,7 +119,8 @@ def _tool_names(body: JSONDict) -> set[str]:
     return names
 
 
-def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
+def _prompt(body: JSONDict) -> tuple[list[JSONDict], list[list[JSONDict]], int]:
+    """The contents, their parts, and the prompt's token count (system instruction included)."""
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents or not all(isinstance(c, dict) for c in contents):
         raise ApiError(400, "* GenerateContentRequest.contents: contents is not specified")
@@ -133,6 +129,11 @@ def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
     system = body.get("systemInstruction", body.get("system_instruction"))
     if system is not None:
         prompt_tokens += _words(_text(_parts(system)))
+    return contents, all_parts, prompt_tokens
+
+
+def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
+    contents, all_parts, prompt_tokens = _prompt(body)
     outputs = [out for out in map(_function_output, all_parts[-1]) if out is not None]
     prompt = next((_text(p) for c, p in zip(reversed(contents), reversed(all_parts), strict=True)
                    if c.get("role", "user") == "user" and _text(p)), "")
@@ -203,6 +204,16 @@ def generate_content(call: Call) -> Response:
 def stream_generate_content(call: Call) -> Response:
     """Gemini ``POST /v1beta/models/{model}:streamGenerateContent?alt=sse``."""
     return _generate(call, stream=True)
+
+
+@route("POST", _MODEL + "countTokens", dialect=GEMINI_DIALECT)
+def count_tokens(call: Call) -> Response:
+    """Gemini ``POST /v1beta/models/{model}:countTokens``: ``contents``, or a whole
+    ``generateContentRequest``, counted as ``generateContent`` counts its ``promptTokenCount``."""
+    body = call.body_object()
+    wrapped = body.get("generateContentRequest", body.get("generate_content_request"))
+    tokens = _prompt(wrapped if isinstance(wrapped, dict) else body)[2]
+    return Response.json({"totalTokens": tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}]})
 
 
 # --------------------------------------------------------------------------- #

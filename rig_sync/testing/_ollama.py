@@ -2,19 +2,31 @@
 
 Importing this module registers the routes. Point ``ollama.Client(base_url=fake.url)`` at it.
 Conversations behave as the OpenAI routes do (echo, ``call:<tool> {json}``, ``tool result: …``,
-scripted replies); chat streams by default, as NDJSON, unless the body says ``"stream": false``.
+scripted replies); chat and generate stream by default, as NDJSON, unless the body says
+``"stream": false``; ``GET /api/tags`` lists the models.
 A local Ollama needs no key: requests without ``Authorization`` are accepted unless the fake
 was built with ``require_key``. Errors have Ollama's shape, ``{"error": "<message>"}``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from collections.abc import Mapping
 
 from ._ndims import ndims_for
-from ._openai import _chat_outcome, _completion_tokens, _embedding_inputs, _embedding_json, _Outcome, _pieces
+from ._openai import (
+    _chat_outcome,
+    _completion_tokens,
+    _decide,
+    _embedding_inputs,
+    _embedding_json,
+    _Outcome,
+    _pieces,
+    _words,
+)
 from ._server import (
     ApiError,
     Call,
@@ -25,6 +37,7 @@ from ._server import (
     _bearer_key,
     _openai_status_error,
     dumps,
+    owns,
     route,
 )
 
@@ -62,6 +75,7 @@ OLLAMA_DIALECT = Dialect(
     sse_error=_ndjson_error,
     unknown_model=_unknown_model,
 )
+owns(r"/api/", OLLAMA_DIALECT)
 
 
 def _model(body: JSONDict) -> str:
@@ -86,44 +100,74 @@ def _wire_calls(out: _Outcome) -> list[JSONDict]:
     return calls
 
 
+def _stats(out: _Outcome, prompt_tokens: int) -> JSONDict:
+    """The fields of the last line (or the one object) of a chat or generate answer."""
+    # Ollama says "stop" for an answer that calls tools; scripted finishes otherwise pass through.
+    done_reason = "stop" if out.finish_reason == "tool_calls" else out.finish_reason
+    return {"done_reason": done_reason, "done": True, "total_duration": 1000, "load_duration": 10,
+            "prompt_eval_count": prompt_tokens, "prompt_eval_duration": 100,
+            "eval_count": _completion_tokens(out), "eval_duration": 800}
+
+
+def _answer(body: JSONDict, model: str, parts: list[JSONDict], whole: JSONDict, stats: JSONDict) -> Response:
+    """One object when the body says ``"stream": false``, else NDJSON: each of ``parts`` on its own
+    line, then ``stats`` (the answer itself already sent) on the last."""
+    created = _now()
+    if body.get("stream") is False:
+        return Response.json({"model": model, "created_at": created, **whole, **stats})
+    lines = [dumps({"model": model, "created_at": created, **part, "done": False}) + b"\n" for part in parts]
+    last = {key: ({"role": "assistant", "content": ""} if key == "message" else "") for key in whole}
+    lines.append(dumps({"model": model, "created_at": created, **last, **stats}) + b"\n")
+    return Response(content_type=_NDJSON_CT, events=lines, sse_error=_ndjson_error)
+
+
 @route("POST", r"/api/chat", dialect=OLLAMA_DIALECT, conversational=True)
 def chat(call: Call) -> Response:
     """Ollama ``POST /api/chat``: one object with ``"stream": false``, else an NDJSON stream."""
     body = call.body_object()
     model = _model(body)
     out, prompt_tokens = _chat_outcome(call, body)
-    created = _now()
-    # Ollama says "stop" for an answer that calls tools; scripted finishes otherwise pass through.
-    done_reason = "stop" if out.finish_reason == "tool_calls" else out.finish_reason
-    final: JSONDict = {
-        "model": model,
-        "created_at": created,
-        "message": {"role": "assistant", "content": ""},
-        "done_reason": done_reason,
-        "done": True,
-        "total_duration": 1000,
-        "load_duration": 10,
-        "prompt_eval_count": prompt_tokens,
-        "prompt_eval_duration": 100,
-        "eval_count": _completion_tokens(out),
-        "eval_duration": 800,
-    }
-    if body.get("stream") is False:
-        final["message"]["content"] = out.text or ""
-        if out.calls:
-            final["message"]["tool_calls"] = _wire_calls(out)
-        return Response.json(final)
-
-    def line(message: JSONDict) -> bytes:
-        return dumps({"model": model, "created_at": created, "message": {"role": "assistant", **message},
-                      "done": False}) + b"\n"
-
+    message: JSONDict = {"role": "assistant", "content": out.text or ""}
     if out.calls:
-        lines = [line({"content": "", "tool_calls": _wire_calls(out)})]
+        message["tool_calls"] = _wire_calls(out)
+        parts = [{"message": {"role": "assistant", "content": "", "tool_calls": message["tool_calls"]}}]
     else:
-        lines = [line({"content": piece}) for piece in _pieces(out.text or "")]
-    lines.append(dumps(final) + b"\n")
-    return Response(content_type=_NDJSON_CT, events=lines, sse_error=_ndjson_error)
+        parts = [{"message": {"role": "assistant", "content": piece}} for piece in _pieces(out.text or "")]
+    return _answer(body, model, parts, {"message": message}, _stats(out, prompt_tokens))
+
+
+@route("POST", r"/api/generate", dialect=OLLAMA_DIALECT, conversational=True)
+def generate(call: Call) -> Response:
+    """Ollama ``POST /api/generate``: ``prompt`` (and ``system``) -> ``response``, streamed as chat is."""
+    body = call.body_object()
+    model = _model(body)
+    prompt, system = body.get("prompt", ""), body.get("system", "")
+    if not isinstance(prompt, str) or not isinstance(system, str):
+        raise ApiError(400, "prompt and system must be strings")
+    out = _decide(call.reply, prompt, None, set())
+    if out.calls:
+        raise ApiError(400, "/api/generate cannot call tools: script Reply.text for it, or use /api/chat")
+    text = out.text or ""
+    parts = [{"response": piece} for piece in _pieces(text)]
+    return _answer(body, model, parts, {"response": text}, _stats(out, _words(system) + _words(prompt)))
+
+
+_DEFAULT_TAGS = ("llama3.2:latest", "nomic-embed-text:latest")
+
+
+@route("GET", r"/api/tags", dialect=OLLAMA_DIALECT)
+def tags(call: Call) -> Response:
+    """Ollama ``GET /api/tags``: the local models (the fake's ``models`` when it was given some)."""
+    names = _DEFAULT_TAGS if call.provider.models is None else sorted(call.provider.models)
+    return Response.json({"models": [{
+        "name": name,
+        "model": name,
+        "modified_at": "2025-01-01T00:00:00.000000Z",
+        "size": 1000000,
+        "digest": hashlib.sha256(name.encode()).hexdigest(),
+        "details": {"parent_model": "", "format": "gguf", "family": re.sub(r"[^a-z].*", "", name) or "llama",
+                    "families": None, "parameter_size": "1B", "quantization_level": "Q4_K_M"},
+    } for name in names]})
 
 
 def _dims(body: JSONDict) -> int:

@@ -386,7 +386,7 @@ def responses(call: Call) -> Response:
                 "id": msg_id,
                 "status": "completed",
                 "role": "assistant",
-                "content": [{"type": "output_text", "text": out.text or "", "annotations": []}],
+                "content": [{"type": "output_text", "text": out.text or "", "annotations": [], "logprobs": []}],
             }
         )
 
@@ -413,7 +413,7 @@ def responses(call: Call) -> Response:
             "usage": (
                 {
                     "input_tokens": input_tokens,
-                    "input_tokens_details": {"cached_tokens": 0},
+                    "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
                     "output_tokens": output_tokens,
                     "output_tokens_details": {"reasoning_tokens": 0},
                     "total_tokens": input_tokens + output_tokens,
@@ -467,7 +467,7 @@ def responses(call: Call) -> Response:
                 item_id=item["id"],
                 output_index=idx,
                 content_index=0,
-                part={"type": "output_text", "text": "", "annotations": []},
+                part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
             )
             for piece in _pieces(text):
                 emit(
@@ -476,6 +476,7 @@ def responses(call: Call) -> Response:
                     output_index=idx,
                     content_index=0,
                     delta=piece,
+                    logprobs=[],
                 )
             emit(
                 "response.output_text.done",
@@ -483,6 +484,7 @@ def responses(call: Call) -> Response:
                 output_index=idx,
                 content_index=0,
                 text=text,
+                logprobs=[],
             )
             emit(
                 "response.content_part.done",
@@ -538,6 +540,17 @@ def embed_text(text: str, dims: int = 1536) -> list[float]:
     for i, v in zip(idx, vals, strict=True):
         vec[i] = v
     return vec
+
+
+_RANK_DIMS = 256  # enough for stable similarities, cheap to compute
+
+
+def _ranked(query: str, documents: list[str], top: int | None) -> list[tuple[int, float]]:
+    """``(index, score)`` of the best ``top`` documents, best first: the cosine similarity of the
+    fake embeddings, so reranking agrees with vector search over the same texts."""
+    q = embed_text(query, _RANK_DIMS)
+    scores = [sum(a * b for a, b in zip(q, embed_text(d, _RANK_DIMS), strict=True)) for d in documents]
+    return [(i, round(scores[i], 6)) for i in sorted(range(len(documents)), key=lambda i: -scores[i])[:top]]
 
 
 @lru_cache(maxsize=1024)

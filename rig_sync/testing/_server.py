@@ -37,6 +37,8 @@ __all__ = [
     "Reply",
     "Response",
     "ToolCall",
+    "owns",
+    "result_text",
     "route",
 ]
 
@@ -226,6 +228,14 @@ def dumps(obj: object) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def result_text(value: object) -> str:
+    """A structured tool result as the fake's ``tool result: …`` echo reads it: text as it is, an
+    object holding one text (``{"result": "3"}``) as that text, anything else as compact JSON."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(only := next(iter(value.values())), str):
+        return only
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 # --------------------------------------------------------------------------- #
 # OpenAI dialect (the default one)
 # --------------------------------------------------------------------------- #
@@ -367,6 +377,20 @@ def _requested_model(req: RecordedRequest, match: re.Match[str]) -> str | None:
             return re.sub(r"^(?:models|tunedModels)/", "", groups[name])
     model = req.json.get("model") if isinstance(req.json, dict) else req.form.get("model")
     return model if isinstance(model, str) and model else None
+
+
+# Path prefixes a provider owns (regexes matched at the start), so that a path the fake does not
+# serve is refused in that provider's shape, as its SDK expects; the rest are OpenAI's.
+_PREFIXES: list[tuple[re.Pattern[str], Dialect]] = []
+
+
+def owns(prefix: str, dialect: Dialect) -> None:
+    """Answer unmatched paths starting with ``prefix`` (a regex) in ``dialect``'s shape."""
+    _PREFIXES.append((re.compile(prefix), dialect))
+
+
+def _prefix_dialect(path: str) -> Dialect:
+    return next((d for p, d in _PREFIXES if p.match(path)), OPENAI_DIALECT)
 
 
 def _find_route(method: str, path: str) -> tuple[_Route, re.Match[str]] | None:
@@ -644,7 +668,7 @@ class _Handler(BaseHTTPRequestHandler):
         provider._record(req)
 
         found = _find_route(self.command, path)
-        dialect = found[0].dialect if found else OPENAI_DIALECT
+        dialect = found[0].dialect if found else _prefix_dialect(path)
         fault = provider._take_fault(path)
         stop = provider._stop_event
 

@@ -1,8 +1,9 @@
 """Voyage AI wire format for the fake provider (routes under ``/v1``).
 
 Voyage's ``POST /v1/embeddings`` is OpenAI's shape (``input`` list + ``model`` ->
-``data[].embedding``), so the OpenAI route serves it; only ``/v1/rerank`` is added here. Its
-scores are the cosine similarity of the fake embeddings, and its errors Voyage's
+``data[].embedding``), so the OpenAI route serves it (honouring Voyage's ``output_dimension``);
+only ``/v1/rerank`` is added here. Its scores are the cosine similarity of the fake embeddings, and
+its errors (also the 404 of Voyage's unserved multimodal and contextualized embeddings) Voyage's
 ``{"detail": …}`` shape.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._openai import _model, _words, embed_text
-from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, _bearer_key, dumps, route
+from ._openai import _model, _ranked, _words
+from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, _bearer_key, dumps, owns, route
 
 __all__ = ["VOYAGE_DIALECT"]
 
@@ -43,9 +44,7 @@ VOYAGE_DIALECT = Dialect(
     sse_error=_sse_error,
     unknown_model=_unknown_model,
 )
-
-_DIMS = 256  # enough for stable similarities, cheap to compute
-
+owns(r"/v1/(?:multimodal|contextualized)embeddings\Z", VOYAGE_DIALECT)
 
 @route("POST", r"/v1/rerank", dialect=VOYAGE_DIALECT)
 def rerank(call: Call) -> Response:
@@ -58,13 +57,10 @@ def rerank(call: Call) -> Response:
         raise ApiError(400, "documents must be a non-empty list of strings")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ApiError(400, "top_k must be a positive integer")
-    q = embed_text(query, _DIMS)
-    scores = [sum(a * b for a, b in zip(q, embed_text(d, _DIMS), strict=True)) for d in documents]
-    ranked = sorted(range(len(documents)), key=lambda i: -scores[i])[:top_k]
     tokens = _words(query) * len(documents) + sum(_words(d) for d in documents)
     return Response.json({
         "object": "list",
-        "data": [{"relevance_score": round(scores[i], 6), "index": i} for i in ranked],
+        "data": [{"relevance_score": score, "index": i} for i, score in _ranked(query, documents, top_k)],
         "model": _model(body),
         "usage": {"total_tokens": tokens},
     })
