@@ -932,7 +932,7 @@ UNMATCHED = [
      lambda b: b["error"]["status"] == "NOT_FOUND" and b["error"]["code"] == 404),
     ("POST", "/v1/models/gemini-2.0-flash:nope", GEMINI_KEY, lambda b: b["error"]["status"] == "NOT_FOUND"),
     ("POST", "/openai/deployments/d/nope", {"api-key": "k"},
-     lambda b: b["error"]["code"] == "404" and "type" not in b["error"]),
+     lambda b: set(b["error"]) == {"code", "message"} and "/d/nope" in b["error"]["message"]),
 ]
 
 
