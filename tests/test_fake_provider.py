@@ -986,9 +986,13 @@ def test_voyage_output_dimension_sizes_the_vectors(fake: FakeProvider) -> None:
     body = {"model": "voyage-3", "input": ["a cat"], "input_type": "document", "output_dimension": 256}
     r = requests.post(fake.base_url + "/embeddings", json=body, headers=BEARER, timeout=T).json()
     assert len(r["data"][0]["embedding"]) == 256
-    del body["output_dimension"]
-    r = requests.post(fake.base_url + "/embeddings", json=body, headers=BEARER, timeout=T).json()
-    assert len(r["data"][0]["embedding"]) == 1024 == fake.ndims("voyage-3")
+    for unasked in (None, "absent"):  # the voyageai SDK sends null when no size is asked
+        body["output_dimension"] = unasked
+        if unasked == "absent":
+            del body["output_dimension"]
+        r = requests.post(fake.base_url + "/embeddings", json=body, headers=BEARER, timeout=T).json()
+        assert len(r["data"][0]["embedding"]) == 1024 == fake.ndims("voyage-3")
+    assert r["id"]  # Mistral's embeddings, served by this route too, carry one (its SDK requires it)
 
 
 def test_anthropic_count_tokens_agrees_with_the_messages_usage(fake: FakeProvider) -> None:

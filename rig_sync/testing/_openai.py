@@ -601,8 +601,10 @@ def embeddings(call: Call) -> Response:
     """OpenAI ``POST /v1/embeddings`` with text-derived, similarity-preserving vectors."""
     body = call.body_object()
     texts = _embedding_inputs(body.get("input"))
-    # `output_dimension`: the size field of Mistral and Voyage, whose embeddings this route serves too.
-    dims_raw = body.get("dimensions", body.get("output_dimension", ndims_for(_model(body))))
+    # `output_dimension`: the size field of Mistral and Voyage, whose embeddings this route serves too
+    # (the voyageai SDK sends it as null when not asked).
+    asked = [body[k] for k in ("dimensions", "output_dimension") if body.get(k) is not None]
+    dims_raw = asked[0] if asked else ndims_for(_model(body))
     if not isinstance(dims_raw, int) or isinstance(dims_raw, bool) or not 1 <= dims_raw <= 65536:
         raise ApiError(400, "'dimensions' must be a positive integer.", param="dimensions")
     fmt = body.get("encoding_format", "float") or "float"
@@ -616,8 +618,8 @@ def embeddings(call: Call) -> Response:
     items = [f'{{"object":"embedding","index":{i},"embedding":{render(t, dims_raw)}}}' for i, t in enumerate(texts)]
     tokens = sum(_words(t) for t in texts)
     model = json.dumps(_model(body))
-    out = (
-        '{"object":"list","data":['
+    out = (  # an `id`, as Mistral's answers (served here too) have it: the mistralai SDK requires it
+        f'{{"id":"embd-{call.seq}","object":"list","data":['
         + ",".join(items)
         + f'],"model":{model},"usage":{{"prompt_tokens":{tokens},"total_tokens":{tokens}}}}}'
     )
