@@ -1,4 +1,4 @@
-# make test  - create .venv if needed, install rig_sync with its test extras, run ruff, mypy --strict, pytest
+# make test  - create .venv if needed, install rig_sync with its test and sdk-check extras, run ruff, mypy --strict, pytest
 #              with branch coverage (full table, then the five lowest-covered modules)
 # make demo  - same set-up, then run the end-to-end demo against the loopback fake provider
 # make bench - run the benchmarks (ratios against raw requests, in one run)
@@ -14,7 +14,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) setup.cfg setup.py
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,sdk-check]'
 	touch $(STAMP)
 
 lint: $(STAMP)
