@@ -21,7 +21,9 @@ PROG = "rig-sync"
 
 
 def _providers(_: argparse.Namespace) -> int:
-    """The capability matrix, read from the provider classes themselves (nothing listed by hand)."""
+    """The capability matrix, read from the provider classes themselves (nothing listed by hand).
+    `tools*`: tools, but no forcing one named tool; a named choice goes as "required" with only
+    that tool offered."""
     from .client.builder import builtin_provider_names, load_provider
 
     print("| provider | env | default base URL | capabilities (C S E T I A tools) |")
@@ -36,6 +38,8 @@ def _providers(_: argparse.Namespace) -> int:
                 caps.add("tools")
         env = ", ".join((*cls.env_api_key, *cls.env_options, *cls.env_base_url))
         letters = " ".join(short for cap, short in _COLUMNS if cap in caps)
+        if "tools" in caps and not getattr(cls, "named_tool_choice", True):
+            letters += "*"
         print(f"| {name} | {env} | {cls.default_base_url or '-'} | {letters} |")
     return 0
 

@@ -63,6 +63,8 @@ class BaseEmbeddingModel:
     model: str
     _max_documents: int = 1024
     _ndims: int | None = None
+    _requested_ndims: int | None = None  # the size the caller asked for (sent as the provider's parameter)
+    _ndims_seen = False  # an answer has shown the real size
 
     @property
     def max_documents(self) -> int:
@@ -80,6 +82,21 @@ class BaseEmbeddingModel:
     def embed_text(self, text: str) -> Embedding:
         return self.embed_texts([text])[0]
 
+    def _check_sizes(self, vectors: list[list[float]]) -> None:
+        """Every vector is as long as the size asked for, or else as the first answer's vectors: a
+        server that ignored the size asked for, or answered vectors of mixed sizes, would corrupt an
+        index. A size known only from a model table is a guess until then: the answer settles it."""
+        expected = self._requested_ndims or (self._ndims if self._ndims_seen else None)
+        for i, vec in enumerate(vectors):
+            if expected is None:
+                expected = len(vec)
+            elif len(vec) != expected:
+                raise ResponseDecodeError(
+                    f"{self.model}: expected embedding vectors of {expected} dimensions (ndims), got {len(vec)}",
+                    provider=self.provider, field=f"data[{i}].embedding")
+        if expected is not None:
+            self._ndims, self._ndims_seen = expected, True
+
     def embed_texts(self, texts: Sequence[str]) -> list[Embedding]:
         """Embeddings in input order; sent in chunks of at most `max_documents` texts."""
         items = check_texts(texts)
@@ -92,6 +109,7 @@ class BaseEmbeddingModel:
                 raise ResponseDecodeError(
                     f"asked for {len(chunk)} embeddings, got {len(vectors)}", provider=self.provider, field="data"
                 )
+            self._check_sizes(vectors)
             out.extend(Embedding(text, vec) for text, vec in zip(chunk, vectors, strict=True))
         return out
 

@@ -3,6 +3,8 @@
 Incremental and allocation-light: it handles `\\n`, `\\r\\n` and `\\r` line ends split anywhere
 across chunks, multi-line `data:` fields, comments, and discards a half-received event at the
 end of the stream (as the SSE spec says), so a cut-off stream is never mistaken for a whole one.
+One field outside the spec is kept: an `error: …` line (llama.cpp fails a stream so, then sends
+`data: [DONE]`) reads as an event named "error" carrying that value, so it cannot pass unseen.
 
 Memory stays bounded whatever the server sends: a line, or an event's data, longer than
 `MAX_EVENT_BYTES` raises `StreamError` instead of growing a buffer until the process dies.
@@ -126,6 +128,12 @@ def iter_sse(chunks: Iterable[bytes], *, max_bytes: int | None = None) -> Iterat
                     last_id = value.decode("utf-8", "replace")
                 elif name == b"data":  # "data" with no colon: an empty data line
                     data.append(b"")
+                    size += len(line)
+                    if size > limit:
+                        raise event_too_long(limit)
+                elif name == b"error" and sep:  # not in the spec, which would drop it: a server's error
+                    event = "error"
+                    data.append(value)
                     size += len(line)
                     if size > limit:
                         raise event_too_long(limit)

@@ -30,7 +30,8 @@ def expected_letters(cls: type[ProviderClient]) -> list[str]:
         ("T", issubclass(cls, TranscriptionClient)),
         ("I", issubclass(cls, ImageGenerationClient)),
         ("A", issubclass(cls, AudioGenerationClient)),
-        ("tools", chat and cls.supports_tools),
+        # "tools*": no forcing one named tool (sent as "required" with only that tool)
+        ("tools" if getattr(cls, "named_tool_choice", True) else "tools*", chat and cls.supports_tools),
     ]
     return [letter for letter, has in flags if has]
 

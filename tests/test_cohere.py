@@ -269,9 +269,18 @@ def test_tool_choice_maps(mocked: responses.RequestsMock, choice: str, wire: str
     assert sent_json(mocked).get("tool_choice") == wire
 
 
-def test_named_tool_choice_is_refused_before_sending() -> None:
-    builder = model().completion_request("Hi").tool(ToolDefinition("add")).tool_choice(ToolChoice.tool("add"))
-    with pytest.raises(errors.UnsupportedFeature, match="named tool"):
+def test_named_tool_choice_is_sent_as_required_with_only_that_tool(mocked: responses.RequestsMock) -> None:
+    # Cohere v2 has no named tool choice: REQUIRED with only the named tool offered forces it.
+    mocked.add("POST", CHAT, json=chat_response())
+    model().completion_request("Hi").tools([ToolDefinition("sub"), ToolDefinition("add")]) \
+        .tool_choice(ToolChoice.tool("add")).send()
+    sent = sent_json(mocked)
+    assert sent["tool_choice"] == "REQUIRED" and [t["function"]["name"] for t in sent["tools"]] == ["add"]
+
+
+def test_named_tool_choice_of_a_tool_not_offered_is_refused_before_sending() -> None:
+    builder = model().completion_request("Hi").tool(ToolDefinition("add")).tool_choice(ToolChoice.tool("sub"))
+    with pytest.raises(errors.InvalidRequestError, match="'sub'"):
         builder.send()
 
 

@@ -13,7 +13,14 @@ import responses
 from rig_sync.client import ProviderValue
 from rig_sync.client.builder import DynClientBuilder
 from rig_sync.completion import ToolChoice, ToolDefinition
-from rig_sync.errors import APIError, AuthenticationError, RateLimitError, StreamError, UnsupportedFeature
+from rig_sync.errors import (
+    APIError,
+    AuthenticationError,
+    RateLimitError,
+    ResponseDecodeError,
+    StreamError,
+    UnsupportedFeature,
+)
 from rig_sync.message import Audio, DocumentContent, Message, Reasoning, Text, ToolCall
 from rig_sync.providers import mistral
 from rig_sync.streaming import FinalResponse, ReasoningChunk, TextChunk, ToolCallChunk
@@ -267,7 +274,8 @@ def test_embedding_size_is_sent_as_output_dimension(mocked: responses.RequestsMo
     serve_fixture(mocked, EMBED, "mistral/embeddings.spec_example.json")
     assert client().embedding_model("codestral-embed").ndims == 1536
     emb = client().embedding_model_with_ndims("codestral-embed", 256)
-    emb.embed_texts(["a", "b"])
+    with pytest.raises(ResponseDecodeError, match=r"256 dimensions.*got 5"):  # the spec example's vectors
+        emb.embed_texts(["a", "b"])
     sent = sent_json(mocked)
     assert sent["output_dimension"] == 256 and "dimensions" not in sent
 

@@ -36,7 +36,7 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import event_json
+from ._common import event_json, narrow_named_tool
 from ._openai_wire import ChatMessage, ImagePart, TextPart, Tool, image_part, tool_calls, tools, user_messages
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "chat_body", "content_checked",
@@ -125,13 +125,10 @@ def _wire_messages(message: Message, provider: str) -> list[_Message]:
     return user_messages(message, partial(_user_part, provider=provider), _Message)
 
 
-def _tool_choice(choice: ToolChoice | None, provider: str) -> str | None:
+def _tool_choice(choice: ToolChoice | None) -> str | None:
     if choice is None or choice.mode == "auto":
         return None  # Cohere's default: the model decides
-    if choice.mode == "tool":
-        raise UnsupportedFeature(f"{provider} cannot force a named tool ({choice.name!r}); "
-                                 "use tool_choice 'required' with only that tool")
-    return choice.mode.upper()
+    return choice.mode.upper()  # a named tool arrives here as "required" (narrow_named_tool)
 
 
 def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: bool) -> dict[str, Any]:
@@ -142,14 +139,15 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
     for message in request.chat_history:
         messages.extend(_wire_messages(message, provider))
     documents = [_Document({**d.additional_props, "text": d.text}, d.id) for d in request.documents]
-    tool_defs = tools(request.tools)
+    offered, choice = narrow_named_tool(request, provider)  # Cohere takes no named tool choice
+    tool_defs = tools(offered)
     body = _wire.encode(converter, _ChatRequest(
         model=model,
         messages=messages,
         stream=stream,
         documents=documents or None,
         tools=tool_defs or None,
-        tool_choice=_tool_choice(request.tool_choice, provider) if tool_defs else None,
+        tool_choice=_tool_choice(choice) if tool_defs else None,
         temperature=request.temperature,
         max_tokens=request.max_tokens,
     ))

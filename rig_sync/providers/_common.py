@@ -8,12 +8,13 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import _json, observe
-from ..completion import CompletionRequest
+from ..completion import CompletionRequest, ToolChoice, ToolDefinition
 from ..errors import InvalidRequestError, StreamError
 from ..sse import SSEEvent, iter_lines, iter_sse
 from ..streaming import FinalResponse, StreamChunk, StreamingCompletionResponse
 
-__all__ = ["report_usage", "event_completion", "iter_ndjson", "event_json", "tool_names", "model_in_path"]
+__all__ = ["report_usage", "event_completion", "iter_ndjson", "event_json", "tool_names", "model_in_path",
+           "narrow_named_tool"]
 
 # What no model or deployment name holds, and what would let one steer the URL it is put in: a
 # backslash (some servers read it as "/"), a query or fragment start, control characters.
@@ -59,6 +60,25 @@ def tool_names(request: CompletionRequest) -> dict[str, str]:
     """Tool-call id -> function name, from the history's tool calls: for the wire formats whose
     tool result names the function (Gemini, Ollama) where ours carries the call's id."""
     return {call.id: call.name for message in request.chat_history for call in message.tool_calls}
+
+
+def narrow_named_tool(request: CompletionRequest,
+                      provider: str) -> tuple[tuple[ToolDefinition, ...], ToolChoice | None]:
+    """The tools and tool choice to send to a provider that cannot force one named tool.
+
+    A named choice becomes "required" with only that tool offered: the model must call a tool, and
+    that is the only one it has. Any other choice is sent as it is. A name that is not among the
+    request's tools is an `InvalidRequestError` (nothing could be forced).
+    """
+    choice = request.tool_choice
+    if choice is None or choice.mode != "tool":
+        return request.tools, choice
+    named = tuple(t for t in request.tools if t.name == choice.name)
+    if not named:
+        offered = ", ".join(repr(t.name) for t in request.tools) or "none"
+        raise InvalidRequestError(f"{provider}: tool_choice names {choice.name!r}, which is not among the "
+                                  f"request's tools ({offered})")
+    return named[:1], ToolChoice("required")
 
 
 def event_json(event: SSEEvent, provider: str) -> Any:

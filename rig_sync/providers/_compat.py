@@ -2,11 +2,12 @@
 
 A provider that speaks OpenAI's wire format is a `CompatProvider` row: its name, default base
 URL, environment variables, the capabilities it really has, and small named deviations (no
-tools, no streaming usage, its word for a required tool choice, float embeddings, extra
-headers). Where a capability sits on an endpoint of the provider's own, the row's `models`
-names the class serving it (see `_compat_media`). `client_class(row)` turns a row into a real
-client class with exactly the capability mixins it claims; each `rig_sync.providers.<name>`
-module is three lines that pick its row. Adding a compatible provider is adding a row.
+tools, no streaming usage, how its streams end, its word for a required tool choice, whether it
+can force one named tool, float embeddings, extra headers). Where a capability sits on an
+endpoint of the provider's own, the row's `models` names the class serving it (see
+`_compat_media`). `client_class(row)` turns a row into a real client class with exactly the
+capability mixins it claims; each `rig_sync.providers.<name>` module is three lines that pick
+its row. Adding a compatible provider is adding a row.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ class CompatProvider:
     tools: bool = True
     streaming: bool = True
     stream_usage: bool = True  # accepts stream_options.include_usage (False: the field is left out)
-    done_marker: bool = True  # ends streams with `data: [DONE]`
+    done_marker: bool = True  # ends streams with `data: [DONE]` (False: a finish reason ends them)
+    end_object: str | None = None  # the `object` of a chunk that ends its streams as `[DONE]` does
     required_tool_choice: str = "required"  # its word for ToolChoice "required" (Mistral: "any")
+    # False: tool_choice is a string only; a named tool goes as "required" with only that tool
+    named_tool_choice: bool = True
     user_parts: PartDialect = OPENAI_PARTS  # how it spells audio and document parts
     requires_api_key: bool = True
     env_api_key: tuple[str, ...] | None = None  # default: <NAME>_API_KEY
@@ -88,7 +92,10 @@ ROWS: dict[str, CompatProvider] = {
         # Together's /embeddings takes {model, input} only: vectors come back as float lists.
         CompatProvider("together", "https://api.together.xyz/v1", _CE, embedding_encoding=None),
         CompatProvider("openrouter", "https://openrouter.ai/api/v1"),
-        CompatProvider("perplexity", "https://api.perplexity.ai", tools=False, stream_usage=False),
+        # Perplexity sends no `[DONE]`: a stream ends at its finish reason, or (stream_mode "concise")
+        # at a `chat.completion.done` chunk; usage rides on its chunks unasked.
+        CompatProvider("perplexity", "https://api.perplexity.ai", tools=False, stream_usage=False,
+                       done_marker=False, end_object="chat.completion.done"),
         CompatProvider("moonshot", "https://api.moonshot.ai/v1"),
         CompatProvider("galadriel", "https://api.galadriel.com/v1/verified"),
         CompatProvider("mira", "https://api.mira.network/v1", tools=False, stream_usage=False),
@@ -105,9 +112,11 @@ ROWS: dict[str, CompatProvider] = {
             models={"image_generation": HyperbolicImageGenerationModel,
                     "audio_generation": HyperbolicAudioGenerationModel},
         ),
+        # llama-server reports stream usage only when asked (stream_options), and reads tool_choice
+        # as a string only: an object is logged as the wrong type and taken for "auto".
         CompatProvider(
             "llamacpp", "http://localhost:8080/v1", _CE, requires_api_key=False,
-            env_base_url=("LLAMACPP_API_BASE_URL", "LLAMACPP_BASE_URL"), stream_usage=False,
+            env_base_url=("LLAMACPP_API_BASE_URL", "LLAMACPP_BASE_URL"), named_tool_choice=False,
         ),
         # Mistral's chat request forbids unknown fields (no stream_options; usage rides on the last
         # chunk anyway), spells "required" as "any", sends audio as a bare base64 string and takes
@@ -128,6 +137,7 @@ class OpenAICompletion(CompletionClient):
 
     stream_usage: ClassVar[bool] = True
     required_tool_choice: ClassVar[str] = "required"
+    named_tool_choice: ClassVar[bool] = True
     completion_model_class: ClassVar[Any] = ChatCompletionsModel  # a row may name a subclass
 
     def completion_model(self, model: str) -> ChatCompletionsModel:
@@ -214,7 +224,9 @@ def client_class(name: str, module: str) -> type[Any]:
         "supports_tools": row.tools,
         "stream_usage": row.stream_usage,
         "stream_done_marker": row.done_marker,
+        "stream_end_object": row.end_object,
         "required_tool_choice": row.required_tool_choice,
+        "named_tool_choice": row.named_tool_choice,
         "user_parts": row.user_parts,
         "max_documents": row.max_documents,
         "embedding_encoding": row.embedding_encoding,

@@ -67,13 +67,13 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
             raise InvalidRequestError(f"ndims must be a positive integer, not {ndims!r}")
         if task_type is not None and not (isinstance(task_type, str) and task_type):
             raise InvalidRequestError(f"task_type must be a non-empty string, not {task_type!r}")
-        self._asked_ndims = ndims
+        self._requested_ndims = ndims
         self._ndims = ndims or KNOWN_NDIMS.get(model.rpartition("/")[2])
         self.task_type = task_type
 
     def _request(self, text: str) -> _EmbedRequest:
         resource = self.model if "/" in self.model else f"models/{self.model}"
-        return _EmbedRequest(resource, WireContent([WirePart(text=text)]), self._asked_ndims, self.task_type)
+        return _EmbedRequest(resource, WireContent([WirePart(text=text)]), self._requested_ndims, self.task_type)
 
     def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
         if len(texts) == 1:

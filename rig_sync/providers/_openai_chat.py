@@ -28,8 +28,18 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import event_json
-from ._openai_wire import ChatMessage, ImagePart, TextPart, Tool, image_part, tool_calls, tools, user_messages
+from ._common import event_json, narrow_named_tool
+from ._openai_wire import (
+    ChatMessage,
+    ImagePart,
+    TextPart,
+    Tool,
+    ToolCall,
+    image_part,
+    tool_calls,
+    tools,
+    user_messages,
+)
 
 __all__ = ["ChatCompletionsModel", "PartDialect", "OPENAI_PARTS", "converter", "usage_from"]
 
@@ -94,6 +104,16 @@ OPENAI_PARTS = PartDialect()
 
 
 @attrs.define
+class _AssistantMessage:
+    """An assistant turn. `content` is always sent, as null beside tool calls (as openai-python
+    does): early-2025 llama-server answers a turn without the key with 500 "Expected 'content'"."""
+
+    role: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
+
+
+@attrs.define
 class _StreamOptions:
     include_usage: bool = True
 
@@ -101,7 +121,7 @@ class _StreamOptions:
 @attrs.define
 class _ChatRequest:
     model: str
-    messages: list[ChatMessage]
+    messages: list[ChatMessage | _AssistantMessage]
     temperature: float | None = None
     max_tokens: int | None = None
     tools: list[Tool] | None = None
@@ -129,8 +149,9 @@ def _user_part(part: Part, provider: str, dialect: PartDialect) -> _Part:
     raise UnsupportedFeature(f"{provider}: cannot send {type(part).__name__} in a user message")
 
 
-def _messages(request: CompletionRequest, provider: str, dialect: PartDialect) -> list[ChatMessage]:
-    out: list[ChatMessage] = []
+def _messages(request: CompletionRequest, provider: str,
+              dialect: PartDialect) -> list[ChatMessage | _AssistantMessage]:
+    out: list[ChatMessage | _AssistantMessage] = []
     if request.preamble:
         out.append(ChatMessage("system", request.preamble))
     for message in request.messages_with_documents():
@@ -138,10 +159,11 @@ def _messages(request: CompletionRequest, provider: str, dialect: PartDialect) -
     return out
 
 
-def _wire_messages(message: Message, provider: str, dialect: PartDialect) -> list[ChatMessage]:
+def _wire_messages(message: Message, provider: str,
+                   dialect: PartDialect) -> list[ChatMessage] | list[_AssistantMessage]:
     if message.role == "assistant":
         text = "".join(p.text for p in message.content if isinstance(p, Text))
-        return [ChatMessage("assistant", text or None, tool_calls(message) or None)]
+        return [_AssistantMessage("assistant", text or None, tool_calls(message) or None)]
     return user_messages(message, partial(_user_part, provider=provider, dialect=dialect), ChatMessage)
 
 
@@ -155,15 +177,19 @@ def _tool_choice(choice: ToolChoice | None, required: str) -> str | dict[str, An
 
 def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: bool,
               supports_tools: bool = True, stream_usage: bool = True,
-              required_tool_choice: str = "required", parts: PartDialect = OPENAI_PARTS) -> dict[str, Any]:
+              required_tool_choice: str = "required", named_tool_choice: bool = True,
+              parts: PartDialect = OPENAI_PARTS) -> dict[str, Any]:
     """The JSON body for one chat completion (shared by every OpenAI-compatible provider).
 
     `stream_usage=False` leaves out `stream_options` (providers that reject it, or send usage
     unasked); `required_tool_choice` is the provider's word for "must call a tool" (Mistral: "any");
-    `parts` is how it spells audio and documents.
+    `named_tool_choice=False` sends a named tool choice as that word with only that tool (for
+    servers that take no named choice); `parts` is how it spells audio and documents.
     """
     if request.tools and not supports_tools:
         raise UnsupportedFeature(f"{provider} does not support tool calling; send the request without tools")
+    offered, choice = (request.tools, request.tool_choice) if named_tool_choice else narrow_named_tool(
+        request, provider)
     body = _wire.encode(
         converter,
         _ChatRequest(
@@ -171,8 +197,8 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
             messages=_messages(request, provider, parts),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
-            tools=tools(request.tools) or None,
-            tool_choice=_tool_choice(request.tool_choice, required_tool_choice) if request.tools else None,
+            tools=tools(offered) or None,
+            tool_choice=_tool_choice(choice, required_tool_choice) if offered else None,
             stream=True if stream else None,
             stream_options=_StreamOptions() if stream and stream_usage else None,
         ),
@@ -330,6 +356,7 @@ class _Chunk:
     choices: list[_ChunkChoice] = attrs.field(factory=list)
     id: str | None = None
     model: str | None = None
+    object: str | None = None
     usage: _Usage | None = None
 
 
@@ -357,10 +384,20 @@ def _plain_text_delta(data: Any) -> str | None:
     return content if content.__class__ is str else None
 
 
-def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = True) -> Iterator[StreamChunk]:
-    """Chunks from an OpenAI-style SSE stream. It is complete at `data: [DONE]`; a provider
-    without that marker (`require_done=False`) is complete once a finish reason arrived. A
-    stream cut short raises `StreamError`, never passes for a shorter answer."""
+def _server_said(data: Any) -> Any:
+    """The message of an error body: `{"error": {"message": …}}`, `{"message": …}` or as it is."""
+    err = data.get("error", data) if isinstance(data, dict) else data
+    return err.get("message", err) if isinstance(err, dict) else err
+
+
+def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = True,
+                end_object: str | None = None) -> Iterator[StreamChunk]:
+    """Chunks from an OpenAI-style SSE stream. It is complete at `data: [DONE]`, or at a chunk whose
+    `object` is `end_object` (Perplexity's "chat.completion.done"); a provider without that marker
+    (`require_done=False`) is complete once a finish reason arrived. A stream cut short raises
+    `StreamError`, never passes for a shorter answer; so does an error event (`data: {"error": …}`,
+    or llama.cpp's `error:` line), and a stream with no content, no tool call and no finish reason,
+    which is no answer at all."""
     text: list[str] = []
     reasoning: list[str] = []
     calls = ToolCallAssembler(provider)
@@ -375,7 +412,15 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
         if event.data == "[DONE]":
             done = True
             break
+        if event.event == "error":  # llama.cpp's `error: {json}` line (then `[DONE]`)
+            try:
+                said = _server_said(_json.loads(event.data))
+            except _json.JSONDecodeError:
+                said = event.data[:500]
+            raise StreamError(f"{provider} reported an error mid-stream: {said}", provider=provider, body=event.data)
         data = event_json(event, provider)
+        if end_object is not None and data.__class__ is dict and data.get("object") == end_object:
+            done = True
         if rid is not None:
             piece = _plain_text_delta(data)
             if piece is not None:
@@ -384,9 +429,8 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
                     yield TextChunk(piece)
                 continue
         if isinstance(data, dict) and "error" in data:
-            err = data["error"]
-            said = err.get("message", err) if isinstance(err, dict) else err
-            raise StreamError(f"{provider} reported an error mid-stream: {said}", provider=provider, body=data)
+            raise StreamError(f"{provider} reported an error mid-stream: {_server_said(data)}",
+                              provider=provider, body=data)
         chunk = _wire.decode(converter, data, _Chunk, provider)
         rid = rid or chunk.id
         model = model or chunk.model
@@ -425,8 +469,12 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
                 calls.add(slot[0], id=tc.id, name=fn.name if fn else None, arguments=args)
     _check_finish(finish, provider, None, stream=True)
     if not done and (require_done or finish is None):
-        raise StreamError(f"{provider} stream ended before its [DONE] marker: the answer is incomplete",
+        marker = "its [DONE] marker" if require_done else "a finish reason"
+        raise StreamError(f"{provider} stream ended before {marker}: the answer is incomplete",
                           provider=provider, retryable=True)
+    if finish is None and not (text or reasoning or calls):
+        raise StreamError(f"{provider} stream ended with no content, no tool call and no finish reason: "
+                          "the server gave no answer", provider=provider, retryable=True)
     if refused and not answered:
         finish = "refusal"
     tool_calls = calls.finish()
@@ -453,6 +501,7 @@ class ChatCompletionsModel(ModelView, BaseCompletionModel):
                          supports_tools=self.client.supports_tools,
                          stream_usage=getattr(self.client, "stream_usage", True),
                          required_tool_choice=getattr(self.client, "required_tool_choice", "required"),
+                         named_tool_choice=getattr(self.client, "named_tool_choice", True),
                          parts=getattr(self.client, "user_parts", OPENAI_PARTS))
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
@@ -462,5 +511,6 @@ class ChatCompletionsModel(ModelView, BaseCompletionModel):
         if not self.client.streams_completions:
             raise UnsupportedFeature(f"{self.provider} does not support streaming")
         body = self._body(request, stream=True)
-        parse = partial(stream_chat, require_done=getattr(self.client, "stream_done_marker", True))
+        parse = partial(stream_chat, require_done=getattr(self.client, "stream_done_marker", True),
+                        end_object=getattr(self.client, "stream_end_object", None))
         return self._stream(self.path, body, parse)

@@ -40,6 +40,7 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient):
     default_base_url: ClassVar[str] = "https://api.cohere.com"
     env_api_key: ClassVar[tuple[str, ...]] = ("COHERE_API_KEY", "CO_API_KEY")  # CO_*: the SDK's names
     env_base_url: ClassVar[tuple[str, ...]] = ("CO_API_URL", "COHERE_BASE_URL")
+    named_tool_choice: ClassVar[bool] = False  # a named tool goes as REQUIRED with only that tool
 
     def completion_model(self, model: str) -> CompletionModel:
         return CompletionModel(self, model)
