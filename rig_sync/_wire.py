@@ -6,8 +6,9 @@ out of request bodies, so a request carries only what the caller set.
 
 Usage is read tolerantly, for it is a side field of a paid answer: a token count (`Tokens`) that
 is not a plausible one (negative, fractional, NaN, infinite, a string, or above `MAX_TOKENS`) reads
-as 0, "not reported", and a usage block of the wrong shape (a class marked `lenient`) as its
-defaults; neither fails the response.
+as None, "not reported" (as a missing one does), a cost that is no finite non-negative number
+(`read_cost`) likewise, and a usage block of the wrong shape (a class marked `lenient`) as its defaults;
+none of them fails the response.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from .errors import ResponseDecodeError, drops_hidden_context
 
-__all__ = ["make_converter", "decode", "encode", "lenient", "Tokens", "MAX_TOKENS"]
+__all__ = ["make_converter", "decode", "encode", "lenient", "Tokens", "read_cost", "MAX_TOKENS"]
 
 T = TypeVar("T")
 
-Tokens = Annotated[int, "token count"]  # an int to the type checker; `_structure_tokens` reads it
+# A count or None ("not reported"): declare `x: Tokens = None`; `_structure_tokens` reads it.
+Tokens = Annotated[int | None, "token count"]
 MAX_TOKENS = 2**53 - 1  # JSON's safe integers; a larger count is garbage (1e30), not a count
 _LENIENT: set[type[Any]] = set()  # wire classes marked `lenient`
 
@@ -87,10 +89,17 @@ def _structure_int(value: Any, _: Any) -> int:
     raise ValueError(f"expected an integer, got {type(value).__name__}")
 
 
-def _structure_tokens(value: Any, _: Any) -> int:
+def _structure_tokens(value: Any, _: Any) -> int | None:
     if value.__class__ is float and math.isfinite(value) and value.is_integer():
         value = int(value)  # some providers type counts as numbers: 18.0 occurs
-    return value if value.__class__ is int and 0 <= value <= MAX_TOKENS else 0
+    return value if value.__class__ is int and 0 <= value <= MAX_TOKENS else None
+
+
+def read_cost(value: Any) -> float | None:
+    """An amount of money the provider reported, or None when it is no finite non-negative number."""
+    if value.__class__ in (int, float) and math.isfinite(value) and 0 <= value <= MAX_TOKENS:
+        return float(value)
+    return None
 
 
 def lenient(cls: type[T]) -> type[T]:

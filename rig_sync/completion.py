@@ -19,6 +19,8 @@ __all__ = [
     "ToolDefinition",
     "Document",
     "Usage",
+    "Citation",
+    "SafetyResult",
     "ToolChoice",
     "CompletionRequest",
     "CompletionResponse",
@@ -106,30 +108,93 @@ class Document:
         return f"<file id: {self.id}>\n{meta}{self.text}\n</file>"
 
 
-@attrs.frozen
+def _add(a: Any, b: Any) -> Any:
+    """Sum of two optional figures: what is known adds up; None only when neither is known."""
+    return b if a is None else a if b is None else a + b
+
+
+@attrs.frozen(repr=False)
 class Usage:
-    """Tokens used; add usages with `+` to total a multi-turn run."""
+    """What one answer used, as the provider reported it; add usages with `+` (or `sum()`) to
+    total a multi-turn run.
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    total_tokens: int = 0
-    cached_input_tokens: int = 0
+    A figure the provider did not report is None, never 0: `Usage()` is "nothing reported" (a
+    stream without usage, a provider that never counts), and a count that is no plausible number
+    (negative, fractional, NaN, above 2**53-1) reads as not reported too. A sum counts what was
+    reported and is None only where no addend reported that figure.
 
-    def __add__(self, other: Usage) -> Usage:
+    The parts add up the same way for every provider:
+    `input_tokens + output_tokens == total_tokens` (where the provider's own total says so);
+    `cached_input_tokens` (read from the prompt cache) and `cache_write_tokens` (written to it)
+    are parts of `input_tokens`; `reasoning_tokens` (thinking) are part of `output_tokens`, even
+    where the wire counts them apart (Gemini, xAI). `cost_usd` is what the provider says the
+    answer cost, in US dollars, where it says so (OpenRouter, Perplexity, xAI).
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: float | None = None
+
+    def __add__(self, other: Usage | None) -> Usage:
+        if other is None:
+            return self
         if not isinstance(other, Usage):
             return NotImplemented
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.total_tokens + other.total_tokens,
-            self.cached_input_tokens + other.cached_input_tokens,
-        )
+        return Usage(*(_add(a, b) for a, b in zip(attrs.astuple(self, recurse=False),
+                                                    attrs.astuple(other, recurse=False))))
 
-    def __radd__(self, other: int) -> Usage:
-        # `sum(usages)` starts from 0.
-        if other == 0 and not isinstance(other, bool):
+    def __radd__(self, other: int | None) -> Usage:
+        # `sum(usages)` starts from 0; None (no usage at all) adds nothing.
+        if other is None or (other == 0 and not isinstance(other, bool)):
             return self
         return NotImplemented
+
+    @property
+    def reported(self) -> bool:
+        """Whether the provider reported any figure at all."""
+        return self != _UNREPORTED
+
+    def __repr__(self) -> str:
+        # Only what was reported: a notebook line, and `Usage()` reads as "nothing reported".
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in attrs.fields(Usage)
+                          if getattr(self, f.name) is not None)
+        return f"Usage({shown})"
+
+
+_UNREPORTED = Usage()
+
+
+@attrs.frozen
+class Citation:
+    """A source the answer rests on: where it is (`url`, or `document_id` for a document given
+    with the request), its `title`, the passage quoted from it (`cited_text`), and the span of
+    the answer's text that cites it (`start`, `end`: character offsets into `response.text`,
+    where the provider says). Fields a provider does not send are None."""
+
+    url: str | None = None
+    title: str | None = None
+    document_id: str | None = None
+    cited_text: str | None = None
+    start: int | None = None
+    end: int | None = None
+
+
+@attrs.frozen
+class SafetyResult:
+    """One safety check the provider reports on the prompt or the answer (`target`): its
+    `category` in the provider's words ("hate", "HARM_CATEGORY_HARASSMENT", "jailbreak"), whether
+    the provider `blocked` (filtered) content for it, and the `level` it found ("safe", "low",
+    "NEGLIGIBLE", "HIGH", "detected", …) where it says; `message` is the provider's explanation."""
+
+    category: str
+    blocked: bool = False
+    level: str | None = None
+    target: str = "answer"
+    message: str | None = None
 
 
 @attrs.frozen
@@ -227,11 +292,13 @@ class CompletionResponse:
     """The model's answer: content parts (`choice`), token usage, and the provider's raw body."""
 
     choice: tuple[AssistantContent, ...]
-    usage: Usage = Usage()
+    usage: Usage = Usage()  # Usage() when the provider reported none: every figure None
     raw_response: Any = attrs.field(default=None, eq=False, repr=False)
     finish_reason: str | None = None
     id: str | None = None
     model: str | None = None
+    citations: tuple[Citation, ...] = attrs.field(default=(), converter=tuple)
+    safety: tuple[SafetyResult, ...] = attrs.field(default=(), converter=tuple)
 
     @property
     def text(self) -> str:
@@ -261,6 +328,8 @@ class CompletionResponse:
         fields.append(f"usage={self.usage!r}")
         fields.extend(f"{name}={value!r}" for name, value in
                       (("finish_reason", self.finish_reason), ("model", self.model)) if value is not None)
+        fields.extend(f"{name}=[{len(value)}]" for name, value in
+                      (("citations", self.citations), ("safety", self.safety)) if value)
         return f"CompletionResponse({', '.join(fields)})"
 
 

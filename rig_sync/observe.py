@@ -100,16 +100,16 @@ Hook = Callable[[Event], None]
 
 
 class UsageLike(Protocol):
-    """What `emit_usage` reads (`rig_sync.completion.Usage` has it)."""
+    """What `emit_usage` reads (`rig_sync.completion.Usage` has it; None is "not reported")."""
 
     @property
-    def input_tokens(self) -> int: ...
+    def input_tokens(self) -> int | None: ...
     @property
-    def output_tokens(self) -> int: ...
+    def output_tokens(self) -> int | None: ...
     @property
-    def total_tokens(self) -> int: ...
+    def total_tokens(self) -> int | None: ...
     @property
-    def cached_input_tokens(self) -> int: ...
+    def cached_input_tokens(self) -> int | None: ...
 
 
 _hooks: tuple[Hook, ...] = ()
@@ -148,9 +148,10 @@ def emit(event: Event) -> None:
 def emit_usage(provider: str, model: str | None, capability: str | None, usage: UsageLike) -> None:
     """Report the tokens of one answer to the hooks (cheap when there are none)."""
     if _hooks:
-        emit(UsageEvent(provider, model, capability, usage.input_tokens, usage.output_tokens,
-                        usage.total_tokens or usage.input_tokens + usage.output_tokens,
-                        usage.cached_input_tokens))
+        # Events count tokens: a figure the provider did not report adds nothing (0).
+        inp, out = usage.input_tokens or 0, usage.output_tokens or 0
+        emit(UsageEvent(provider, model, capability, inp, out, usage.total_tokens or inp + out,
+                        usage.cached_input_tokens or 0))
 
 
 # --- metrics --------------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_every_recorded_chat_completion_parses(mocked: responses.RequestsMock, n
     assert resp.usage.input_tokens == usage["prompt_tokens"]
     assert resp.usage.output_tokens == usage["completion_tokens"]
     assert resp.usage.total_tokens == usage["total_tokens"]
-    assert resp.usage.cached_input_tokens == (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+    assert resp.usage.cached_input_tokens == (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
     assert (resp.id, resp.model) == (data["id"], data["model"])
     assert resp.raw_response == data
 

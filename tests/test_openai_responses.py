@@ -66,7 +66,7 @@ def test_every_recorded_response_parses(mocked: responses.RequestsMock, name: st
     usage = data["usage"]
     assert (resp.usage.input_tokens, resp.usage.output_tokens, resp.usage.total_tokens) == (
         usage["input_tokens"], usage["output_tokens"], usage["total_tokens"])
-    assert resp.usage.cached_input_tokens == (usage.get("input_tokens_details") or {}).get("cached_tokens", 0)
+    assert resp.usage.cached_input_tokens == (usage.get("input_tokens_details") or {}).get("cached_tokens")
     assert (resp.id, resp.model) == (data["id"], data["model"])
     assert resp.raw_response == data
 
@@ -81,7 +81,7 @@ def test_recorded_response_spot_checks(mocked: responses.RequestsMock) -> None:
                              {"location": "San Francisco, CA"}, "call_S2X9KuEJpYvFcF4hgv1XwM0j")]
     spec = send_fixture(mocked, "openai/spec.responses.functions.json")
     assert spec.tool_calls[0].arguments == {"location": "Boston, MA", "unit": "celsius"}
-    assert spec.usage.cached_input_tokens == 0  # no input_tokens_details at all
+    assert spec.usage.cached_input_tokens is None  # no input_tokens_details at all: not reported
     # Built-in tool items (web search, file search) are skipped; the message after them is the answer.
     web = send_fixture(mocked, "openai/spec.responses.web_search.json")
     assert web.text == "As of today, March 9, 2025, one notable positive news story..."

@@ -14,7 +14,8 @@ Mapping choices, in one place:
 * `max_tokens` is required by the API: when the request has none, a per-model default.
 * Usage: Anthropic's `input_tokens` excludes cache reads and writes. `Usage.input_tokens` is
   every prompt token (input + cache creation + cache read), so it means the same as for other
-  providers; `cached_input_tokens` is the cache reads; `total_tokens` = input + output.
+  providers; `cached_input_tokens` is the cache reads, `cache_write_tokens` the cache creation;
+  `total_tokens` = input + output.
 * Finish reasons are Anthropic's own (`end_turn`, `max_tokens`, `stop_sequence`, `tool_use`,
   `pause_turn`, `refusal`, …). `pause_turn` means a server tool paused a long turn: send the
   answer back as the last assistant message to let it continue. A `refusal` with text keeps the
@@ -51,6 +52,7 @@ from ..message import (
     ToolResult,
 )
 from ..streaming import parse_tool_call
+from ._common import usage_of
 from ._openai_wire import TextPart
 
 __all__ = [
@@ -320,10 +322,10 @@ def messages_body(model: str, request: CompletionRequest, provider: str, *, stre
 @_wire.lenient
 @attrs.define
 class _Usage:
-    input_tokens: _wire.Tokens = 0
-    output_tokens: _wire.Tokens = 0
-    cache_creation_input_tokens: _wire.Tokens | None = None
-    cache_read_input_tokens: _wire.Tokens | None = None
+    input_tokens: _wire.Tokens = None
+    output_tokens: _wire.Tokens = None
+    cache_creation_input_tokens: _wire.Tokens = None
+    cache_read_input_tokens: _wire.Tokens = None
 
 
 @attrs.define
@@ -362,9 +364,10 @@ class _RedactedOut:
 def usage_from(usage: _Usage | None) -> Usage:
     if usage is None:
         return Usage()
-    read = usage.cache_read_input_tokens or 0
-    prompt = usage.input_tokens + (usage.cache_creation_input_tokens or 0) + read
-    return Usage(prompt, usage.output_tokens, prompt + usage.output_tokens, read)
+    read, written = usage.cache_read_input_tokens, usage.cache_creation_input_tokens
+    # Anthropic's input_tokens leaves out cache reads and writes; ours holds them (see module doc).
+    prompt = None if usage.input_tokens is None else usage.input_tokens + (written or 0) + (read or 0)
+    return usage_of(prompt, usage.output_tokens, cached=read, cache_write=written)
 
 
 def _part(block: dict[str, Any], provider: str) -> Text | ToolCall | Reasoning | None:

@@ -36,7 +36,7 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import event_json, narrow_named_tool
+from ._common import event_json, narrow_named_tool, usage_of
 from ._openai_wire import ChatMessage, ImagePart, TextPart, Tool, image_part, tool_calls, tools, user_messages
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "chat_body", "content_checked",
@@ -160,8 +160,8 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
 @_wire.lenient
 @attrs.define
 class _Tokens:
-    input_tokens: _wire.Tokens | None = None
-    output_tokens: _wire.Tokens | None = None
+    input_tokens: _wire.Tokens = None
+    output_tokens: _wire.Tokens = None
 
 
 @_wire.lenient
@@ -169,15 +169,14 @@ class _Tokens:
 class _Usage:
     billed_units: _Tokens | None = None
     tokens: _Tokens | None = None
-    cached_tokens: _wire.Tokens | None = None
+    cached_tokens: _wire.Tokens = None
 
 
 def usage_from(usage: _Usage | None) -> Usage:
     if usage is None:
         return Usage()
     counted = usage.tokens or usage.billed_units or _Tokens()
-    inp, out = counted.input_tokens or 0, counted.output_tokens or 0  # Tokens reads 18.0 as 18
-    return Usage(inp, out, inp + out, usage.cached_tokens or 0)
+    return usage_of(counted.input_tokens, counted.output_tokens, cached=usage.cached_tokens)
 
 
 @attrs.define

@@ -8,12 +8,12 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import _json, observe
-from ..completion import CompletionRequest, ToolChoice, ToolDefinition
+from ..completion import CompletionRequest, ToolChoice, ToolDefinition, Usage
 from ..errors import InvalidRequestError, StreamError
 from ..sse import SSEEvent, iter_lines, iter_sse
 from ..streaming import FinalResponse, StreamChunk, StreamingCompletionResponse
 
-__all__ = ["report_usage", "event_completion", "iter_ndjson", "event_json", "tool_names", "model_in_path",
+__all__ = ["usage_of", "report_usage", "event_completion", "iter_ndjson", "event_json", "tool_names", "model_in_path",
            "narrow_named_tool"]
 
 # What no model or deployment name holds, and what would let one steer the URL it is put in: a
@@ -44,16 +44,30 @@ def model_in_path(provider: str, model: str, *, nested: bool = False) -> str:
     raise InvalidRequestError(f"{provider}: the model name {shown!r} has {why}; it cannot be put in a URL")
 
 
+def usage_of(input_tokens: int | None, output_tokens: int | None, total_tokens: int | None = None, *,
+             cached: int | None = None, reasoning: int | None = None, cache_write: int | None = None,
+             cost_usd: float | None = None) -> Usage:
+    """A provider's figures as a `Usage`, in its shape (see `Usage`: cache reads and writes are part
+    of the input, reasoning of the output; the caller folds in what its wire counts apart). The
+    total is the provider's, else input + output where both are known."""
+    if total_tokens is None and input_tokens is not None and output_tokens is not None:
+        total_tokens = input_tokens + output_tokens
+    return Usage(input_tokens, output_tokens, total_tokens, cached, reasoning, cache_write, cost_usd)
+
+
 def report_usage(client: Any, model: str | None, capability: str, usage: observe.UsageLike | None) -> None:
     """After a model parsed an answer: tell the observe hooks its tokens and correct the client's
     rate limiter with the real count (its budget was booked from an estimate). An answer that
     reported no tokens is skipped: zero would be a guess, not a count."""
-    if usage is None or not (usage.total_tokens or usage.input_tokens or usage.output_tokens):
+    if usage is None:
+        return
+    tokens = usage.total_tokens or (usage.input_tokens or 0) + (usage.output_tokens or 0)
+    if not tokens:
         return
     observe.emit_usage(client.provider, model, capability, usage)
     record = getattr(client.transport.rate_limiter, "record_tokens", None)
     if record is not None:
-        record(usage.total_tokens or usage.input_tokens + usage.output_tokens)
+        record(tokens)
 
 
 def tool_names(request: CompletionRequest) -> dict[str, str]:

@@ -33,7 +33,7 @@ from ..streaming import (
     ToolCallChunk,
     parse_tool_call,
 )
-from ._common import model_in_path, tool_names
+from ._common import model_in_path, tool_names, usage_of
 from ._gemini_schema import gemini_schema
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "AUDIO_MIME_TYPES", "converter",
@@ -179,12 +179,12 @@ class _PromptFeedback:
 @_wire.lenient
 @attrs.define
 class _UsageMetadata:
-    promptTokenCount: _wire.Tokens = 0
-    candidatesTokenCount: _wire.Tokens = 0
-    totalTokenCount: _wire.Tokens = 0
-    cachedContentTokenCount: _wire.Tokens = 0
-    thoughtsTokenCount: _wire.Tokens = 0
-    toolUsePromptTokenCount: _wire.Tokens = 0
+    promptTokenCount: _wire.Tokens = None
+    candidatesTokenCount: _wire.Tokens = None
+    totalTokenCount: _wire.Tokens = None
+    cachedContentTokenCount: _wire.Tokens = None
+    thoughtsTokenCount: _wire.Tokens = None
+    toolUsePromptTokenCount: _wire.Tokens = None
 
 
 @attrs.define
@@ -316,9 +316,14 @@ def usage_from(usage: _UsageMetadata | None) -> Usage:
     to Gemini's total (both are billed)."""
     if usage is None:
         return Usage()
-    inp = usage.promptTokenCount + usage.toolUsePromptTokenCount
-    out = usage.candidatesTokenCount + usage.thoughtsTokenCount
-    return Usage(inp, out, usage.totalTokenCount or inp + out, usage.cachedContentTokenCount)
+    inp = _known_sum(usage.promptTokenCount, usage.toolUsePromptTokenCount)
+    out = _known_sum(usage.candidatesTokenCount, usage.thoughtsTokenCount)
+    return usage_of(inp, out, usage.totalTokenCount, cached=usage.cachedContentTokenCount,
+                    reasoning=usage.thoughtsTokenCount)
+
+
+def _known_sum(first: int | None, second: int | None) -> int | None:
+    return first if second is None else second if first is None else first + second
 
 
 @attrs.define

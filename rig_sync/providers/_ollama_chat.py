@@ -41,7 +41,7 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import iter_ndjson, tool_names
+from ._common import iter_ndjson, tool_names, usage_of
 from ._openai_wire import Tool, tools
 
 __all__ = ["CompletionModel", "NoAnswerError", "chat_body", "parse_chat_response", "stream_chat"]
@@ -186,8 +186,8 @@ class _ChatResponse:
     model: str | None = None
     done: bool = False
     done_reason: str | None = None
-    prompt_eval_count: _wire.Tokens | None = None
-    eval_count: _wire.Tokens | None = None
+    prompt_eval_count: _wire.Tokens = None  # left out when the whole prompt came from Ollama's cache
+    eval_count: _wire.Tokens = None
 
 
 _NO_ANSWER = frozenset({"load", "unload"})
@@ -203,8 +203,7 @@ def _response(last: _ChatResponse, text: str, thinking: str, calls: list[ToolCal
     if last.done_reason in _NO_ANSWER:
         raise NoAnswerError(f"{provider} finished with done_reason {last.done_reason!r} without generating an "
                             "answer", provider=provider, reason=last.done_reason, body=raw)
-    prompt, output = last.prompt_eval_count or 0, last.eval_count or 0
-    usage = Usage(prompt, output, prompt + output)
+    usage = usage_of(last.prompt_eval_count, last.eval_count)
     return CompletionResponse(content_from(text, thinking, calls), usage, raw, last.done_reason, None, last.model)
 
 

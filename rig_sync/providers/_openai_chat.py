@@ -28,7 +28,7 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
-from ._common import event_json, narrow_named_tool
+from ._common import event_json, narrow_named_tool, usage_of
 from ._openai_wire import (
     ChatMessage,
     ImagePart,
@@ -212,24 +212,45 @@ def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: 
 @_wire.lenient
 @attrs.define
 class _TokenDetails:
-    cached_tokens: _wire.Tokens | None = None
+    cached_tokens: _wire.Tokens = None
+    cache_write_tokens: _wire.Tokens = None  # OpenRouter
+
+
+@_wire.lenient
+@attrs.define
+class _OutputDetails:
+    reasoning_tokens: _wire.Tokens = None
 
 
 @_wire.lenient
 @attrs.define
 class _Usage:
-    prompt_tokens: _wire.Tokens = 0
-    completion_tokens: _wire.Tokens = 0
-    total_tokens: _wire.Tokens = 0
+    prompt_tokens: _wire.Tokens = None
+    completion_tokens: _wire.Tokens = None
+    total_tokens: _wire.Tokens = None
     prompt_tokens_details: _TokenDetails | None = None
+    completion_tokens_details: _OutputDetails | None = None
+    prompt_cache_hit_tokens: _wire.Tokens = None  # DeepSeek's name for cache reads
+    cost: Any = None  # OpenRouter: US dollars; Perplexity: {"total_cost": dollars, …}
+    cost_in_usd_ticks: _wire.Tokens = None  # xAI: units of 1e-10 US dollars
 
 
 def usage_from(usage: _Usage | None) -> Usage:
     if usage is None:
         return Usage()
-    cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else None
-    total = usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-    return Usage(usage.prompt_tokens, usage.completion_tokens, total, cached or 0)
+    prompt, output, total = usage.prompt_tokens, usage.completion_tokens, usage.total_tokens
+    details = usage.prompt_tokens_details or _TokenDetails()
+    reasoning = usage.completion_tokens_details.reasoning_tokens if usage.completion_tokens_details else None
+    # OpenAI counts reasoning within completion_tokens; xAI apart from it, which its total shows.
+    if reasoning and prompt is not None and output is not None and total == prompt + output + reasoning:
+        output += reasoning
+    cached = details.cached_tokens if details.cached_tokens is not None else usage.prompt_cache_hit_tokens
+    cost = usage.cost.get("total_cost") if isinstance(usage.cost, dict) else usage.cost
+    dollars = _wire.read_cost(cost)
+    if dollars is None and usage.cost_in_usd_ticks is not None:
+        dollars = usage.cost_in_usd_ticks / 1e10
+    return usage_of(prompt, output, total, cached=cached, reasoning=reasoning,
+                    cache_write=details.cache_write_tokens, cost_usd=dollars)
 
 
 @attrs.define

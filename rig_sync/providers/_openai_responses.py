@@ -21,7 +21,7 @@ from ..streaming import (
     ToolCallChunk,
     parse_tool_call,
 )
-from ._common import event_json
+from ._common import event_json, usage_of
 
 __all__ = ["ResponsesModel"]
 
@@ -183,16 +183,24 @@ class _OutputItem:
 @_wire.lenient
 @attrs.frozen
 class _InputDetails:
-    cached_tokens: _wire.Tokens | None = None
+    cached_tokens: _wire.Tokens = None
+
+
+@_wire.lenient
+@attrs.frozen
+class _OutputDetails:
+    reasoning_tokens: _wire.Tokens = None
 
 
 @_wire.lenient
 @attrs.frozen
 class _Usage:
-    input_tokens: _wire.Tokens = 0
-    output_tokens: _wire.Tokens = 0
-    total_tokens: _wire.Tokens = 0
+    input_tokens: _wire.Tokens = None
+    output_tokens: _wire.Tokens = None
+    total_tokens: _wire.Tokens = None
     input_tokens_details: _InputDetails | None = None
+    output_tokens_details: _OutputDetails | None = None
+    cost_in_usd_ticks: _wire.Tokens = None  # xAI: units of 1e-10 US dollars
 
 
 @attrs.frozen
@@ -220,9 +228,11 @@ class _Response:
 def _usage(usage: _Usage | None) -> Usage:
     if usage is None:
         return Usage()
-    cached = usage.input_tokens_details.cached_tokens if usage.input_tokens_details else 0
-    return Usage(usage.input_tokens, usage.output_tokens,
-                 usage.total_tokens or usage.input_tokens + usage.output_tokens, cached or 0)
+    ticks = usage.cost_in_usd_ticks
+    return usage_of(usage.input_tokens, usage.output_tokens, usage.total_tokens,
+                    cached=usage.input_tokens_details.cached_tokens if usage.input_tokens_details else None,
+                    reasoning=usage.output_tokens_details.reasoning_tokens if usage.output_tokens_details else None,
+                    cost_usd=None if ticks is None else ticks / 1e10)
 
 
 def _to_completion(resp: _Response, raw: Any, provider: str) -> CompletionResponse:
