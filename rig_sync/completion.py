@@ -145,7 +145,7 @@ class Usage:
         if not isinstance(other, Usage):
             return NotImplemented
         return Usage(*(_add(a, b) for a, b in zip(attrs.astuple(self, recurse=False),
-                                                    attrs.astuple(other, recurse=False))))
+                                                    attrs.astuple(other, recurse=False), strict=True)))
 
     def __radd__(self, other: int | None) -> Usage:
         # `sum(usages)` starts from 0; None (no usage at all) adds nothing.

@@ -417,7 +417,7 @@ def test_an_absurd_token_count_reads_as_not_reported(case: str, value: str) -> N
         usage = usage_of()
     assert isinstance(usage, Usage)
     for figure in attrs.astuple(usage):
-        assert figure is None or type(figure) is int and 0 <= figure <= _wire.MAX_TOKENS, f"{case}: {usage}"
+        assert figure is None or (type(figure) is int and 0 <= figure <= _wire.MAX_TOKENS), f"{case}: {usage}"
     assert usage.output_tokens == 2  # the plausible figures beside the absurd one are kept
     # The absurd figure is "not reported" (None), never 0. (Cohere counts `tokens` first, then billed units.)
     assert usage.input_tokens is None or case == "cohere"

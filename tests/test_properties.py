@@ -69,7 +69,7 @@ def no_hang() -> Iterator[None]:
 def _check_usage(usage: Usage) -> None:
     assert isinstance(usage, Usage)
     for field in attrs.astuple(usage):  # a count, a cost, or None: not reported
-        assert field is None or type(field) in (int, float) and field >= 0, f"usage holds {field!r}"
+        assert field is None or (type(field) in (int, float) and field >= 0), f"usage holds {field!r}"
 
 
 def check_response(resp: object) -> None:

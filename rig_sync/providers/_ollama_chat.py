@@ -28,7 +28,7 @@ import attrs
 
 from .. import _wire
 from .._model import ModelView
-from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Usage, deep_merge
+from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, deep_merge
 from ..errors import APIError, InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
 from ..message import Image, Message, Reasoning, Text, ToolCall, ToolResult
 from ..streaming import (
