@@ -324,6 +324,19 @@ def shown_url(url: str) -> str:
     return f"{rest}{question}{query}{hash_}{fragment}"
 
 
+class _MaskQuerySecrets(logging.Filter):
+    """Masks query secrets in urllib3's request log lines, which show each request's target
+    (`"POST /v1/chat?key=…"`). Installed once a transport's base URL holds a query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(shown_url(a) if isinstance(a, str) and "?" in a else a for a in record.args)
+        return True
+
+
+_MASK_QUERY_SECRETS = _MaskQuerySecrets()
+
+
 def _url_secrets(url: str) -> set[str]:
     """The secrets in `url`, in each spelling they may come back in: its password (as written and
     decoded), `user:password` and its base64 (Basic auth, a proxy's `Proxy-Authorization`), and the
@@ -1082,6 +1095,8 @@ class Transport:
         self.provider = provider
         self.base_url = validate_base_url(base_url, provider)
         self._prefix_hint = _prefix_hint(shown_url(self.base_url), expected_prefix)
+        if "?" in self.base_url:  # idempotent
+            logging.getLogger("urllib3.connectionpool").addFilter(_MASK_QUERY_SECRETS)
         plain = dict(headers or {})
         moved = {k: plain.pop(k) for k in list(plain) if k.lower() in _SENSITIVE_HEADERS}
         self._auth = {**moved, **(auth_headers or {})}
