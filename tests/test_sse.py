@@ -148,6 +148,16 @@ def test_unknown_fields_and_retry_are_ignored() -> None:
     assert sse(b"retry: 100\nfoo: bar\ndata: x\n\n") == [SSEEvent(None, "x")]
 
 
+def test_an_error_field_reads_as_an_error_event() -> None:
+    # Outside the spec, which would drop it: early-2025 llama-server fails a stream with an
+    # `error: {json}` line, then `data: [DONE]`.
+    blob = b'data: {"a": 1}\n\nerror: {"code":500,"message":"boom"}\n\ndata: [DONE]\n\n'
+    want = [SSEEvent(None, '{"a": 1}'), SSEEvent("error", '{"code":500,"message":"boom"}'), SSEEvent(None, "[DONE]")]
+    assert sse(blob) == want
+    assert all(sse(*pieces) == want for pieces in splits(blob))
+    assert sse(b"error\ndata: x\n\n") == [SSEEvent(None, "x")]  # no colon, no value: still ignored
+
+
 def test_field_without_colon_is_a_name_with_empty_value() -> None:
     assert sse(b"data\ndata\n\n") == [SSEEvent(None, "\n")]
 
