@@ -287,6 +287,14 @@ class CompletionRequest:
         return (docs, *self.chat_history)
 
 
+def _citations(items: Iterable[Citation]) -> tuple[Citation, ...]:
+    return _tuple_of(items, Citation, "citations")
+
+
+def _safety(items: Iterable[SafetyResult]) -> tuple[SafetyResult, ...]:
+    return _tuple_of(items, SafetyResult, "safety")
+
+
 @attrs.frozen
 class CompletionResponse:
     """The model's answer: content parts (`choice`), token usage, and the provider's raw body."""
@@ -297,8 +305,8 @@ class CompletionResponse:
     finish_reason: str | None = None
     id: str | None = None
     model: str | None = None
-    citations: tuple[Citation, ...] = attrs.field(default=(), converter=tuple)
-    safety: tuple[SafetyResult, ...] = attrs.field(default=(), converter=tuple)
+    citations: tuple[Citation, ...] = attrs.field(default=(), converter=_citations)
+    safety: tuple[SafetyResult, ...] = attrs.field(default=(), converter=_safety)
 
     @property
     def text(self) -> str:

@@ -22,7 +22,15 @@ import attrs
 
 from .. import _wire
 from .._model import ModelView
-from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
+from ..completion import (
+    BaseCompletionModel,
+    Citation,
+    CompletionRequest,
+    CompletionResponse,
+    ToolChoice,
+    Usage,
+    deep_merge,
+)
 from ..errors import APIStatusError, InvalidRequestError, StreamError, UnsupportedFeature
 from ..message import Image, Message, Part, Reasoning, Text
 from ..streaming import (
@@ -36,6 +44,7 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
+from ._annotations import cohere_citations
 from ._common import event_json, narrow_named_tool, usage_of
 from ._openai_wire import ChatMessage, ImagePart, TextPart, Tool, image_part, tool_calls, tools, user_messages
 
@@ -237,7 +246,9 @@ def parse_chat_response(data: Any, provider: str) -> CompletionResponse:
     finish = _finish(resp.finish_reason, provider, text, data)
     calls = [parse_tool_call(c.id, c.function.name, c.function.arguments, provider) for c in msg.tool_calls or ()]
     reasoning = "\n".join(r for r in (thinking, msg.tool_plan) if r)
-    return CompletionResponse(content_from(text, reasoning, calls), usage_from(resp.usage), data, finish, resp.id)
+    cited = data["message"].get("citations") if isinstance(data["message"], dict) else None
+    return CompletionResponse(content_from(text, reasoning, calls), usage_from(resp.usage), data, finish, resp.id,
+                              citations=cohere_citations(cited))
 
 
 # --- streaming ------------------------------------------------------------------------------------
@@ -307,6 +318,7 @@ def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     rid: str | None = None
     end: _Delta | None = None
     end_data: Any = None
+    citations: list[Citation] = []
     for event in events:
         if event.data == "[DONE]":
             break
@@ -324,6 +336,10 @@ def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
         if isinstance(data, dict) and "type" not in data and event.event:
             data = {**data, "type": event.event}  # the SSE event name says it where the data does not
         ev = _wire.decode(converter, data, _Event, provider)
+        if ev.type == "citation-start":  # one citation per event, read tolerantly from the raw body
+            message = data["delta"].get("message") if isinstance(data.get("delta"), dict) else None
+            citations += cohere_citations([message.get("citations")] if isinstance(message, dict) else None)
+            continue
         delta = ev.delta or _Delta()
         message = delta.message or _DeltaMessage()
         if ev.type == "message-start":
@@ -352,7 +368,7 @@ def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     for tool_call in tool_calls:
         yield ToolCallChunk(tool_call)
     response = CompletionResponse(content_from("".join(text), "".join(reasoning), tool_calls),
-                                  usage_from(end.usage), None, finish, rid)
+                                  usage_from(end.usage), None, finish, rid, citations=citations)
     yield FinalResponse(response)
 
 

@@ -20,7 +20,16 @@ import attrs
 
 from .. import _json, _wire, sse
 from .._model import ModelView
-from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
+from ..completion import (
+    BaseCompletionModel,
+    Citation,
+    CompletionRequest,
+    CompletionResponse,
+    SafetyResult,
+    ToolChoice,
+    Usage,
+    deep_merge,
+)
 from ..errors import APIError, InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
 from ..message import AssistantContent, Audio, DocumentContent, Image, Part, Reasoning, Text, ToolCall, ToolResult
 from ..sse import SSEEvent, iter_lines
@@ -33,6 +42,7 @@ from ..streaming import (
     ToolCallChunk,
     parse_tool_call,
 )
+from ._annotations import gemini_citations, gemini_safety
 from ._common import model_in_path, tool_names, usage_of
 from ._gemini_schema import gemini_schema
 
@@ -167,6 +177,8 @@ class _Candidate:
     finishMessage: str | None = None
     safetyRatings: list[dict[str, Any]] | None = None
     index: int = 0
+    citationMetadata: Any = None  # side data, read tolerantly (`_annotations`)
+    groundingMetadata: Any = None
 
 
 @attrs.define
@@ -458,7 +470,20 @@ def parse_response(data: Any, provider: str) -> CompletionResponse:
     content = answer.content()
     _check_finish(candidate, content, data, provider)
     return CompletionResponse(content, usage_from(resp.usageMetadata), data, candidate.finishReason,
-                              resp.responseId, resp.modelVersion)
+                              resp.responseId, resp.modelVersion, _citations(candidate),
+                              _safety(candidate, resp.promptFeedback))
+
+
+def _citations(candidate: _Candidate) -> list[Citation]:
+    return gemini_citations(candidate.citationMetadata, candidate.groundingMetadata)
+
+
+def _safety(candidate: _Candidate | None, feedback: _PromptFeedback | None) -> list[SafetyResult]:
+    """The ratings of the prompt (`promptFeedback`) and of the answer, with its `finishMessage`."""
+    prompt = gemini_safety(feedback.safetyRatings, "prompt", feedback.blockReasonMessage) if feedback else []
+    if candidate is None:
+        return prompt
+    return prompt + gemini_safety(candidate.safetyRatings, "answer", candidate.finishMessage)
 
 
 # --- streaming ------------------------------------------------------------------------------------
@@ -514,6 +539,9 @@ def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamCh
     answer = _Answer(provider)
     usage: _UsageMetadata | None = None
     last: _Candidate | None = None
+    rated: _Candidate | None = None  # the latest candidate with safety ratings
+    feedback: _PromptFeedback | None = None
+    citations: list[Citation] = []
     rid = model = None
     for event in events:
         try:
@@ -530,11 +558,14 @@ def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamCh
         if chunk.promptFeedback and chunk.promptFeedback.blockReason:
             raise _blocked_prompt(chunk.promptFeedback, data, provider)
         usage = chunk.usageMetadata or usage
+        feedback = chunk.promptFeedback or feedback
         rid = rid or chunk.responseId
         model = model or chunk.modelVersion
         for candidate in chunk.candidates:
             if candidate.index != 0:
                 continue  # several candidates: the first is the answer, as unstreamed
+            citations += _citations(candidate)
+            rated = candidate if candidate.safetyRatings else rated
             for part in candidate.content.parts if candidate.content else ():
                 piece = answer.add(part)
                 if piece is not None:
@@ -546,7 +577,10 @@ def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamCh
                           provider=provider, retryable=True)
     content = answer.content()
     _check_finish(last, content, None, provider)
-    yield FinalResponse(CompletionResponse(content, usage_from(usage), None, last.finishReason, rid, model))
+    if rated is not None and last.safetyRatings is None:
+        last = attrs.evolve(last, safetyRatings=rated.safetyRatings)
+    yield FinalResponse(CompletionResponse(content, usage_from(usage), None, last.finishReason, rid, model,
+                                           citations, _safety(last, feedback)))
 
 
 # --- model ----------------------------------------------------------------------------------------

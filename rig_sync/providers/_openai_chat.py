@@ -14,7 +14,16 @@ import attrs
 
 from .. import _json, _wire
 from .._model import ModelView
-from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
+from ..completion import (
+    BaseCompletionModel,
+    Citation,
+    CompletionRequest,
+    CompletionResponse,
+    SafetyResult,
+    ToolChoice,
+    Usage,
+    deep_merge,
+)
 from ..errors import APIError, InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
 from ..message import Audio, DocumentContent, Image, Message, Part, Reasoning, Text
 from ..streaming import (
@@ -28,6 +37,7 @@ from ..streaming import (
     content_from,
     parse_tool_call,
 )
+from ._annotations import content_filters, merge_safety, openai_citations, prompt_filters, search_citations
 from ._common import event_json, narrow_named_tool, usage_of
 from ._openai_wire import (
     ChatMessage,
@@ -337,7 +347,24 @@ def parse_chat_response(data: Any, provider: str) -> CompletionResponse:
     for call in msg.tool_calls or ():
         parts.append(parse_tool_call(call.id, call.function.name, call.function.arguments, provider))
     finish = "refusal" if msg.refusal and not content else choice.finish_reason
-    return CompletionResponse(tuple(parts), usage_from(resp.usage), data, finish, resp.id, resp.model)
+    citations, safety = _side_fields(data, "message")
+    return CompletionResponse(tuple(parts), usage_from(resp.usage), data, finish, resp.id, resp.model,
+                              citations, safety)
+
+
+def _side_fields(data: dict[str, Any], message_key: str) -> tuple[list[Citation], list[SafetyResult]]:
+    """Citations and safety results of a response, or a chunk's (`message_key` "delta"), read from
+    the raw body beside the typed decode: OpenAI's `annotations`, Perplexity's `citations` and
+    `search_results`, Azure's `prompt_filter_results` and `content_filter_results`."""
+    choices = data.get("choices")
+    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    message = choice.get(message_key)
+    citations = openai_citations(message.get("annotations")) if isinstance(message, dict) else []
+    if "citations" in data or "search_results" in data:
+        citations += search_citations(data.get("citations"), data.get("search_results"))
+    safety = prompt_filters(data.get("prompt_filter_results"))
+    safety += content_filters(choice.get("content_filter_results"), "answer")
+    return citations, safety
 
 
 # --- streaming ------------------------------------------------------------------------------------
@@ -429,6 +456,9 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
     refused = answered = False  # a refusal with no content finishes as "refusal", as unstreamed answers do
     slots: dict[int, tuple[int, str | None]] = {}  # wire index -> (assembler key, call id)
     opened = 0
+    citations: list[Citation] = []
+    sources: list[Citation] = []  # Perplexity repeats its sources on every chunk: the last list holds
+    safety: dict[tuple[str, str], SafetyResult] = {}
     for event in events:
         if event.data == "[DONE]":
             done = True
@@ -442,6 +472,13 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
         data = event_json(event, provider)
         if end_object is not None and data.__class__ is dict and data.get("object") == end_object:
             done = True
+        if data.__class__ is dict:
+            cited, checked = _side_fields(data, "delta")
+            if "citations" in data or "search_results" in data:
+                sources = cited
+            else:
+                citations += cited
+            merge_safety(safety, checked)
         if rid is not None:
             piece = _plain_text_delta(data)
             if piece is not None:
@@ -502,7 +539,8 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
     for call in tool_calls:
         yield ToolCallChunk(call)
     response = CompletionResponse(
-        content_from("".join(text), "".join(reasoning), tool_calls), usage_from(usage), None, finish, rid, model
+        content_from("".join(text), "".join(reasoning), tool_calls), usage_from(usage), None, finish, rid, model,
+        citations + sources, safety.values(),
     )
     yield FinalResponse(response)
 
