@@ -240,3 +240,20 @@ def test_a_lone_surrogate_in_a_stream_error_event_renders(fake: FakeProvider, ca
     with pytest.raises(errors.StreamError) as info:
         model.completion_request("hi").stream().text()
     renders(info.value, caplog)
+
+
+def test_a_client_sets_its_own_body_limit(fake: FakeProvider) -> None:
+    from rig_sync.errors import ResponseTooLargeError
+    from rig_sync.providers import openai as openai_provider
+
+    small = openai_provider.Client(fake.api_key, base_url=fake.base_url, max_response_bytes=64, max_retries=0)
+    built = (openai_provider.ClientBuilder(fake.api_key).base_url(fake.base_url).max_response_bytes(64)
+             .max_retries(0).build())
+    for client in (small, built):
+        with pytest.raises(ResponseTooLargeError) as info:
+            client.completion_model("gpt-4o-mini").completion_request("a question long enough").send()
+        assert info.value.limit == 64
+    roomy = openai_provider.Client(fake.api_key, base_url=fake.base_url)
+    assert roomy.completion_model("gpt-4o-mini").completion_request("hi").send().text == "echo: hi"
+    with pytest.raises(ValueError, match="positive number of bytes"):
+        openai_provider.ClientBuilder(fake.api_key).max_response_bytes(0)

@@ -214,6 +214,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         pool_size: int = 64,
         verify: bool | str = True,
         rate_limiter: RateLimiterLike | None = None,
+        max_response_bytes: int | None = None,
         **options: Any,
     ) -> None:
         """`api_key`, `base_url`, `timeout` and `max_retries` left out (None) are read from the
@@ -262,6 +263,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
             session=session,
             verify=verify,
             rate_limiter=rate_limiter,
+            max_response_bytes=max_response_bytes,
             expected_prefix=urlsplit(self.default_base_url).path,  # a 404 without it says so
         )
 
@@ -501,6 +503,13 @@ class ClientBuilder:
         """Pass every request of the client through `limiter` (e.g. `rig_sync.ratelimit.RateLimiter`)."""
         _check_limiter(limiter)
         self._kwargs["rate_limiter"] = limiter
+        return self
+
+    def max_response_bytes(self, limit: int) -> ClientBuilder:
+        """Largest answer read whole, once decoded (default `rig_sync.http.MAX_RESPONSE_BYTES`, 64 MiB)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"max_response_bytes must be a positive number of bytes, not {limit!r}")
+        self._kwargs["max_response_bytes"] = limit
         return self
 
     def verify(self, verify: bool | str) -> ClientBuilder:
