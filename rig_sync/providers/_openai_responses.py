@@ -184,6 +184,7 @@ class _OutputItem:
 @attrs.frozen
 class _InputDetails:
     cached_tokens: _wire.Tokens = None
+    cache_write_tokens: _wire.Tokens = None
 
 
 @_wire.lenient
@@ -229,8 +230,9 @@ def _usage(usage: _Usage | None) -> Usage:
     if usage is None:
         return Usage()
     ticks = usage.cost_in_usd_ticks
+    details = usage.input_tokens_details or _InputDetails()
     return usage_of(usage.input_tokens, usage.output_tokens, usage.total_tokens,
-                    cached=usage.input_tokens_details.cached_tokens if usage.input_tokens_details else None,
+                    cached=details.cached_tokens, cache_write=details.cache_write_tokens,
                     reasoning=usage.output_tokens_details.reasoning_tokens if usage.output_tokens_details else None,
                     cost_usd=None if ticks is None else ticks / 1e10)
 
