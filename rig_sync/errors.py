@@ -187,8 +187,6 @@ class StreamError(APIError):
 class APIStatusError(APIError):
     """The provider answered with an error status."""
 
-    retryable_status = False
-
     def __init__(
         self,
         message: str,
@@ -215,10 +213,7 @@ class APIStatusError(APIError):
         return f"{where}HTTP {self.status_code}{rid}: {self.message}"
 
     def is_retryable(self) -> bool:
-        should = self.headers.get("x-should-retry")
-        if should in ("true", "false"):
-            return should == "true"
-        return self.retryable_status
+        return status_is_retryable(self.status_code, self.headers)
 
     @property
     def retry_after(self) -> float | None:
@@ -248,8 +243,6 @@ class NotFoundError(APIStatusError):
 class ConflictError(APIStatusError):
     """409: a conflicting request is in progress."""
 
-    retryable_status = True
-
 
 class UnprocessableEntityError(APIStatusError):
     """422: the request parsed but its values are invalid."""
@@ -258,23 +251,33 @@ class UnprocessableEntityError(APIStatusError):
 class RequestTimeoutStatusError(APIStatusError):
     """408: the server timed out waiting for the request."""
 
-    retryable_status = True
-
 
 class RateLimitError(APIStatusError):
     """429: too many requests or tokens; see `retry_after`."""
-
-    retryable_status = True
 
 
 class InternalServerError(APIStatusError):
     """5xx: the provider failed."""
 
-    retryable_status = True
-
 
 class OverloadedError(InternalServerError):
     """529 (or an overloaded error body): the provider is overloaded."""
+
+
+# The retry rules, in one place (the transport's retries and `is_retryable()` both read them):
+# the provider's `x-should-retry` header decides; else a timeout (408), a conflict (409), a rate
+# limit (429) and a server failure (5xx) are worth another try, except those that are deterministic:
+# 501 Not Implemented and 505 HTTP Version Not Supported answer the same every time.
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+_DETERMINISTIC_5XX = frozenset({501, 505})
+
+
+def status_is_retryable(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether an answer with this status and these headers is worth sending again."""
+    should = headers.get("x-should-retry")
+    if should in ("true", "false"):
+        return should == "true"
+    return status in _RETRYABLE_STATUS or (status >= 500 and status not in _DETERMINISTIC_5XX)
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
@@ -297,6 +300,9 @@ _CONTEXT_MARKERS = (
     "prompt is too long",
     "input is too long",
     "too many tokens",
+    "exceed_context_size",  # llama.cpp's error type
+    "exceeds the available context size",  # llama.cpp
+    "exceeds the maximum number of tokens",  # Gemini
 )
 
 

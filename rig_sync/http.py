@@ -19,6 +19,7 @@ import base64
 import contextlib
 import copy
 import functools
+import http.client
 import logging
 import math
 import os
@@ -155,15 +156,6 @@ def _seconds(value: str) -> float | None:
     return seconds if 0 <= seconds < math.inf else None  # NaN fails the test too
 
 
-def _status_is_retryable(status: int, headers: Mapping[str, str]) -> bool:
-    should = headers.get("x-should-retry")
-    if should == "true":
-        return True
-    if should == "false":
-        return False
-    return status in (408, 409, 429) or status >= 500
-
-
 class _Retry(Retry):
     """urllib3's Retry with the provider rules: `x-should-retry`, `retry-after-ms`, capped waits."""
 
@@ -173,11 +165,14 @@ class _Retry(Retry):
         self.max_retry_after = max_retry_after
         self.limiter = limiter
         self.pause: float | None = None  # the wait before this attempt, where a deadline fixed it
+        self.stale_resent = False  # a request that met a stale connection is sent again once, at once
+        self.immediate = False
 
     def new(self, **kw: Any) -> _Retry:
         retry = super().new(**kw)
         retry.max_retry_after = self.max_retry_after
         retry.limiter = self.limiter
+        retry.stale_resent = self.stale_resent
         return retry
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
@@ -193,11 +188,16 @@ class _Retry(Retry):
                 response.close()
                 response.release_conn()
             raise _Cut(why) from error
+        if (response is None and error is not None and not self.stale_resent
+                and any(isinstance(c, _StaleConnection) for c in _causes(error))):
+            again = self.new(history=self.history)  # same budget, no backoff: it was never a failed attempt
+            again.stale_resent = again.immediate = True
+            return again
         answered = response is not None and error is None
         if answered:
             headers = response.headers
             wait = parse_retry_after(headers)
-            if not _status_is_retryable(response.status, headers) or (
+            if not errors.status_is_retryable(response.status, headers) or (
                 wait is not None and wait > self.max_retry_after
             ):
                 # MaxRetryError makes urllib3 hand back this response (raise_on_status=False).
@@ -234,7 +234,7 @@ class _Retry(Retry):
 
     def get_backoff_time(self) -> float:
         attempts = len(self.history)
-        if attempts == 0:
+        if attempts == 0 or self.immediate:
             return 0.0
         wait = min(self.backoff_max, self.backoff_factor * 2 ** (attempts - 1))
         return float(wait * (1.0 - 0.25 * random.random()))
@@ -849,6 +849,18 @@ def _connection_class(connection_class: type[Any]) -> type[Any]:
                 self.close()
                 raise _Cut(why)
 
+        _rig_answered = 0  # answers this connection has carried: more than none means it is reused
+
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                response = super().getresponse(*args, **kwargs)
+            except (ConnectionResetError, BrokenPipeError) as exc:  # RemoteDisconnected is one too
+                if self._rig_answered:  # the server dropped an idle kept-alive socket as we reused it
+                    raise _StaleConnection(f"a kept-alive connection was closed before answering: {exc}") from exc
+                raise
+            self._rig_answered += 1
+            return response
+
         def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> None:
             self._rig_hold = (self.sock is not None and isinstance(body, bytes)
                               and 0 < len(body) <= _ONE_WRITE_LIMIT)
@@ -867,6 +879,11 @@ def _connection_class(connection_class: type[Any]) -> type[Any]:
 
     Connection.__name__ = f"Rig{connection_class.__name__}"
     return Connection
+
+
+class _StaleConnection(http.client.RemoteDisconnected):
+    """A reused connection the server had closed (llama-server closes one after a stream): nothing was
+    answered, so the request is sent again at once on a new connection, not counted as a retry."""
 
 
 def _open_socket(conn: Any, scope: CancelScope) -> socket.socket:

@@ -294,8 +294,10 @@ def test_ten_thousand_items_with_faults_none_lost_none_duplicated(fake: FakeProv
     assert len(answered) >= n * 0.95
     sent = prompts_sent(fake)
     assert set(sent) == {f"item {i}" for i in range(n)}  # every item was asked
-    assert max(sent.values()) <= 1 + FAST_RETRY.max_retries  # retries only, no duplicates
-    assert all(sent[f"item {i}"] == 1 + FAST_RETRY.max_retries for i in failed)  # failed only when out of retries
+    # Retries only, no duplicates: a drop on a kept-alive connection is a stale connection, sent again
+    # once at once without spending a retry, so an item goes out at most 1 + max_retries + 1 times.
+    assert max(sent.values()) <= 2 + FAST_RETRY.max_retries
+    assert all(sent[f"item {i}"] >= 1 + FAST_RETRY.max_retries for i in failed)  # failed only when out of retries
     retried = sum(sent.values()) - n
     assert n * 0.1 <= retried <= n * 0.13  # the injected faults were consumed by retries
 

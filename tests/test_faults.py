@@ -368,9 +368,13 @@ def test_no_leak_after_many_faults(dialect: str, fake: FakeProvider) -> None:
     n = LEAK_FAULTS if dialect == "openai" else LEAK_FAULTS // 4
 
     failed = run_bounded(lambda: _faulted_requests(fake, model, KEEP_ALIVE + CLOSING, n), timeout=60)
-    assert failed == n and fake.request_count == n and fake.pending_faults == 0
+    # A drop always lands on a reused connection here (after a whole error answer): a stale
+    # connection, so the request is sent again at once, free, and answered.
+    schedule = [(KEEP_ALIVE + CLOSING)[i % len(KEEP_ALIVE + CLOSING)] for i in range(n)]
+    drops = sum(1 for fault in schedule if fault is CLOSING[0])
+    assert failed == n - drops and fake.request_count == n + drops and fake.pending_faults == 0
     # Whole error answers keep their connection; only faults that close one cost a new one.
-    closing = sum(1 for i in range(n) if (KEEP_ALIVE + CLOSING)[i % len(KEEP_ALIVE + CLOSING)] in CLOSING)
+    closing = sum(1 for fault in schedule if fault in CLOSING)
     assert fake.connection_count <= closing + 1  # one connection to start, one more after each closing fault
     assert open_sockets() <= baseline + 2 * POOL + 2  # client and server ends of the pooled connections
 

@@ -264,6 +264,27 @@ def test_retryable_statuses_are_retried(fake: FakeProvider, status: int, sleeps:
     assert fake.request_count == 3
 
 
+@pytest.mark.parametrize("status", [501, 505])
+def test_deterministic_server_failures_are_not_retried(fake: FakeProvider, status: int, sleeps: list[float]) -> None:
+    fake.inject(Fault.status(status), times=3)
+    with pytest.raises(errors.InternalServerError) as info:
+        make(fake, retries=2).request("POST", "/chat/completions", json=BODY)
+    assert fake.request_count == 1 and sleeps == [] and not info.value.is_retryable()
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it",
+                 "type": "exceed_context_size_error"}}, 400),  # llama.cpp
+     ({"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens "
+                 "allowed (1048576).", "status": "INVALID_ARGUMENT"}}, 400)],  # Gemini
+)
+def test_context_overflow_is_its_own_class(body: dict[str, Any], status: int) -> None:
+    err = errors.status_error(status, body["error"]["message"], provider="p", body=body,
+                              code=body["error"].get("type"))
+    assert isinstance(err, errors.ContextWindowExceededError) and not err.is_retryable()
+
+
 @pytest.mark.parametrize(
     ("status", "cls"),
     [(400, errors.BadRequestError), (401, errors.AuthenticationError), (403, errors.PermissionDeniedError),
