@@ -278,6 +278,8 @@ class CompletionRequest:
     additional_params: dict[str, Any] | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.instance_of(dict))
     )
+    # Not sent: a stream of this request keeps the provider's events (`StreamingCompletionResponse.raw_events`).
+    keep_raw_events: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def messages_with_documents(self) -> tuple[Message, ...]:
         """History with the documents as a leading user message, for providers without native docs."""
@@ -541,7 +543,7 @@ class CompletionRequestBuilder:
         """
         return self._model.completion(self.build())
 
-    def stream(self) -> StreamingCompletionResponse:
+    def stream(self, *, raw: bool = False) -> StreamingCompletionResponse:
         """Send the request and return at once a `StreamingCompletionResponse`, read as it arrives.
 
         Iterate it for `TextChunk`, `ReasoningChunk` and `ToolCallChunk` pieces, then one
@@ -549,8 +551,13 @@ class CompletionRequestBuilder:
         `CompletionResponse` at the end. Use it in a `with` block to release the connection if you
         stop early. Raises what `send()` raises, before the first chunk; a stream that breaks off
         raises `StreamError` while you iterate.
+
+        `raw=True` keeps the provider's payload, as `send()` keeps `raw_response`: every event's
+        JSON value as received, in order, on the stream's `raw_events` and as the final response's
+        `raw_response` (off by default: it costs a second decoding of every event).
         """
-        return self._model.stream(self.build())
+        request = self.build()
+        return self._model.stream(attrs.evolve(request, keep_raw_events=True) if raw else request)
 
     def __repr__(self) -> str:
         # Says what it holds and that it has not been sent: a forgotten `.send()` shows here.

@@ -62,14 +62,20 @@ class StreamingCompletionResponse:
     ends with one `FinalResponse`; a generator that ends without one raises `StreamError`
     (a cut-off stream never passes for a short answer). Its repr shows how far it got (not
     started, streaming, finished or closed), the chunks and the start of the text so far.
+
+    `raw_events` is None, unless the stream was asked to keep the provider's payload
+    (`completion_request(...).stream(raw=True)`): then it is the list of the events' JSON values as
+    received, in order, filled as the stream is read, and the final response's `raw_response`.
     """
 
     def __init__(self, chunks: Iterable[StreamChunk], provider: str,
-                 abort: Callable[[], None] | None = None, *, model: str | None = None) -> None:
+                 abort: Callable[[], None] | None = None, *, model: str | None = None,
+                 raw_events: list[Any] | None = None) -> None:
         self._chunks = iter(chunks)  # one pass: a list given here must not replay on a second loop
         self._abort = abort
         self.provider = provider
         self.model = model
+        self.raw_events = raw_events
         self._response: CompletionResponse | None = None
         self._closed = False
         self._seen = 0  # chunks read so far, and their text: for the repr

@@ -400,4 +400,4 @@ class CompletionModel(ModelView, BaseCompletionModel):
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = chat_body(self.model, request, self.provider, stream=True)
         with content_checked():
-            return self._stream(self.path, body, stream_chat)
+            return self._stream(self.path, body, stream_chat, raw=request.keep_raw_events)

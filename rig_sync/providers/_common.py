@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
+import attrs
+
 from .. import _json, observe
 from ..completion import CompletionRequest, ToolChoice, ToolDefinition, Usage
 from ..errors import InvalidRequestError, StreamError
@@ -130,6 +132,7 @@ def event_completion(
     model: str | None = None,
     framing: Callable[[Iterable[bytes]], Iterator[Any]] = iter_sse,
     events: bool = True,
+    raw: bool = False,
 ) -> StreamingCompletionResponse:
     """POST `body` and stream the answer, split into events by `framing` (SSE by default), through
     `parse`; the connection closes with the stream.
@@ -141,23 +144,46 @@ def event_completion(
 
     `model` (default: the body's "model") tags the request, and the usage of the final response
     is reported (`report_usage`) when the stream reaches it.
+
+    `raw` keeps every event's JSON value, in order, on the stream's `raw_events`, and makes that
+    list the final response's `raw_response`; off, no event is touched twice.
     """
     if model is None and isinstance(body, dict) and isinstance(body.get("model"), str):
         model = body["model"]
     http = client.transport.stream("POST", path, json=body, params=params, model=model, capability="completion",
                                    events=events)
 
+    kept: list[Any] | None = [] if raw else None
+
     def chunks() -> Iterator[StreamChunk]:
         with http:
             try:
-                for chunk in parse(framing(http.chunks()), client.provider):
+                framed = framing(http.chunks())
+                for chunk in parse(framed if kept is None else _keeping(framed, kept), client.provider):
                     if isinstance(chunk, FinalResponse):
                         report_usage(client, model, "completion", chunk.response.usage)
+                        if kept is not None:  # the same list: events after the final one join it too
+                            chunk = FinalResponse(attrs.evolve(chunk.response, raw_response=kept))
                     yield chunk
             except StreamError as err:
                 err.provider = err.provider or client.provider  # the framers (a line too long) know none
                 raise
             http.finish()  # read to the end: the connection goes back to the pool
 
-    return StreamingCompletionResponse(chunks(), client.provider, abort=http.abort, model=model)
+    return StreamingCompletionResponse(chunks(), client.provider, abort=http.abort, model=model, raw_events=kept)
+
+
+def _keeping(events: Iterator[Any], kept: list[Any]) -> Iterator[Any]:
+    """`events` passed on unchanged, each one's JSON value appended to `kept` first. SSE data is
+    decoded here a second time (the parser decodes its own copy): the cost of asking for it.
+    Data that is no JSON (`[DONE]`) carries no payload and is left out."""
+    for event in events:
+        if isinstance(event, SSEEvent):
+            try:
+                kept.append(_json.loads(event.data))
+            except _json.JSONDecodeError:
+                pass
+        else:  # NDJSON framing yields the values themselves
+            kept.append(event)
+        yield event
 

@@ -596,4 +596,5 @@ class CompletionModel(ModelView, BaseCompletionModel):
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = generate_body(request, self.provider)
         path = model_path(self.client, self.model, "streamGenerateContent")
-        return self._stream(path, body, parse_stream, params={"alt": "sse"}, framing=sse_events)
+        return self._stream(path, body, parse_stream, params={"alt": "sse"}, framing=sse_events,
+                            raw=request.keep_raw_events)

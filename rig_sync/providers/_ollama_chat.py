@@ -261,4 +261,4 @@ class CompletionModel(ModelView, BaseCompletionModel):
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = chat_body(self.model, request, self.provider, stream=True)
         return self._stream(self.path, body, stream_chat, framing=partial(iter_ndjson, provider=self.provider),
-                            events=False)
+                            events=False, raw=request.keep_raw_events)

@@ -572,4 +572,4 @@ class ChatCompletionsModel(ModelView, BaseCompletionModel):
         body = self._body(request, stream=True)
         parse = partial(stream_chat, require_done=getattr(self.client, "stream_done_marker", True),
                         end_object=getattr(self.client, "stream_end_object", None))
-        return self._stream(self.path, body, parse)
+        return self._stream(self.path, body, parse, raw=request.keep_raw_events)

@@ -314,4 +314,4 @@ class ResponsesModel(ModelView, BaseCompletionModel):
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = responses_body(self.model, request, self.provider, stream=True)
-        return self._stream(self.path, body, stream_response)
+        return self._stream(self.path, body, stream_response, raw=request.keep_raw_events)

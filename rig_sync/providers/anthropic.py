@@ -58,7 +58,7 @@ class CompletionModel(ModelView, BaseCompletionModel):
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = messages_body(self.model, request, self.provider, stream=True)
-        return self._stream(self.path, body, stream_messages)
+        return self._stream(self.path, body, stream_messages, raw=request.keep_raw_events)
 
 
 class Client(ProviderClient, CompletionClient):

@@ -78,7 +78,8 @@ class ChatCompletionsModel(_openai_chat.ChatCompletionsModel):
                         _checked(chunk.response, self.provider)
                     yield chunk
 
-        return StreamingCompletionResponse(chunks(), self.provider, abort=inner.abort, model=inner.model)
+        return StreamingCompletionResponse(chunks(), self.provider, abort=inner.abort, model=inner.model,
+                                           raw_events=inner.raw_events)
 
 
 class _Deployable(Protocol):
