@@ -1,0 +1,203 @@
+"""The `llamacpp` provider against a real llama.cpp `llama-server` (run by `make interop`).
+
+interop/run.py builds the server, writes a tiny random-weight model and starts two servers, then
+runs this file with their base URLs in LLAMACPP_INTEROP_URL (chat, --jinja, no embeddings) and
+LLAMACPP_INTEROP_EMBED_URL (--embeddings). Outside that run every test here is skipped; `make
+test` never collects this folder (pytest's testpaths is `tests`).
+
+The model's weights are random, so its words are gibberish: these checks are about the wire
+(requests the server accepts, answers and streams rig_sync reads, errors it classifies), never
+about what the model says. Sampling is greedy (temperature 0), so every run asks the same.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from rig_sync import errors, observe
+from rig_sync.agent import MaxTurnsError
+from rig_sync.completion import ToolChoice, ToolDefinition
+from rig_sync.message import Message, ToolResult
+from rig_sync.providers import llamacpp
+from rig_sync.streaming import TextChunk
+from rig_sync.tool import tool
+
+CHAT_URL = os.environ.get("LLAMACPP_INTEROP_URL")
+EMBED_URL = os.environ.get("LLAMACPP_INTEROP_EMBED_URL")
+N_CTX = int(os.environ.get("LLAMACPP_INTEROP_N_CTX", "1024"))
+N_EMBD = int(os.environ.get("LLAMACPP_INTEROP_N_EMBD", "64"))
+MODEL = "tiny"  # llama-server serves its one model whatever the name
+
+pytestmark = pytest.mark.skipif(not CHAT_URL or not EMBED_URL,
+                                reason="needs a running llama-server: run `make interop`")
+
+# A tool whose only argument is an enum: under tool_choice "required" the server's grammar fixes
+# the whole call, so even a random model finishes it within max_tokens.
+WEATHER = ToolDefinition("get_weather", "The weather in a unit", {
+    "type": "object",
+    "properties": {"unit": {"type": "string", "enum": ["c", "f"]}},
+    "required": ["unit"],
+})
+
+
+@tool
+def get_weather(unit: str) -> str:
+    """The weather, in a unit.
+
+    Args:
+        unit: "c" or "f".
+    """
+    return "21" if unit == "c" else "70"
+
+
+@pytest.fixture
+def client() -> Iterator[Any]:
+    with llamacpp.Client(base_url=CHAT_URL) as c:
+        yield c
+
+
+@pytest.fixture
+def requests_seen() -> Iterator[list[observe.RequestEvent]]:
+    seen: list[observe.RequestEvent] = []
+
+    def hook(event: observe.Event) -> None:
+        if isinstance(event, observe.RequestEvent):
+            seen.append(event)
+
+    observe.add_hook(hook)
+    try:
+        yield seen
+    finally:
+        observe.remove_hook(hook)
+
+
+def test_send_reads_text_and_usage(client: Any) -> None:
+    resp = client.completion_model(MODEL).completion_request("Hello").temperature(0.0).max_tokens(8).send()
+    assert isinstance(resp.text, str)
+    assert resp.usage.reported
+    assert resp.usage.input_tokens and resp.usage.input_tokens > 0
+    assert resp.usage.output_tokens is not None and 0 < resp.usage.output_tokens <= 8
+    assert resp.usage.input_tokens + resp.usage.output_tokens == resp.usage.total_tokens
+
+
+def test_stream_yields_chunks_and_usage(client: Any) -> None:
+    model = client.completion_model(MODEL)
+    with model.completion_request("Tell me a story").temperature(0.0).max_tokens(16).stream() as stream:
+        chunks = list(stream)
+    texts = [c for c in chunks if isinstance(c, TextChunk)]
+    assert texts, f"no text chunks in {chunks!r}"
+    usage = stream.response.usage
+    assert usage.reported, "llama-server sent no usage: stream_options.include_usage not asked for?"
+    assert usage.output_tokens is not None and 0 < usage.output_tokens <= 16
+    assert usage.input_tokens and usage.input_tokens > 0
+
+
+def test_request_after_a_stream_is_not_delayed(client: Any,
+                                               requests_seen: list[observe.RequestEvent]) -> None:
+    """llama-server may close the kept-alive socket after a stream; the next call must not back off."""
+    model = client.completion_model(MODEL)
+    for _ in range(3):
+        with model.completion_request("Hi").temperature(0.0).max_tokens(4).stream() as stream:
+            list(stream)
+        t0 = time.monotonic()
+        model.completion_request("Hi").temperature(0.0).max_tokens(4).send()
+        assert time.monotonic() - t0 < 0.3
+    assert all(e.retries == 0 for e in requests_seen), requests_seen
+
+
+@pytest.mark.parametrize("choice", ["auto", "required", ToolChoice.tool("get_weather"), "none"])
+def test_tool_definition_and_choice_are_accepted(client: Any, choice: ToolChoice | str) -> None:
+    resp = (client.completion_model(MODEL).completion_request("What is the weather?")
+            .tool(WEATHER).tool_choice(choice).temperature(0.0).max_tokens(96).send())
+    for call in resp.tool_calls:
+        assert call.name == "get_weather"
+    if choice != "auto" and choice != "none":  # the grammar forces the call
+        assert resp.tool_calls, f"tool_choice {choice!r} gave no call: {resp.text!r}"
+        assert resp.tool_calls[0].arguments in ({"unit": "c"}, {"unit": "f"})
+
+
+def test_streamed_tool_call(client: Any) -> None:
+    model = client.completion_model(MODEL)
+    with (model.completion_request("What is the weather?").tool(WEATHER).tool_choice("required")
+          .temperature(0.0).max_tokens(96).stream()) as stream:
+        list(stream)
+    calls = stream.response.tool_calls
+    assert calls and calls[0].name == "get_weather"
+    assert calls[0].arguments in ({"unit": "c"}, {"unit": "f"})
+
+
+def test_assistant_tool_turn_with_null_content_is_accepted(client: Any) -> None:
+    messages = [
+        {"role": "user", "content": "What is the weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"unit": "c"}'}},
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "21"},
+    ]
+    resp = (client.completion_model(MODEL).completion_request(messages).tool(WEATHER)
+            .temperature(0.0).max_tokens(8).send())
+    assert resp.usage.reported
+
+
+def test_tool_result_round_trip(client: Any) -> None:
+    model = client.completion_model(MODEL)
+    question = Message.user("What is the weather?")
+    first = (model.completion_request(question).tool(WEATHER).tool_choice("required")
+             .temperature(0.0).max_tokens(96).send())
+    call = first.tool_calls[0]
+    result = Message.tool_result(call.id, "21")
+    answer = (model.completion_request([question, first.message(), result]).tool(WEATHER)
+              .temperature(0.0).max_tokens(8).send())
+    assert answer.usage.reported
+
+
+def test_agent_tool_turns_reach_the_server(client: Any) -> None:
+    """An agent forced to call its tool runs it and sends each tool turn back, until max_turns."""
+    agent = (client.agent(MODEL).preamble("Use your tools.").tool(get_weather).tool_choice("required")
+             .temperature(0.0).max_tokens(96).max_turns(2).build())
+    with pytest.raises(MaxTurnsError) as info:
+        agent.prompt("What is the weather?")
+    history = info.value.history
+    calls = [c for m in history for c in m.tool_calls]
+    results = [p for m in history for p in m.content if isinstance(p, ToolResult)]
+    assert len(calls) >= 2 and all(c.name == "get_weather" for c in calls), history
+    assert len(results) >= 2 and all(r.content in ("21", "70") for r in results), history
+
+
+def test_embeddings_have_the_model_size() -> None:
+    with llamacpp.Client(base_url=EMBED_URL) as c:
+        emb = c.embedding_model(MODEL, ndims=N_EMBD)
+        vectors = emb.embed_texts(["a small cat", "a little kitten", "a tax invoice"])
+    assert [v.document for v in vectors] == ["a small cat", "a little kitten", "a tax invoice"]
+    assert all(len(v.vec) == N_EMBD for v in vectors)
+    assert vectors[0].vec != vectors[2].vec
+
+
+def test_prompt_longer_than_the_context_is_context_window_exceeded(client: Any) -> None:
+    prompt = "word " * (2 * N_CTX)  # byte-level vocabulary: about 5 tokens a word
+    model = client.completion_model(MODEL)
+    with pytest.raises(errors.ContextWindowExceededError) as info:
+        model.completion_request(prompt).max_tokens(4).send()
+    assert info.value.status_code == 400
+    with pytest.raises(errors.ContextWindowExceededError):
+        with model.completion_request(prompt).max_tokens(4).stream() as stream:
+            list(stream)
+
+
+def test_unsupported_request_is_not_retried(client: Any,
+                                            requests_seen: list[observe.RequestEvent]) -> None:
+    """Embeddings on the chat server (started without --embeddings): 501, raised at once."""
+    t0 = time.monotonic()
+    with pytest.raises(errors.InternalServerError) as info:
+        client.embedding_model(MODEL).embed_texts(["hello"])
+    assert info.value.status_code == 501
+    assert not info.value.is_retryable()
+    assert "embeddings" in str(info.value)
+    assert time.monotonic() - t0 < 0.3  # no backoff sleeps
+    assert [e.retries for e in requests_seen if e.status == 501] == [0]
