@@ -114,12 +114,30 @@ class ToolResult:
     is_error: bool = False
 
 
+def _strings(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
+def _shown_length(value: str | None) -> str:
+    return "None" if value is None else f"<{len(value)} characters>"
+
+
 @attrs.frozen
 class Reasoning:
-    """The model's visible reasoning (thinking) text; `signature` where the provider signs it."""
+    """The model's visible reasoning (thinking) text; `signature` where the provider signs it.
+
+    Reasoning a provider keeps so that it can be sent back (OpenAI Responses reasoning items) also
+    has its `id`, its `summary` parts as the provider split them (`text` is them joined), and
+    `encrypted`: the reasoning itself, opaque and encrypted, for a provider that stores nothing
+    between requests to read back.
+    """
 
     text: str = attrs.field(validator=_str)
     signature: str | None = attrs.field(default=None, validator=_opt_str)
+    id: str | None = attrs.field(default=None, validator=_opt_str, kw_only=True)
+    encrypted: str | None = attrs.field(default=None, validator=_opt_str, kw_only=True, repr=_shown_length)
+    summary: tuple[str, ...] = attrs.field(default=(), converter=_strings, kw_only=True,
+                                           validator=attrs.validators.deep_iterable(_str))
 
 
 UserContent = Text | Image | Audio | DocumentContent | ToolResult

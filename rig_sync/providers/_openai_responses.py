@@ -9,7 +9,15 @@ import attrs
 
 from .. import _json, _wire
 from .._model import ModelView
-from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
+from ..completion import (
+    BaseCompletionModel,
+    Citation,
+    CompletionRequest,
+    CompletionResponse,
+    ToolChoice,
+    Usage,
+    deep_merge,
+)
 from ..errors import ResponseDecodeError, StreamError, UnsupportedFeature
 from ..message import Audio, DocumentContent, Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
 from ..streaming import (
@@ -21,6 +29,7 @@ from ..streaming import (
     ToolCallChunk,
     parse_tool_call,
 )
+from ._annotations import openai_citations
 from ._common import event_json, usage_of
 
 __all__ = ["ResponsesModel"]
@@ -76,7 +85,21 @@ class _FunctionOutputItem:
     type: str = "function_call_output"
 
 
-_Item = _MessageItem | _FunctionCallItem | _FunctionOutputItem
+@attrs.frozen
+class _SummaryText:
+    text: str
+    type: str = "summary_text"
+
+
+@attrs.frozen
+class _ReasoningItem:
+    id: str
+    summary: list[_SummaryText]
+    encrypted_content: str | None = None
+    type: str = "reasoning"
+
+
+_Item = _MessageItem | _FunctionCallItem | _FunctionOutputItem | _ReasoningItem
 
 
 @attrs.frozen
@@ -97,6 +120,8 @@ class _Request:
     tools: list[_Tool] | None = None
     tool_choice: str | dict[str, Any] | None = None
     stream: bool | None = None
+    store: bool | None = None
+    include: list[str] | None = None
 
 
 def _content(part: Part, provider: str) -> _Content:
@@ -116,6 +141,10 @@ def _content(part: Part, provider: str) -> _Content:
 def _items(message: Message, provider: str) -> list[_Item]:
     items: list[_Item] = []
     if message.role == "assistant":
+        # Reasoning goes back ahead of the output it led to, as the API gave it; only its own
+        # (with an id): another provider's reasoning has no place here.
+        items.extend(_ReasoningItem(p.id, [_SummaryText(t) for t in p.summary], p.encrypted)
+                     for p in message.content if isinstance(p, Reasoning) and p.id)
         text = message.text
         if text:
             items.append(_MessageItem("assistant", [_InputText(text, "output_text")]))
@@ -137,7 +166,12 @@ def _tool_choice(choice: ToolChoice | None) -> str | dict[str, Any] | None:
     return {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
 
 
-def responses_body(model: str, request: CompletionRequest, provider: str, *, stream: bool) -> dict[str, Any]:
+# Asked for when nothing is stored: the reasoning then comes back encrypted, to be sent again.
+ENCRYPTED_REASONING = "reasoning.encrypted_content"
+
+
+def responses_body(model: str, request: CompletionRequest, provider: str, *, stream: bool,
+                   store: bool | None = None) -> dict[str, Any]:
     body = _wire.encode(
         converter,
         _Request(
@@ -149,9 +183,15 @@ def responses_body(model: str, request: CompletionRequest, provider: str, *, str
             tools=[_Tool(t.name, t.description, t.parameters) for t in request.tools] or None,
             tool_choice=_tool_choice(request.tool_choice) if request.tools else None,
             stream=True if stream else None,
+            store=store,
+            include=[ENCRYPTED_REASONING] if store is False else None,
         ),
     )
-    return deep_merge(body, request.additional_params)
+    merged = deep_merge(body, request.additional_params)
+    given = merged.get("include")
+    if store is False and isinstance(given, list) and ENCRYPTED_REASONING not in given:
+        merged["include"] = [*given, ENCRYPTED_REASONING]  # the caller's own `include` replaced ours
+    return merged
 
 
 # --- response -------------------------------------------------------------------------------------
@@ -162,6 +202,7 @@ class _OutputContent:
     type: str
     text: str | None = None
     refusal: str | None = None
+    annotations: Any = None  # read tolerantly (`openai_citations`): they never fail an answer
 
 
 @attrs.frozen
@@ -178,6 +219,7 @@ class _OutputItem:
     name: str | None = None
     arguments: Any = None  # JSON text; `parse_tool_call` reads any value
     summary: list[_Summary] | None = None
+    encrypted_content: str | None = None
 
 
 @_wire.lenient
@@ -242,11 +284,15 @@ def _to_completion(resp: _Response, raw: Any, provider: str) -> CompletionRespon
         raise ResponseDecodeError(f"{provider} response failed: {resp.error.message}", provider=provider,
                                   field="error", body=raw)
     parts: list[Any] = []
+    citations: list[Citation] = []
+    length = 0  # of the text so far: annotation spans count within their own part, ours in `resp.text`
     for item in resp.output:
         if item.type == "message":
             for content in item.content or ():
                 if content.type == "output_text" and content.text:
                     parts.append(Text(content.text))
+                    citations.extend(_shifted(c, length) for c in openai_citations(content.annotations))
+                    length += len(content.text)
                 elif content.type == "refusal" and content.refusal:
                     parts.append(Text(content.refusal))
         elif item.type == "function_call":
@@ -255,13 +301,21 @@ def _to_completion(resp: _Response, raw: Any, provider: str) -> CompletionRespon
                                           field="output.name", body=raw)
             parts.append(parse_tool_call(item.id or item.call_id or "", item.name, item.arguments, provider,
                                          item.call_id))
-        elif item.type == "reasoning" and item.summary:
-            parts.append(Reasoning("".join(s.text for s in item.summary)))
+        elif item.type == "reasoning" and (item.summary or item.id):
+            summary = [s.text for s in item.summary or ()]
+            parts.append(Reasoning("".join(summary), id=item.id, encrypted=item.encrypted_content, summary=summary))
     if resp.status == "incomplete":
         finish = resp.incomplete_details.reason if resp.incomplete_details else "incomplete"
     else:
         finish = "tool_calls" if any(isinstance(p, ToolCall) for p in parts) else resp.status
-    return CompletionResponse(tuple(parts), _usage(resp.usage), raw, finish, resp.id, resp.model)
+    return CompletionResponse(tuple(parts), _usage(resp.usage), raw, finish, resp.id, resp.model, citations)
+
+
+def _shifted(citation: Citation, by: int) -> Citation:
+    if not by:
+        return citation
+    return attrs.evolve(citation, start=None if citation.start is None else citation.start + by,
+                        end=None if citation.end is None else citation.end + by)
 
 
 def parse_response(data: Any, provider: str) -> CompletionResponse:
@@ -304,14 +358,24 @@ def stream_response(events: Iterator[Any], provider: str) -> Iterator[StreamChun
 
 
 class ResponsesModel(ModelView, BaseCompletionModel):
-    """A chat model on OpenAI's Responses API (`POST {base_url}/responses`)."""
+    """A chat model on OpenAI's Responses API (`POST {base_url}/responses`).
+
+    `store=False` keeps nothing on the server: every request sends `"store": false` and asks for
+    the reasoning encrypted (`include: ["reasoning.encrypted_content"]`), and an answer's
+    `Reasoning` parts, sent again in the conversation, carry it back (for reasoning models only:
+    others refuse the `include`). `store=None` sends neither and leaves the server's default.
+    """
 
     path = "/responses"
 
+    def __init__(self, client: Any, model: str, *, store: bool | None = None) -> None:
+        super().__init__(client, model)
+        self.store = store
+
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        body = responses_body(self.model, request, self.provider, stream=False)
+        body = responses_body(self.model, request, self.provider, stream=False, store=self.store)
         return self._complete(self.path, body, parse_response)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
-        body = responses_body(self.model, request, self.provider, stream=True)
+        body = responses_body(self.model, request, self.provider, stream=True, store=self.store)
         return self._stream(self.path, body, stream_response, raw=request.keep_raw_events)

@@ -62,9 +62,11 @@ class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscrip
     def extra_headers(self) -> dict[str, str]:
         return dict(self._org_headers)
 
-    def responses_model(self, model: str) -> ResponsesModel:
-        """A chat model on the Responses API (`completion_model` uses Chat Completions)."""
-        return ResponsesModel(self, model)
+    def responses_model(self, model: str, *, store: bool | None = None) -> ResponsesModel:
+        """A chat model on the Responses API (`completion_model` uses Chat Completions).
+        `store=False`: nothing kept on the server, reasoning carried in the conversation
+        (see `ResponsesModel`)."""
+        return ResponsesModel(self, model, store=store)
 
 
 ClientBuilder = Client.Builder
