@@ -138,3 +138,14 @@ def test_citation_spans_count_in_the_whole_text(mocked: responses.RequestsMock) 
     mocked.add("POST", URL, json=body)
     resp = model().completion_request("News?").send()
     assert [c.start for c in resp.citations] == [a["start_index"] + 7 for a in first["annotations"]]
+
+
+def test_citation_spans_count_a_refusal_before_them(mocked: responses.RequestsMock) -> None:
+    body = copy.deepcopy(load_fixture("openai/spec.responses.web_search.json"))
+    message = body["output"][1]
+    first = message["content"][0]
+    message["content"] = [{"type": "refusal", "refusal": "No. "}, first]
+    mocked.add("POST", URL, json=body)
+    resp = model().completion_request("News?").send()
+    assert resp.text.startswith("No. ")
+    assert [c.start for c in resp.citations] == [a["start_index"] + 4 for a in first["annotations"]]

@@ -295,6 +295,7 @@ def _to_completion(resp: _Response, raw: Any, provider: str) -> CompletionRespon
                     length += len(content.text)
                 elif content.type == "refusal" and content.refusal:
                     parts.append(Text(content.refusal))
+                    length += len(content.refusal)
         elif item.type == "function_call":
             if not item.name:
                 raise ResponseDecodeError(f"{provider}: function_call without a name", provider=provider,
