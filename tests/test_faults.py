@@ -59,7 +59,9 @@ def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def _client_options(pool_size: int, retry: RetryPolicy) -> dict[str, Any]:
-    return {"retry": retry, "timeout": Timeout(connect=2, read=READ_TIMEOUT), "pool_size": pool_size}
+    # A slot may take longer to free than one short read (eight threads share four connections):
+    # the wait for one is bounded on its own, generously.
+    return {"retry": retry, "timeout": Timeout(connect=2, read=READ_TIMEOUT, pool=10), "pool_size": pool_size}
 
 
 def openai_model(url: str, key: str, pool_size: int = 4, retry: RetryPolicy = POLICY) -> CompletionModel:
