@@ -52,7 +52,7 @@ def in_scope(scope: CancelScope, call: Any) -> tuple[threading.Thread, list[Any]
     return run_in_thread(run)
 
 
-def cancelled_within(scope: CancelScope, thread: threading.Thread, outcome: list[Any]) -> BaseException:
+def assert_cancelled_within(scope: CancelScope, thread: threading.Thread, outcome: list[Any]) -> BaseException:
     started = time.monotonic()
     scope.cancel()
     error = finished(thread, outcome, BOUND)
@@ -70,7 +70,7 @@ def test_cancel_wakes_a_call_waiting_for_a_pooled_connection(fake: FakeProvider)
     scope = CancelScope()
     thread, outcome = in_scope(scope, lambda: t.post_json(PROMPT, BODY))
     wait_until(lambda: pool.pool.not_empty._waiters, what="the call waiting for a connection")  # type: ignore[union-attr]
-    cancelled_within(scope, thread, outcome)
+    assert_cancelled_within(scope, thread, outcome)
     held.close()
     assert t.post_json(PROMPT, BODY)["choices"]  # the pool is intact
     assert fake.request_count == 2
@@ -87,7 +87,7 @@ def test_cancel_wakes_a_call_that_is_connecting() -> None:
         scope = CancelScope()
         thread, outcome = in_scope(scope, lambda: t.post_json(PROMPT, BODY))
         wait_until(lambda: any(s["state"] == SYN_SENT for s in client_sockets(port)), what="a connect in progress")
-        cancelled_within(scope, thread, outcome)
+        assert_cancelled_within(scope, thread, outcome)
         assert not any(s["state"] == SYN_SENT for s in client_sockets(port))
     finally:
         queued.close()
@@ -108,7 +108,7 @@ def test_cancel_wakes_a_call_that_is_sending() -> None:
         big = b"x" * (32 << 20)
         thread, outcome = in_scope(scope, lambda: t.request("POST", "/upload", data=big))
         wait_until(lambda: any(s["tx_queue"] > 0 for s in client_sockets(port)), what="a send in progress")
-        cancelled_within(scope, thread, outcome)
+        assert_cancelled_within(scope, thread, outcome)
         assert len(accepted) == 1  # and nothing was retried
     finally:
         listener.close()
@@ -122,7 +122,7 @@ def test_cancel_wakes_a_call_waiting_for_the_answer(fake: FakeProvider) -> None:
     scope = CancelScope()
     thread, outcome = in_scope(scope, lambda: t.post_json(PROMPT, BODY))
     wait_until(lambda: fake.request_count == 1, what="the request reaching the server")
-    cancelled_within(scope, thread, outcome)
+    assert_cancelled_within(scope, thread, outcome)
     assert fake.request_count == 1  # not retried
 
 
@@ -132,7 +132,7 @@ def test_cancel_wakes_a_call_reading_the_body() -> None:
         scope = CancelScope()
         thread, outcome = in_scope(scope, lambda: t.post_json(PROMPT, BODY))
         wait_until(server.answering.is_set, what="the answer's head going out")
-        cancelled_within(scope, thread, outcome)
+        assert_cancelled_within(scope, thread, outcome)
         assert server.requests == 1
 
 
@@ -151,7 +151,7 @@ def test_cancel_wakes_a_thread_reading_a_stream() -> None:
 
         thread, outcome = in_scope(scope, read)
         wait_until(lambda: got, what="the first event")
-        cancelled_within(scope, thread, outcome)
+        assert_cancelled_within(scope, thread, outcome)
         assert got == [event]
 
 
@@ -161,7 +161,7 @@ def test_cancel_wakes_a_call_waiting_between_retries(fake: FakeProvider) -> None
     scope = CancelScope()
     thread, outcome = in_scope(scope, lambda: t.post_json(PROMPT, BODY))
     wait_until(lambda: fake.request_count == 1, what="the first attempt")
-    cancelled_within(scope, thread, outcome)
+    assert_cancelled_within(scope, thread, outcome)
     assert fake.request_count == 1
 
 
@@ -185,7 +185,7 @@ def test_cancelling_an_outer_scope_cuts_a_call_in_an_inner_one(fake: FakeProvide
 
     thread, outcome = in_scope(outer, call)
     wait_until(lambda: fake.request_count == 1, what="the request reaching the server")
-    cancelled_within(outer, thread, outcome)
+    assert_cancelled_within(outer, thread, outcome)
 
 
 def builder_for(**fakes: FakeProvider) -> DynClientBuilder:
@@ -229,6 +229,6 @@ def test_cancels_in_every_state_give_every_pooled_connection_back(fake: FakeProv
             scope.cancel()
             finished(thread, outcome, BOUND)
     fake.reset()
-    with t.stream("POST", PROMPT, json={**BODY, "stream": True}), \
-            t.stream("POST", PROMPT, json={**BODY, "stream": True}):
-        pass  # both connections free: nothing leaked a pool slot
+    with t.stream("POST", PROMPT, json={**BODY, "stream": True}) as one, \
+            t.stream("POST", PROMPT, json={**BODY, "stream": True}) as two:
+        assert one.status == two.status == 200  # both connections free: nothing leaked a pool slot

@@ -37,7 +37,7 @@ def no_request() -> Iterator[responses.RequestsMock]:
         assert not mocked.calls, f"a request was sent: {mocked.calls[0].request.url}"
 
 
-def refused(call: Callable[[], Any], name: str) -> None:
+def assert_refused(call: Callable[[], Any], name: str) -> None:
     with pytest.raises(InvalidRequestError) as info:
         call()
     assert repr(name)[1:-1][:40] in str(info.value), "the error names the model"
@@ -59,7 +59,7 @@ def gemini_uses(model: str) -> list[Callable[[], Any]]:
 def test_gemini_refuses_a_name_that_would_steer_the_url_in_every_capability(
         model: str, no_request: responses.RequestsMock) -> None:
     for use in gemini_uses(model):
-        refused(use, model)
+        assert_refused(use, model)
 
 
 @pytest.mark.parametrize("model", HOSTILE + NOT_NESTED)
@@ -68,16 +68,16 @@ def test_azure_refuses_a_deployment_name_that_would_steer_the_url(
     client = azure.Client("sk-secret", endpoint="http://127.0.0.1:9", max_retries=0)
     for make in (client.completion_model, client.embedding_model, client.transcription_model,
                  client.image_generation_model, client.audio_generation_model):
-        refused(functools.partial(make, model), model)
+        assert_refused(functools.partial(make, model), model)
 
 
 @pytest.mark.parametrize("model", HOSTILE)
 def test_huggingface_inference_refuses_a_name_that_would_steer_the_url(
         model: str, no_request: responses.RequestsMock) -> None:
     client = huggingface.Client("sk-secret", base_url="http://127.0.0.1:9/v1", max_retries=0)
-    refused(lambda: client.transcription_model(model).transcription(
+    assert_refused(lambda: client.transcription_model(model).transcription(
         TranscriptionRequest(data=b"RIFF", filename="a.wav")), model)
-    refused(lambda: client.image_generation_model(model).image_generation(
+    assert_refused(lambda: client.image_generation_model(model).image_generation(
         ImageGenerationRequest(prompt="a lighthouse")), model)
 
 
