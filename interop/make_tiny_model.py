@@ -32,6 +32,11 @@ SPECIALS = [
     ("<|im_start|>", gguf.TokenType.CONTROL),
     ("<|im_end|>", gguf.TokenType.CONTROL),
     ("<tool_call>", gguf.TokenType.USER_DEFINED),
+    # The exact opening of a call in the template's tool format, as one token: the forced tool
+    # checks bias sampling towards it (logit_bias), so the random model opens a call at once.
+    # (llama-server then refuses tool_choice "auto" with a 400: its lazy grammar's trigger word
+    # "<tool_call>\n" is a token it does not preserve.)
+    ("<tool_call>\n", gguf.TokenType.USER_DEFINED),
     ("</tool_call>", gguf.TokenType.USER_DEFINED),
 ]
 MERGES = [("Ġ", "t"), ("h", "e"), ("i", "n"), ("e", "r"), ("Ġ", "a")]
