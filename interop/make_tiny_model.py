@@ -1,6 +1,6 @@
 """Write a tiny random-weight llama-architecture GGUF model for the llama.cpp interop run.
 
-    python make_tiny_model.py OUT.gguf CHAT_TEMPLATE.jinja
+    python make_tiny_model.py OUT.gguf CHAT_TEMPLATE.jinja [--call-token]
 
 Runs in the interop tool environment (numpy and the `gguf` package vendored in the same
 llama.cpp tree as the server), not in the project's own environment. The weights are random,
@@ -10,6 +10,12 @@ The vocabulary is byte-level BPE (GPT-2's byte-to-unicode alphabet: every byte i
 any text tokenizes), a handful of merges (llama.cpp requires the key), and the ChatML and tool
 tokens the chat template uses. The chat template is given as a file (a tool-capable one, used by
 the server with --jinja).
+
+--call-token adds the template's whole call opening, `<tool_call>\n`, as one token, so a
+logit_bias on it makes the random model open a tool call at once (the forced tool checks). A
+model with it cannot serve tool_choice "auto": llama-server refuses the request with a 400,
+because its lazy grammar's trigger word "<tool_call>\n" is then a token it does not preserve.
+So the interop run writes two models: one without it (chat, "auto"), one with it (forced calls).
 """
 
 from __future__ import annotations
@@ -32,13 +38,9 @@ SPECIALS = [
     ("<|im_start|>", gguf.TokenType.CONTROL),
     ("<|im_end|>", gguf.TokenType.CONTROL),
     ("<tool_call>", gguf.TokenType.USER_DEFINED),
-    # The exact opening of a call in the template's tool format, as one token: the forced tool
-    # checks bias sampling towards it (logit_bias), so the random model opens a call at once.
-    # (llama-server then refuses tool_choice "auto" with a 400: its lazy grammar's trigger word
-    # "<tool_call>\n" is a token it does not preserve.)
-    ("<tool_call>\n", gguf.TokenType.USER_DEFINED),
     ("</tool_call>", gguf.TokenType.USER_DEFINED),
 ]
+CALL_TOKEN = ("<tool_call>\n", gguf.TokenType.USER_DEFINED)  # --call-token only
 MERGES = [("Ġ", "t"), ("h", "e"), ("i", "n"), ("e", "r"), ("Ġ", "a")]
 
 
@@ -55,7 +57,7 @@ def bytes_to_unicode() -> dict[int, str]:
     return {b: chr(c) for b, c in zip(bs, cs, strict=True)}
 
 
-def vocabulary() -> tuple[list[str], list[int], list[str]]:
+def vocabulary(call_token: bool) -> tuple[list[str], list[int], list[str]]:
     byte_chars = bytes_to_unicode()
     tokens = [byte_chars[b] for b in range(256)]
     types = [int(gguf.TokenType.NORMAL)] * 256
@@ -64,7 +66,7 @@ def vocabulary() -> tuple[list[str], list[int], list[str]]:
         merges.append(f"{left} {right}")
         tokens.append(left + right)
         types.append(int(gguf.TokenType.NORMAL))
-    for text, kind in SPECIALS:
+    for text, kind in SPECIALS + ([CALL_TOKEN] if call_token else []):
         tokens.append(text)
         types.append(int(kind))
     return tokens, types, merges
@@ -72,7 +74,7 @@ def vocabulary() -> tuple[list[str], list[int], list[str]]:
 
 def main() -> None:
     out, template_path = Path(sys.argv[1]), Path(sys.argv[2])
-    tokens, types, merges = vocabulary()
+    tokens, types, merges = vocabulary(call_token="--call-token" in sys.argv[3:])
     n_vocab = len(tokens)
     ids = {t: i for i, t in enumerate(tokens)}
     rng = np.random.default_rng(1234)

@@ -7,10 +7,13 @@
    network features (no curl, no OpenSSL, no web UI download);
 2. writes a tiny random-weight GGUF model (interop/make_tiny_model.py) with the `gguf` package
    vendored in the same tree, installed in a tool environment of its own, not in .venv;
-3. starts two servers on 127.0.0.1 (free ports, --offline): one for chat with --jinja (and no
-   embeddings, so an embeddings request there is a real 501), one with --embeddings;
-4. runs interop/test_llamacpp.py with their URLs in LLAMACPP_INTEROP_URL and
-   LLAMACPP_INTEROP_EMBED_URL, then stops both servers, whatever happened.
+3. starts three servers on 127.0.0.1 (free ports, --offline): one for chat with --jinja (and no
+   embeddings, so an embeddings request there is a real 501), one with --embeddings, and one
+   with --jinja on a second model whose vocabulary lets a logit_bias force a tool call (see
+   make_tiny_model.py --call-token);
+4. runs interop/test_llamacpp.py with their URLs in LLAMACPP_INTEROP_URL,
+   LLAMACPP_INTEROP_EMBED_URL and LLAMACPP_INTEROP_TOOLS_URL, then stops the servers, whatever
+   happened (a failed start included).
 
 Everything is cached under .venv/interop/ (INTEROP_CACHE overrides): the download, the build, the
 tool environment and the model, so a second run only starts the servers and runs the checks.
@@ -154,20 +157,20 @@ def tool_python(tree: Path) -> Path:
     return py
 
 
-def tiny_model(py: Path, tree: Path) -> Path:
-    """model/tiny.gguf, rewritten when the writer or the chat template changes."""
+def tiny_model(py: Path, tree: Path, name: str, *flags: str) -> Path:
+    """model/NAME.gguf, rewritten when the writer, the chat template or the flags change."""
     writer = HERE / "make_tiny_model.py"
     template = tree / "models" / "templates" / "Qwen-Qwen2.5-7B-Instruct.jinja"
     if not template.is_file():
         raise SystemExit(f"interop: the vendored tree has no chat template {template}")
-    model = CACHE / "model" / "tiny.gguf"
+    model = CACHE / "model" / f"{name}.gguf"
     stamp = model.with_suffix(".stamp")
-    digest = hashlib.sha256(writer.read_bytes() + template.read_bytes()).hexdigest()
+    digest = hashlib.sha256(writer.read_bytes() + template.read_bytes() + repr(flags).encode()).hexdigest()
     if model.is_file() and stamp.is_file() and stamp.read_text() == digest:
         return model
-    t = step("write the tiny random-weight GGUF model")
+    t = step(f"write the tiny random-weight GGUF model {model.name}")
     model.parent.mkdir(parents=True, exist_ok=True)
-    run([str(py), str(writer), str(model), str(template)])
+    run([str(py), str(writer), str(model), str(template), *flags])
     stamp.write_text(digest)
     done(t, str(model))
     return model
@@ -236,15 +239,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below on `kill`
     tree = llama_tree(fetch_sdist())
     binary = build_server(tree)
-    model = tiny_model(tool_python(tree), tree)
+    py = tool_python(tree)
+    model = tiny_model(py, tree, "tiny")
+    call_model = tiny_model(py, tree, "tiny-call-token", "--call-token")
 
     servers = [
         Server("chat", binary, model, ["--jinja", "-c", str(N_CTX)]),
         Server("embed", binary, model, ["--embeddings", "--pooling", "mean", "-c", "512", "-b", "512", "-ub", "512"]),
+        Server("tools", binary, call_model, ["--jinja", "-c", str(N_CTX)]),
     ]
     code = 1
     try:
-        t = step("start llama-server (chat with --jinja; embeddings) on 127.0.0.1")
+        t = step("start llama-server x3 on 127.0.0.1 (chat with --jinja; embeddings; forced tool calls)")
         for s in servers:
             s.start()
         deadline = time.monotonic() + HEALTH_DEADLINE
@@ -257,6 +263,7 @@ def main() -> int:
         env.update({
             "LLAMACPP_INTEROP_URL": servers[0].url + "/v1",
             "LLAMACPP_INTEROP_EMBED_URL": servers[1].url + "/v1",
+            "LLAMACPP_INTEROP_TOOLS_URL": servers[2].url + "/v1",
             "LLAMACPP_INTEROP_N_CTX": str(N_CTX),
             "LLAMACPP_INTEROP_N_EMBD": str(N_EMBD),
         })

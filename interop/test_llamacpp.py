@@ -1,9 +1,11 @@
 """The `llamacpp` provider against a real llama.cpp `llama-server` (run by `make interop`).
 
 interop/run.py builds the server, writes a tiny random-weight model and starts two servers, then
-runs this file with their base URLs in LLAMACPP_INTEROP_URL (chat, --jinja, no embeddings) and
-LLAMACPP_INTEROP_EMBED_URL (--embeddings). Outside that run every test here is skipped; `make
-test` never collects this folder (pytest's testpaths is `tests`).
+runs this file with their base URLs in LLAMACPP_INTEROP_URL (chat, --jinja, no embeddings),
+LLAMACPP_INTEROP_EMBED_URL (--embeddings) and LLAMACPP_INTEROP_TOOLS_URL (chat, --jinja, on a
+model with a one-token `<tool_call>\n` that a logit_bias uses to force a tool call). Outside that
+run every test here is skipped; `make test` never collects this folder (pytest's testpaths is
+`tests`).
 
 The model's weights are random, so its words are gibberish: these checks are about the wire
 (requests the server accepts, answers and streams rig_sync reads, errors it classifies), never
@@ -30,11 +32,12 @@ from rig_sync.tool import tool
 
 CHAT_URL = os.environ.get("LLAMACPP_INTEROP_URL")
 EMBED_URL = os.environ.get("LLAMACPP_INTEROP_EMBED_URL")
+TOOLS_URL = os.environ.get("LLAMACPP_INTEROP_TOOLS_URL")
 N_CTX = int(os.environ.get("LLAMACPP_INTEROP_N_CTX", "1024"))
 N_EMBD = int(os.environ.get("LLAMACPP_INTEROP_N_EMBD", "64"))
 MODEL = "tiny"  # llama-server serves its one model whatever the name
 
-pytestmark = pytest.mark.skipif(not CHAT_URL or not EMBED_URL,
+pytestmark = pytest.mark.skipif(not CHAT_URL or not EMBED_URL or not TOOLS_URL,
                                 reason="needs a running llama-server: run `make interop`")
 
 # A tool whose only argument is an enum: under tool_choice "required" the server's grammar fixes
@@ -56,9 +59,9 @@ def get_weather(unit: Literal["c", "f"]) -> str:
     return "21" if unit == "c" else "70"
 
 
-def token_id(text: str) -> int:
-    """The tiny model's one token for `text`, from the server's /tokenize."""
-    base = str(CHAT_URL).removesuffix("/v1")
+def token_id(url: str | None, text: str) -> int:
+    """The one token for `text` of the model served at `url`, from the server's /tokenize."""
+    base = str(url).removesuffix("/v1")
     ids = requests.post(base + "/tokenize", json={"content": text, "parse_special": True}, timeout=10).json()["tokens"]
     assert len(ids) == 1, (text, ids)
     return int(ids[0])
@@ -74,18 +77,22 @@ def force_call() -> dict[str, Any]:
     server's grammar forbids until a call is complete) and parallel_tool_calls false give one
     whole call in llama.cpp's own format.
     """
-    return {"logit_bias": {str(token_id("<tool_call>\n")): 50, str(token_id("<|im_end|>")): 60},
+    return {"logit_bias": {str(token_id(TOOLS_URL, "<tool_call>\n")): 50, str(token_id(TOOLS_URL, "<|im_end|>")): 60},
             "parallel_tool_calls": False}
 
 
-@pytest.fixture(scope="module")
-def no_call() -> dict[str, Any]:
+def no_call_for(url: str | None) -> dict[str, Any]:
     """Keep the random model off the tool-call tokens where tools are offered but text is wanted.
 
     Random text with a stray `<tool_call>` token fails the server's own parse of the answer (500
     "does not match the expected peg-native format"), which is the model's fault, not the wire's.
     """
-    return {"logit_bias": {str(token_id(t)): -100 for t in ("<tool_call>", "<tool_call>\n", "</tool_call>")}}
+    return {"logit_bias": {str(token_id(url, t)): -100 for t in ("<tool_call>", "</tool_call>")}}
+
+
+@pytest.fixture(scope="module")
+def no_call() -> dict[str, Any]:
+    return no_call_for(CHAT_URL)
 
 
 def first_call_is_complete(calls: list[Any]) -> None:
@@ -98,6 +105,12 @@ def first_call_is_complete(calls: list[Any]) -> None:
 @pytest.fixture
 def client() -> Iterator[Any]:
     with llamacpp.Client(base_url=CHAT_URL) as c:
+        yield c
+
+
+@pytest.fixture
+def tools_client() -> Iterator[Any]:
+    with llamacpp.Client(base_url=TOOLS_URL) as c:
         yield c
 
 
@@ -150,29 +163,27 @@ def test_request_after_a_stream_is_not_delayed(client: Any,
     assert all(e.retries == 0 for e in requests_seen), requests_seen
 
 
-def test_tool_definition_with_choice_none_is_accepted(client: Any, no_call: dict[str, Any]) -> None:
-    """Tools offered, none to be called (forced calls: test_forced_tool_call_is_read).
-
-    tool_choice "auto" (the default) is not checked: the tiny model's `<tool_call>\n` token, which
-    the forced checks need, makes llama-server refuse "auto" with a 400 (its lazy grammar's
-    trigger word is then a token it does not preserve); a real model's vocabulary has no such token.
-    """
-    resp = (client.completion_model(MODEL).completion_request("What is the weather?").tool(WEATHER)
-            .tool_choice("none").additional_params(no_call).temperature(0.0).max_tokens(32).send())
+@pytest.mark.parametrize("choice", ["auto", "none", None])
+def test_tool_definition_and_choice_are_accepted(client: Any, no_call: dict[str, Any], choice: str | None) -> None:
+    """Tools offered, the model answers in text (forced calls: test_forced_tool_call_is_read)."""
+    builder = client.completion_model(MODEL).completion_request("What is the weather?").tool(WEATHER)
+    if choice is not None:
+        builder = builder.tool_choice(choice)
+    resp = builder.additional_params(no_call).temperature(0.0).max_tokens(32).send()
     assert resp.usage.reported
     for call in resp.tool_calls:
         assert call.name == "get_weather"
 
 
 @pytest.mark.parametrize("choice", ["required", ToolChoice.tool("get_weather")])
-def test_forced_tool_call_is_read(client: Any, force_call: dict[str, Any], choice: ToolChoice | str) -> None:
-    resp = (client.completion_model(MODEL).completion_request("What is the weather?").tool(WEATHER)
+def test_forced_tool_call_is_read(tools_client: Any, force_call: dict[str, Any], choice: ToolChoice | str) -> None:
+    resp = (tools_client.completion_model(MODEL).completion_request("What is the weather?").tool(WEATHER)
             .tool_choice(choice).additional_params(force_call).temperature(0.0).max_tokens(96).send())
     first_call_is_complete(resp.tool_calls)
 
 
-def test_streamed_tool_call(client: Any, force_call: dict[str, Any]) -> None:
-    model = client.completion_model(MODEL)
+def test_streamed_tool_call(tools_client: Any, force_call: dict[str, Any]) -> None:
+    model = tools_client.completion_model(MODEL)
     with (model.completion_request("What is the weather?").tool(WEATHER).tool_choice("required")
           .additional_params(force_call).temperature(0.0).max_tokens(96).stream()) as stream:
         chunks = list(stream)
@@ -190,27 +201,30 @@ def test_assistant_tool_turn_with_null_content_is_accepted(client: Any, no_call:
         ]},
         {"role": "tool", "tool_call_id": "call_1", "content": "21"},
     ]
-    resp = (client.completion_model(MODEL).completion_request(messages).tool(WEATHER).tool_choice("none")
+    resp = (client.completion_model(MODEL).completion_request(messages).tool(WEATHER)
             .additional_params(no_call).temperature(0.0).max_tokens(8).send())
     assert resp.usage.reported
 
 
-def test_tool_result_round_trip(client: Any, force_call: dict[str, Any], no_call: dict[str, Any]) -> None:
-    """The call read back from the server, its result, and the next request with both."""
-    model = client.completion_model(MODEL)
+def test_tool_result_round_trip(tools_client: Any, force_call: dict[str, Any]) -> None:
+    """The call read back from the server, its result, and the next request with both.
+
+    The next request goes with tool_choice "none": that server's model cannot take "auto".
+    """
+    model = tools_client.completion_model(MODEL)
     question = Message.user("What is the weather?")
     first = (model.completion_request(question).tool(WEATHER).tool_choice("required")
              .additional_params(force_call).temperature(0.0).max_tokens(96).send())
     first_call_is_complete(first.tool_calls)
     results = [Message.tool_result(call.id, "21") for call in first.tool_calls]
     answer = (model.completion_request([question, first.message(), *results]).tool(WEATHER)
-              .tool_choice("none").additional_params(no_call).temperature(0.0).max_tokens(8).send())
+              .tool_choice("none").additional_params(no_call_for(TOOLS_URL)).temperature(0.0).max_tokens(8).send())
     assert answer.usage.reported
 
 
-def test_agent_tool_turns_reach_the_server(client: Any, force_call: dict[str, Any]) -> None:
+def test_agent_tool_turns_reach_the_server(tools_client: Any, force_call: dict[str, Any]) -> None:
     """An agent forced to call its tool runs it and sends each tool turn back, until max_turns."""
-    agent = (client.agent(MODEL).preamble("Use your tools.").tool(get_weather).tool_choice("required")
+    agent = (tools_client.agent(MODEL).preamble("Use your tools.").tool(get_weather).tool_choice("required")
              .additional_params(force_call).temperature(0.0).max_tokens(256).max_turns(2).build())
     with pytest.raises(MaxTurnsError) as info:
         agent.prompt("What is the weather?")
