@@ -1,6 +1,6 @@
 """The `llamacpp` provider against a real llama.cpp `llama-server` (run by `make interop`).
 
-interop/run.py builds the server, writes a tiny random-weight model and starts two servers, then
+interop/run.py builds the server, writes a tiny random-weight model and starts three servers, then
 runs this file with their base URLs in LLAMACPP_INTEROP_URL (chat, --jinja, no embeddings),
 LLAMACPP_INTEROP_EMBED_URL (--embeddings) and LLAMACPP_INTEROP_TOOLS_URL (chat, --jinja, on a
 model with a one-token `<tool_call>\n` that a logit_bias uses to force a tool call). Outside that
