@@ -264,6 +264,7 @@ def main() -> int:
             "LLAMACPP_INTEROP_URL": servers[0].url + "/v1",
             "LLAMACPP_INTEROP_EMBED_URL": servers[1].url + "/v1",
             "LLAMACPP_INTEROP_TOOLS_URL": servers[2].url + "/v1",
+            "LLAMACPP_INTEROP_RUN": "1",  # the checks fail, never skip, when a URL is missing
             "LLAMACPP_INTEROP_N_CTX": str(N_CTX),
             "LLAMACPP_INTEROP_N_EMBD": str(N_EMBD),
         })

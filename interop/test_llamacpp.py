@@ -37,8 +37,11 @@ N_CTX = int(os.environ.get("LLAMACPP_INTEROP_N_CTX", "1024"))
 N_EMBD = int(os.environ.get("LLAMACPP_INTEROP_N_EMBD", "64"))
 MODEL = "tiny"  # llama-server serves its one model whatever the name
 
-pytestmark = pytest.mark.skipif(not CHAT_URL or not EMBED_URL or not TOOLS_URL,
-                                reason="needs a running llama-server: run `make interop`")
+_MISSING = [name for name, url in (("LLAMACPP_INTEROP_URL", CHAT_URL), ("LLAMACPP_INTEROP_EMBED_URL", EMBED_URL),
+                                   ("LLAMACPP_INTEROP_TOOLS_URL", TOOLS_URL)) if not url]
+if _MISSING and os.environ.get("LLAMACPP_INTEROP_RUN"):  # under interop/run.py a skip would read as a pass
+    raise RuntimeError(f"interop/run.py did not set {', '.join(_MISSING)}")
+pytestmark = pytest.mark.skipif(bool(_MISSING), reason="needs running llama-servers: run `make interop`")
 
 # A tool whose only argument is an enum: under tool_choice "required" the server's grammar fixes
 # the whole call, so even a random model finishes it within max_tokens.
