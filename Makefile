@@ -18,7 +18,7 @@ $(STAMP): $(PY) setup.cfg setup.py
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check rig_sync tests benchmarks
+	$(VENV)/bin/ruff check rig_sync tests benchmarks interop
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict rig_sync
