@@ -30,8 +30,9 @@ def test_no_source_names_a_path_outside_the_repository() -> None:
 
 
 def test_the_pattern_catches_what_it_must() -> None:
-    shared = "/".join(["..", "shared"])  # spelt in pieces, so this file does not trip its own check
-    for line in [f'Path("/work/{shared[3:]}/fixtures")', f"root / '{shared}' / 'x'", 'open("/home/me/key")']:
+    # Spelt in pieces, so that this file names no such path itself.
+    shared, work, home = "/".join(["..", "shared"]), "/" + "work", "/" + "home"
+    for line in [f'Path("{work}/{shared[3:]}/fixtures")', f"root / '{shared}' / 'x'", f'open("{home}/me/key")']:
         assert OUTSIDE.search(line), line
     assert not OUTSIDE.search('FIXTURES = Path(__file__).resolve().parent / "fixtures"')
 
