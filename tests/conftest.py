@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import responses
 
-from rig_sync.completion import ToolDefinition
+from rig_sync.completion import BaseCompletionModel, CompletionRequest, CompletionResponse, ToolDefinition, Usage
+from rig_sync.message import Text
 from rig_sync.testing import FakeProvider
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -137,3 +138,36 @@ def _fresh_shared_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     if builder._shared is not None:
         builder._shared.clear()
+
+
+class InterruptAfter:
+    """A progress object that raises KeyboardInterrupt (as Ctrl-C would) after `n` items."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seen = 0
+
+    def update(self, ok: bool) -> None:
+        self.seen += 1
+        if self.seen == self.n:
+            raise KeyboardInterrupt
+
+    def skip(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RecordingModel(BaseCompletionModel):
+    """A completion model that keeps the requests it is given and answers "ok"."""
+
+    provider = "recording"
+    model = "m"
+
+    def __init__(self) -> None:
+        self.requests: list[CompletionRequest] = []
+
+    def completion(self, request: CompletionRequest) -> CompletionResponse:
+        self.requests.append(request)
+        return CompletionResponse((Text("ok"),), Usage(1, 1, 2))

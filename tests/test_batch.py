@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import InterruptAfter
 
 from rig_sync import batch
 from rig_sync.client.builder import ClientFactory, DynClientBuilder
@@ -159,24 +160,6 @@ def test_imap_closed_early_cancels_queued_work() -> None:
 
 # --- Ctrl-C -------------------------------------------------------------------------------------
 
-
-class InterruptAfter:
-    """A progress object that raises KeyboardInterrupt (as Ctrl-C would) after `n` items."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.seen = 0
-
-    def update(self, ok: bool) -> None:
-        self.seen += 1
-        if self.seen == self.n:
-            raise KeyboardInterrupt
-
-    def skip(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def side_by_side(run: Callable[[str], None], names: str, timeout: float = 30) -> None:

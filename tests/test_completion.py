@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import pytest
 import responses
+from conftest import RecordingModel
 
 from rig_sync.completion import (
     BaseCompletionModel,
@@ -34,19 +35,6 @@ from rig_sync.testing import FakeProvider
 
 BASE = "http://127.0.0.1:9/v1"  # never reached: `responses` answers, or nothing is sent at all
 
-
-class RecordingModel(BaseCompletionModel):
-    """A completion model that keeps the requests it is given and answers "ok"."""
-
-    provider = "recording"
-    model = "m"
-
-    def __init__(self) -> None:
-        self.requests: list[CompletionRequest] = []
-
-    def completion(self, request: CompletionRequest) -> CompletionResponse:
-        self.requests.append(request)
-        return CompletionResponse((Text("ok"),), Usage(1, 1, 2))
 
 
 def builder(prompt: str | Message = "Hello") -> CompletionRequestBuilder:

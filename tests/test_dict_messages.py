@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import ADD, sent_json
+from conftest import ADD, RecordingModel, sent_json
 
-from rig_sync.completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Usage
+from rig_sync.completion import CompletionRequest
 from rig_sync.errors import InvalidMessageError, InvalidRequestError, RigError
 from rig_sync.message import Audio, DocumentContent, Image, Message, Text, ToolCall, ToolResult
 from rig_sync.providers import anthropic, openai
@@ -28,17 +28,6 @@ from rig_sync.tool import tool
 PNG_URL = "data:image/png;base64,iVBORw0KGgo="
 CALL = {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'}}
 
-
-class RecordingModel(BaseCompletionModel):
-    provider = "recording"
-    model = "m"
-
-    def __init__(self) -> None:
-        self.requests: list[CompletionRequest] = []
-
-    def completion(self, request: CompletionRequest) -> CompletionResponse:
-        self.requests.append(request)
-        return CompletionResponse((Text("ok"),), Usage(1, 1, 2))
 
 
 def build(prompt: Any) -> CompletionRequest:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import InterruptAfter
 
 from rig_sync import batch
 from rig_sync._batch_cli import run
@@ -34,24 +35,6 @@ class Counting:
             self.calls[json.dumps(item)] += 1
             return f"answer to {json.dumps(item)} #{sum(self.calls.values())}"
 
-
-class InterruptAfter:
-    """A progress object that raises KeyboardInterrupt (as Ctrl-C would) after `n` items."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.seen = 0
-
-    def update(self, ok: bool) -> None:
-        self.seen += 1
-        if self.seen == self.n:
-            raise KeyboardInterrupt
-
-    def skip(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 # --- the library: by content, never by position --------------------------------------------------
