@@ -11,7 +11,7 @@ from typing import Any
 from ..completion import Citation, SafetyResult
 
 __all__ = ["openai_citations", "search_citations", "cohere_citations", "gemini_citations",
-           "content_filters", "prompt_filters", "gemini_safety", "merge_safety"]
+           "anthropic_citations", "content_filters", "prompt_filters", "gemini_safety", "merge_safety"]
 
 
 def _str(value: Any) -> str | None:
@@ -89,6 +89,41 @@ def gemini_citations(citation_metadata: Any, grounding_metadata: Any) -> list[Ci
                                     cited_text=_str(segment.get("text")), start=_int(segment.get("startIndex")),
                                     end=_int(segment.get("endIndex"))))
     return out
+
+
+def anthropic_citations(content: Any) -> list[Citation]:
+    """Anthropic Messages: the `citations` of each text block of an answer's `content`. Claude
+    splits its answer into text blocks so that each cited claim is a block of its own: `start` and
+    `end` span that block in the answer's text (the text blocks joined, as `response.text` is).
+
+    Each kind says where its source is: `web_search_result_location` a `url` and `title`;
+    `char_location`, `page_location` and `content_block_location` a document of the request
+    (`document_id`: its Files API `file_id`, else its `document_title`, which for a rig_sync
+    `Document` is that document's id, else its `document_index` as text); a
+    `search_result_location` its `source` (a URL, or the caller's own id). All carry the passage
+    quoted (`cited_text`). Offsets into the source (characters, pages, blocks) and
+    `encrypted_index` have no place here: they stay in `raw_response`."""
+    out = []
+    at = 0
+    for block in _dicts(content):
+        if block.get("type") != "text":
+            continue
+        text = block.get("text")
+        end = at + (len(text) if text.__class__ is str else 0)
+        out += [_anthropic_citation(cite, at, end) for cite in _dicts(block.get("citations"))]
+        at = end
+    return out
+
+
+def _anthropic_citation(cite: dict[str, Any], start: int, end: int) -> Citation:
+    source = _str(cite.get("source"))
+    url = _str(cite.get("url")) or (source if source and source.startswith(("https://", "http://")) else None)
+    title = _str(cite.get("title")) or _str(cite.get("document_title"))
+    index = _int(cite.get("document_index"))
+    document = (_str(cite.get("file_id")) or _str(cite.get("document_title"))
+                or (None if index is None else str(index)) or (source if url is None else None))
+    return Citation(url=url, title=title, document_id=document, cited_text=_str(cite.get("cited_text")),
+                    start=start, end=end)
 
 
 def content_filters(results: Any, target: str) -> list[SafetyResult]:

@@ -5,7 +5,12 @@ Events: `message_start` (id, model, usage) · `content_block_start` (text / tool
 server blocks) · `content_block_delta` (`text_delta`, `input_json_delta`, `thinking_delta`,
 `signature_delta`, `citations_delta`) · `content_block_stop` · `message_delta` (stop reason,
 usage) · `message_stop` (the completion marker) · `ping` · `error`. Text and reasoning pieces
-are yielded as they come; a tool call is yielded whole when its block stops.
+are yielded as they come; a tool call is yielded whole when its block stops; citations reach the
+final response only.
+
+An error raises `StreamError` whose message holds the server's error type and message, from an
+`error` event, an `error: {json}` line (as llama.cpp's server fails a stream) or a bare
+`data: {"error": …}` (a proxy's); it is retryable for the types the API says to retry.
 """
 
 from __future__ import annotations
@@ -107,8 +112,11 @@ class _Message:
                 return ReasoningChunk(piece)
         elif kind == "signature_delta":
             block.raw["signature"] = delta.get("signature")
-        elif kind == "citations_delta":
-            block.raw.setdefault("citations", []).append(delta.get("citation"))
+        elif kind == "citations_delta":  # read into response.citations from the reassembled message
+            cited = block.raw.get("citations")
+            if not isinstance(cited, list):  # absent (or null) in the block's start event
+                cited = block.raw["citations"] = []
+            cited.append(delta.get("citation"))
         return None  # delta kinds newer than this code: the answer stands without them
 
     def block_stop(self, data: dict[str, Any]) -> StreamChunk | None:
@@ -166,6 +174,8 @@ def stream_messages(events: Iterator[SSEEvent], provider: str) -> Iterator[Strea
     """Chunks from an Anthropic SSE stream; complete only at `message_stop`."""
     state = _Message(provider)
     for event in events:
+        if event.event == "error":  # Anthropic's error event, or llama.cpp's `error: {json}` line
+            _raise_error_event(_error_data(event), provider)
         data = event_json(event, provider)
         if not isinstance(data, dict):
             raise StreamError(f"{provider} sent a stream event that is not an object: {event.data[:200]!r}",
@@ -185,8 +195,8 @@ def stream_messages(events: Iterator[SSEEvent], provider: str) -> Iterator[Strea
         elif kind == "message_stop":
             yield state.finish(data)
             return
-        elif kind == "error":
-            _raise_error_event(data, provider)
+        elif kind == "error" or ("error" in data and "type" not in data):
+            _raise_error_event(data, provider)  # the second: a proxy's `data: {"error": …}`
         # `ping` and event kinds newer than this code: nothing to do
         if chunk is not None:
             yield chunk
@@ -194,10 +204,24 @@ def stream_messages(events: Iterator[SSEEvent], provider: str) -> Iterator[Strea
                       provider=provider, retryable=True)
 
 
-def _raise_error_event(data: dict[str, Any], provider: str) -> None:
-    err = data.get("error")
-    kind = err.get("type") if isinstance(err, dict) else None
-    kind = kind if isinstance(kind, str) else None
-    said = err.get("message", err) if isinstance(err, dict) else err
+def _error_data(event: SSEEvent) -> Any:
+    """An error event's data: its JSON, or the text itself when it is none."""
+    try:
+        return _json.loads(event.data)
+    except _json.JSONDecodeError:
+        return event.data
+
+
+def _raise_error_event(data: Any, provider: str) -> None:
+    """Raise the error a stream reported, with its type and message: Anthropic's
+    `{"type": "error", "error": {"type", "message"}}`, or a flat `{"type"?, "message"}` (llama.cpp's
+    `error:` line), or plain text."""
+    err = data.get("error", data) if isinstance(data, dict) else data
+    if isinstance(err, dict):
+        kind, said = err.get("type"), err.get("message")
+        kind = kind if isinstance(kind, str) and kind != "error" else None
+        said = said if isinstance(said, str) and said else str(err)[:500]
+    else:
+        kind, said = None, str(err)[:500] or "no message"
     raise StreamError(f"error event mid-stream ({kind or 'unknown'}): {said}",
                       provider=provider, body=data, retryable=kind in _RETRYABLE)

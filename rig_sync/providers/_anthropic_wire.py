@@ -24,8 +24,12 @@ Mapping choices, in one place:
   `IncompleteToolCallError` carrying what did complete; a half-written call is never handed out.
   A finished tool_use block whose input is no JSON object is the model's mistake: the call keeps
   it as text (`ToolCall.invalid_arguments`), streamed or not.
-* Server tool blocks (`server_tool_use`, `web_search_tool_result`, …) and citations are not
-  core content: they stay in `raw_response` (for streams too: it is the reassembled message).
+* Citations on text blocks (web search results, the request's documents, search results; streamed
+  as `citations_delta`) fill `response.citations` (`_annotations.anthropic_citations`: `start` and
+  `end` span the citing block in `response.text`), streamed or not. Server tool blocks
+  (`server_tool_use`, `web_search_tool_result`, …) are not core content: they stay in
+  `raw_response` (for streams too: it is the reassembled message), as do a citation's fields that
+  have no place in `Citation` (`encrypted_index`, offsets into the source).
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from ..message import (
     ToolResult,
 )
 from ..streaming import parse_tool_call
+from ._annotations import anthropic_citations
 from ._common import usage_of
 from ._openai_wire import TextPart
 
@@ -395,4 +400,5 @@ def parse_message(data: Any, provider: str) -> CompletionResponse:
         why = "; ".join(str(details[k]) for k in ("category", "explanation") if details.get(k))
         raise RefusalError(f"Claude refused to answer{f' ({why})' if why else ''} and wrote no text",
                            provider=provider, body=data, stop_details=details)
-    return CompletionResponse(tuple(parts), usage_from(msg.usage), data, msg.stop_reason, msg.id, msg.model)
+    return CompletionResponse(tuple(parts), usage_from(msg.usage), data, msg.stop_reason, msg.id, msg.model,
+                              anthropic_citations(msg.content))

@@ -3,7 +3,12 @@
 Finish reasons are Gemini's own (`STOP`, `MAX_TOKENS`, …). An answer Gemini blocked (the
 prompt, or the candidate for SAFETY, RECITATION, …) raises `ContentBlockedError`; an answer that
 stopped with nothing in it (MALFORMED_FUNCTION_CALL, MAX_TOKENS spent thinking, …) raises
-`GenerationError`. Neither ever passes for an empty string.
+`GenerationError`. Neither ever passes for an empty string; both carry the safety ratings
+(`.safety`, as `response.safety` would have them) and the block or finish reason (`.reason`).
+
+An error object mid-stream (`data: {"error": …}`, an `error: {json}` line as llama.cpp's server
+sends, or the JSON Vertex AI appends outside the SSE framing) raises `StreamError` naming the
+server's message and its status or type.
 
 Gemini function calls carry no id in most responses, so one is made from the function name
 (`name`, then `name_2`, … within one answer); an id Gemini does send is kept as `call_id` and
@@ -67,21 +72,28 @@ BLOCKED_FINISHES = frozenset({
 
 class GenerationError(APIError):
     """Gemini finished without a usable answer. `reason` is its finish (or block) reason;
-    `text` holds whatever text came before it stopped; `body` the raw response."""
+    `safety` the safety ratings of the prompt and the answer as `SafetyResult`s, as
+    `CompletionResponse.safety` holds them (`safety_ratings`: the answer's, or the blocked
+    prompt's, as sent); `text` holds whatever text came before it stopped; `body` the raw
+    response."""
 
     def __init__(self, message: str, *, provider: str, reason: str | None, finish_message: str | None = None,
-                 safety_ratings: Sequence[Any] = (), text: str = "", body: Any = None) -> None:
+                 safety_ratings: Sequence[Any] = (), text: str = "", body: Any = None,
+                 safety: Iterable[SafetyResult] = ()) -> None:
         super().__init__(message, provider=provider)
         self.reason = reason
         self.finish_message = finish_message
         self.safety_ratings = list(safety_ratings)
+        self.safety = tuple(safety)
         self.text = text
         self.body = body
 
 
 class ContentBlockedError(GenerationError):
-    """Gemini's safety or policy filters blocked the prompt or the answer (SAFETY, RECITATION, …);
-    `safety_ratings` lists the categories it rated."""
+    """Gemini's safety or policy filters blocked the prompt or the answer (SAFETY, RECITATION, …):
+    `reason` says which (`promptFeedback.blockReason` or the finish reason), `safety` how it rated
+    each category (`target` "prompt" or "answer"; `message` its `blockReasonMessage` or
+    `finishMessage`). The categories it rated high are named in the message too."""
 
 
 # --- wire format ----------------------------------------------------------------------------------
@@ -423,35 +435,48 @@ def _ratings(ratings: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     return list(ratings or ())
 
 
+def _flagged(safety: Iterable[SafetyResult], target: str) -> str:
+    """The ratings worth naming in an error's message: those marked blocked, else those rated
+    MEDIUM or HIGH (", "-joined; "" if none)."""
+    rated = [r for r in safety if r.target == target]
+    named = [r for r in rated if r.blocked] or [r for r in rated if r.level in ("MEDIUM", "HIGH")]
+    return ", ".join(f"{r.category}: {r.level or 'blocked'}" for r in named)
+
+
 def _blocked_prompt(feedback: _PromptFeedback | None, body: Any, provider: str) -> ContentBlockedError:
     reason = feedback.blockReason if feedback else None
     said = feedback.blockReasonMessage if feedback else None
+    safety = _safety(None, feedback)
+    flagged = _flagged(safety, "prompt")
     detail = f" ({said})" if said else ""
     return ContentBlockedError(
-        f"{provider} blocked the prompt ({reason or 'no reason given'}){detail} and returned no answer",
+        f"{provider} blocked the prompt ({reason or 'no reason given'}{'; ' + flagged if flagged else ''}){detail} "
+        "and returned no answer",
         provider=provider, reason=reason, finish_message=said,
-        safety_ratings=_ratings(feedback.safetyRatings if feedback else None), body=body,
+        safety_ratings=_ratings(feedback.safetyRatings if feedback else None), body=body, safety=safety,
     )
 
 
 def _check_finish(candidate: _Candidate, content: tuple[AssistantContent, ...], body: Any,
-                  provider: str) -> None:
+                  provider: str, safety: list[SafetyResult]) -> None:
     """Raise for a blocked answer, or for one that stopped with nothing in it."""
     reason = candidate.finishReason
     text = "".join(p.text for p in content if isinstance(p, Text))
     note = f": {candidate.finishMessage}" if candidate.finishMessage else ""
     if reason in BLOCKED_FINISHES:
+        flagged = _flagged(safety, "answer")
         raise ContentBlockedError(
-            f"{provider} stopped the answer for {reason}{note}" + (" (partial text kept on .text)" if text else ""),
+            f"{provider} stopped the answer for {reason}{f' ({flagged})' if flagged else ''}{note}"
+            + (" (partial text kept on .text)" if text else ""),
             provider=provider, reason=reason, finish_message=candidate.finishMessage,
-            safety_ratings=_ratings(candidate.safetyRatings), text=text, body=body,
+            safety_ratings=_ratings(candidate.safetyRatings), text=text, body=body, safety=safety,
         )
     answered = bool(text) or any(isinstance(p, ToolCall) for p in content)
     if not answered and reason not in (None, "STOP"):
         hint = "; thinking may have used the whole budget, raise max_tokens" if reason == "MAX_TOKENS" else ""
         raise GenerationError(f"{provider} finished with {reason} and no answer{note}{hint}", provider=provider,
                               reason=reason, finish_message=candidate.finishMessage,
-                              safety_ratings=_ratings(candidate.safetyRatings), body=body)
+                              safety_ratings=_ratings(candidate.safetyRatings), body=body, safety=safety)
 
 
 def parse_response(data: Any, provider: str) -> CompletionResponse:
@@ -468,10 +493,10 @@ def parse_response(data: Any, provider: str) -> CompletionResponse:
     for part in candidate.content.parts if candidate.content else ():
         answer.add(part)
     content = answer.content()
-    _check_finish(candidate, content, data, provider)
+    safety = _safety(candidate, resp.promptFeedback)
+    _check_finish(candidate, content, data, provider, safety)
     return CompletionResponse(content, usage_from(resp.usageMetadata), data, candidate.finishReason,
-                              resp.responseId, resp.modelVersion, _citations(candidate),
-                              _safety(candidate, resp.promptFeedback))
+                              resp.responseId, resp.modelVersion, _citations(candidate), safety)
 
 
 def _citations(candidate: _Candidate) -> list[Citation]:
@@ -494,7 +519,8 @@ def sse_events(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
 
     Unlike generic SSE, a last event without its closing blank line is still delivered (recorded
     streams end so; a cut-off one fails to parse as JSON instead), and lines outside the SSE
-    framing (an error object Vertex AI appends mid-stream) come as one event named "raw".
+    framing (an error object Vertex AI appends mid-stream) come as one event named "raw". An
+    `error: …` line (llama.cpp's server fails a stream so) comes at once as an event named "error".
     """
     data: list[bytes] = []
     raw: list[bytes] = []
@@ -508,6 +534,9 @@ def sse_events(chunks: Iterable[bytes]) -> Iterator[SSEEvent]:
                 held, data = sum(map(len, raw)), []
             continue
         elif line[:1] == b":" or line.startswith((b"event:", b"id:", b"retry:")):
+            continue
+        elif line.startswith(b"error:"):
+            yield SSEEvent("error", (line[7:] if line[6:7] == b" " else line[6:]).decode("utf-8", "replace"))
             continue
         else:
             raw.append(line)
@@ -526,11 +555,17 @@ def _stream_error(data: Any) -> str | None:
         data = data[0]
     if not isinstance(data, dict) or "error" not in data:
         return None
-    err = data["error"]
-    if isinstance(err, dict):
-        status = f" ({err['status']})" if isinstance(err.get("status"), str) else ""
-        return f"{err.get('message', err)}{status}"
-    return str(err)
+    return _error_said(data["error"])
+
+
+def _error_said(err: Any) -> str:
+    """An error's message with its kind: Google's `status` ("INTERNAL") or an OpenAI-style `type`."""
+    if not isinstance(err, dict):
+        return str(err)[:500] or "no message"
+    message = err.get("message")
+    said = message if isinstance(message, str) and message else str(err)[:500]
+    kind = next((err[k] for k in ("status", "type") if isinstance(err.get(k), str) and err[k]), None)
+    return f"{said} ({kind})" if kind else said
 
 
 def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamChunk]:
@@ -544,6 +579,13 @@ def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamCh
     citations: list[Citation] = []
     rid = model = None
     for event in events:
+        if event.event == "error":  # an `error: {json}` line: `{"error": {…}}` or the error object itself
+            try:
+                said: Any = _json.loads(event.data)
+            except _json.JSONDecodeError:
+                said = event.data
+            raise StreamError(f"{provider} reported an error mid-stream: {_stream_error(said) or _error_said(said)}",
+                              provider=provider, body=said)
         try:
             data = _json.loads(event.data)
         except _json.JSONDecodeError:
@@ -576,11 +618,12 @@ def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamCh
         raise StreamError(f"{provider} stream ended before a finish reason: the answer is incomplete",
                           provider=provider, retryable=True)
     content = answer.content()
-    _check_finish(last, content, None, provider)
     if rated is not None and last.safetyRatings is None:
         last = attrs.evolve(last, safetyRatings=rated.safetyRatings)
+    safety = _safety(last, feedback)
+    _check_finish(last, content, None, provider, safety)
     yield FinalResponse(CompletionResponse(content, usage_from(usage), None, last.finishReason, rid, model,
-                                           citations, _safety(last, feedback)))
+                                           citations, safety))
 
 
 # --- model ----------------------------------------------------------------------------------------
