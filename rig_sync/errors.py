@@ -152,6 +152,10 @@ class _Headers(Mapping[str, str]):
         return repr(dict(self.items()))
 
 
+class CredentialsError(APIError):
+    """The credentials for a request could not be had (a token fetch failed); nothing was sent."""
+
+
 class APIConnectionError(APIError):
     """The request never got a complete HTTP answer: refused, reset, DNS, TLS, dropped mid-body."""
 

@@ -45,6 +45,7 @@ from urllib3.util.connection import allowed_gai_family
 from urllib3.util.retry import Retry
 
 from . import _json, errors, observe
+from .auth import Auth, HeaderAuth, combine
 
 __all__ = [
     "CancelScope",
@@ -1055,6 +1056,12 @@ class RateLimiterLike(Protocol):
     def observe(self, status: int, headers: Mapping[str, str], retry_after: float | None = None) -> None: ...
 
 
+def _header_auth(name: str, value: str) -> HeaderAuth:
+    """A header given whole (`Authorization: Bearer <key>`): its last word is the secret to mask."""
+    scheme, _, secret = value.strip().rpartition(" ")
+    return HeaderAuth(name, secret, prefix=f"{scheme} " if scheme else "")
+
+
 def _describe_error(body: Any, fallback: str) -> tuple[str, str | None]:
     """The provider's message and code from any of the error shapes providers send."""
     if isinstance(body, list) and body and isinstance(body[0], dict):
@@ -1090,6 +1097,7 @@ class Transport:
         provider: str,
         base_url: str,
         *,
+        auth: Auth | None = None,
         auth_headers: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: Timeout | float | tuple[float, float] = Timeout(),
@@ -1112,14 +1120,13 @@ class Transport:
         self.provider = provider
         self.base_url = validate_base_url(base_url, provider)
         self._prefix_hint = _prefix_hint(shown_url(self.base_url), expected_prefix)
-        if "?" in self.base_url:  # idempotent
-            logging.getLogger("urllib3.connectionpool").addFilter(_MASK_QUERY_SECRETS)
+        # urllib3's debug log shows each request's target, which a base URL or an auth may put a key in.
+        logging.getLogger("urllib3.connectionpool").addFilter(_MASK_QUERY_SECRETS)  # idempotent
         plain = dict(headers or {})
+        # Credentials passed as plain headers (a gateway's own key) are sent and masked like the key.
         moved = {k: plain.pop(k) for k in list(plain) if k.lower() in _SENSITIVE_HEADERS}
-        self._auth = {**moved, **(auth_headers or {})}
-        self._auth_names = _SENSITIVE_HEADERS | {k.lower() for k in self._auth}
-        # The token part of each value ("Bearer <key>" -> "<key>"), for redaction.
-        self._secrets = tuple(v.strip().rsplit(" ", 1)[-1] for v in self._auth.values() if v.strip())
+        self.auth = combine(*(_header_auth(k, v) for k, v in {**moved, **(auth_headers or {})}.items()), auth)
+        self._auth_names = _SENSITIVE_HEADERS | (self.auth.header_names() if self.auth else frozenset())
         # Compressed answers where the provider offers them (urllib3 decodes what it asked for:
         # gzip and deflate, and br/zstd when their modules are installed), as requests does.
         self.headers = {"User-Agent": "rig-sync/0.1", "Accept-Encoding": _ACCEPT_ENCODING, **plain}
@@ -1163,7 +1170,7 @@ class Transport:
         # token could come back in an error: redact them like a key.
         url_secrets = _url_secrets(self.base_url).union(
             *(_url_secrets(p) for p in env["proxies"].values() if isinstance(p, str)))
-        self._redacted = (*self._secrets, *sorted(url_secrets, key=len, reverse=True))
+        self._url_redacted = tuple(sorted(url_secrets, key=len, reverse=True))
         self._adapter_kwargs: dict[str, Any] = {
             "proxies": env["proxies"],
             "verify": env["verify"],
@@ -1352,9 +1359,7 @@ class Transport:
     ) -> tuple[_Reply, int]:
         session = self._session_for_this_process()
         url = join_url(self.base_url, path)
-        # Credentials go to the configured origin only, never to an absolute URL elsewhere.
-        auth = self._auth if _origin(url) == self._origin else {}
-        headers = {**self.headers, **auth, **(extra_headers or {})}
+        headers = {**self.headers, **(extra_headers or {})}
         if json_body is not None:
             data = self._encode(json_body)
             headers["Content-Type"] = "application/json"
@@ -1370,7 +1375,8 @@ class Transport:
         seen = (started, queued, *tags)
         try:
             for hop in range(_MAX_REDIRECTS + 1):
-                resp = self._send_once(session, method, url, headers, data, files, params, stream)
+                resp = self._send_once(session, method, *self._authorize(method, url, headers, data), data, files,
+                                       params, stream)
                 if resp.status_code not in _REDIRECTS or "location" not in resp.headers:
                     break
                 _discard(resp)
@@ -1415,6 +1421,29 @@ class Transport:
 
     def _cut_error(self, why: str, what: str, scope: CancelScope | None) -> errors.APIConnectionError:
         return _cut_error(why, what, scope, self.provider)
+
+    def _authorize(self, method: str, url: str, headers: dict[str, str], data: Any) -> tuple[str, dict[str, str]]:
+        """The URL and headers of one hop: with credentials for the configured origin only, never for
+        another host a redirect leads to."""
+        if self.auth is None or _origin(url) != self._origin:
+            return url, headers
+        signed = dict(headers)
+        try:
+            url = self.auth.apply(method, url, signed, data if isinstance(data, bytes) else None)
+        except errors.RigError:
+            raise
+        except Exception as exc:  # a token fetch that failed: nothing was sent
+            raise errors.CredentialsError(
+                f"{self.provider}: could not get credentials for {method} {shown_url(url)}: "
+                f"{self._redact(f'{type(exc).__name__}: {exc}')[:300]}", provider=self.provider) from exc
+        return url, signed
+
+    @property
+    def _redacted(self) -> tuple[str, ...]:
+        """Every secret to mask: the auth's (a refreshed token among them) and those in the URLs."""
+        if self.auth is None:
+            return self._url_redacted
+        return (*self.auth.secrets(), *self._url_redacted)
 
     def _encode(self, body: Any) -> bytes:
         """The JSON body as bytes; a value JSON cannot carry is refused before anything is sent."""

@@ -88,6 +88,14 @@ def sent_json(mocked: responses.RequestsMock, index: int = 0) -> Any:
     return json.loads(body)
 
 
+def credentials_sent(client: Any) -> dict[str, str]:
+    """The headers a client's auth puts on a request to its own base URL."""
+    headers: dict[str, str] = {}
+    if client.transport.auth is not None:
+        client.transport.auth.apply("POST", client.base_url, headers, b"{}")
+    return headers
+
+
 @pytest.fixture
 def mocked() -> Iterator[responses.RequestsMock]:
     """HTTP mocked with `responses`; every registered response must be requested."""

@@ -10,6 +10,7 @@ import os
 import pydoc
 
 import pytest
+from conftest import credentials_sent
 
 from rig_sync.client import ProviderClient, ProviderValue
 from rig_sync.client.builder import builtin_provider_names, load_provider, provider_env_variables
@@ -106,7 +107,7 @@ def test_every_provider_reads_each_of_its_declared_variables(name: str, monkeypa
             monkeypatch.setenv(url_var, f"{HOST}/v1")
             client = cls()
             assert client.base_url.startswith(HOST), (key_var, url_var, client.base_url)
-            assert secret in " ".join(client.transport._auth.values()), key_var  # the headers that carry it
+            assert secret in " ".join(credentials_sent(client).values()), key_var  # the headers that carry it
             assert secret not in repr(client)
             monkeypatch.delenv(key_var)
             monkeypatch.delenv(url_var)
@@ -118,7 +119,7 @@ def test_the_first_declared_variable_wins(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("GEMINI_BASE_URL", f"{HOST}/a")
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", f"{HOST}/b")
     client = gemini.Client()
-    assert client.transport._auth == {"x-goog-api-key": "from-gemini"} and client.base_url == f"{HOST}/a"
+    assert credentials_sent(client) == {"x-goog-api-key": "from-gemini"} and client.base_url == f"{HOST}/a"
 
 
 def test_ollama_host_may_be_a_bare_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,18 +138,18 @@ def test_azure_reads_openai_python_s_variables(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("OPENAI_API_VERSION", "2024-06-01")
     client = azure.Client()
     assert client.endpoint == "https://res.openai.azure.com" and client.api_version == "2024-06-01"
-    assert client.transport._auth == {"api-key": "az-key"}
+    assert credentials_sent(client) == {"api-key": "az-key"}
 
 
 def test_azure_explicit_token_is_not_mixed_with_a_key_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "az-key")
     monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", "https://res.openai.azure.com")
     client = azure.Client(token="entra-token")
-    assert client.transport._auth == {"Authorization": "Bearer entra-token"}
+    assert credentials_sent(client) == {"Authorization": "Bearer entra-token"}
     monkeypatch.delenv("AZURE_OPENAI_API_KEY")
     monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", "env-token")
-    assert azure.Client().transport._auth == {"Authorization": "Bearer env-token"}
-    assert azure.Client("passed-key").transport._auth == {"api-key": "passed-key"}
+    assert credentials_sent(azure.Client()) == {"Authorization": "Bearer env-token"}
+    assert credentials_sent(azure.Client("passed-key")) == {"api-key": "passed-key"}
 
 
 def test_azure_without_credentials_names_the_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import FIXTURES, fixture_meta, load_bytes, load_fixture, sent_json, serve_fixture, sse_payloads
+from conftest import FIXTURES, credentials_sent, fixture_meta, load_bytes, load_fixture, sent_json, serve_fixture, sse_payloads
 
 from rig_sync import errors
 from rig_sync.completion import CompletionResponse, Document, ToolDefinition, Usage
@@ -86,10 +86,10 @@ def test_from_env_reads_gemini_then_google_key(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("GOOGLE_API_KEY", "from-google")
     monkeypatch.setenv("GEMINI_BASE_URL", "http://127.0.0.1:9/")
     c = gemini.Client.from_env()
-    assert c.transport._auth == {"x-goog-api-key": "from-google"}
+    assert credentials_sent(c) == {"x-goog-api-key": "from-google"}
     assert c.base_url == "http://127.0.0.1:9"
     monkeypatch.setenv("GEMINI_API_KEY", "from-gemini")
-    assert gemini.Client.from_env().transport._auth == {"x-goog-api-key": "from-gemini"}
+    assert credentials_sent(gemini.Client.from_env()) == {"x-goog-api-key": "from-gemini"}
     monkeypatch.delenv("GEMINI_API_KEY")
     monkeypatch.delenv("GOOGLE_API_KEY")
     with pytest.raises(errors.MissingAPIKeyError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):

@@ -258,7 +258,7 @@ def test_key_in_plain_headers_is_treated_as_a_secret(name: str, evidence: Eviden
     """A key passed through `headers=` (e.g. a gateway's own auth) is redacted like the API key."""
     key = key_for(name)
     gateway = f"gw-SECRET-{name}-0987654321"
-    own = {k.lower() for k in build(name, key).auth_headers(key)}
+    own = {k.lower() for k in build(name, key).make_auth(key).header_names()}
     header = next(h for h in ("x-api-key", "authorization", "api-key") if h not in own)
     made = build(name, key, headers={header: f"Bearer {gateway}" if header == "authorization" else gateway})
     capability = next(c for c in WALKED if claims(name, c))

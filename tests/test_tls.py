@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 import pytest
+from conftest import credentials_sent
 import requests
 import responses
 
@@ -212,7 +213,7 @@ def test_every_auth_header_convention_is_covered() -> None:
     """The redirect walk above saw each provider's own header: the list below is what it proved."""
     seen: set[str] = set()
     for name, token in CREDENTIALS:
-        auth = build(name, token=token).auth_headers(key_for(name))
+        auth = credentials_sent(build(name, token=token))
         seen |= {k.lower() for k in auth}
     assert {"authorization", "x-api-key", "api-key", "x-goog-api-key"} <= seen
     assert seen <= SENSITIVE

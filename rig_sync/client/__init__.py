@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ..auth import Auth, BearerAuth
 from ..errors import ClientBuildError, MissingAPIKeyError
 from ..http import RateLimiterLike, RetryPolicy, Timeout, Transport, shown_url
 
@@ -215,14 +216,24 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         verify: bool | str = True,
         rate_limiter: RateLimiterLike | None = None,
         max_response_bytes: int | None = None,
+        auth: Auth | None = None,
         **options: Any,
     ) -> None:
         """`api_key`, `base_url`, `timeout` and `max_retries` left out (None) are read from the
         provider's environment variables (see `env_variables()`), else the defaults apply.
 
+        `auth` (a `rig_sync.auth.Auth`, e.g. a `TokenAuth` that refreshes) takes the place of the key:
+        it is called for every request, and no key is read from the environment.
+
         Raises `MissingAPIKeyError` (naming the variables) when the provider needs a key and
         none is found, `ClientBuildError` for a bad setting, from an argument or a variable."""
-        if api_key is None:
+        if auth is not None:
+            if not isinstance(auth, Auth):
+                raise TypeError(f"{self.provider}: auth must be a rig_sync.auth.Auth (e.g. BearerAuth, TokenAuth), "
+                                f"not {type(auth).__name__}")
+            if api_key is not None:
+                raise ClientBuildError(f"{self.provider}: pass an API key or auth=, not both")
+        elif api_key is None:
             api_key = _first_env(self.env_api_key)
         if base_url is None:
             base_url = _first_env(self.env_base_url)
@@ -232,7 +243,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
             max_retries = _env_number(self.env_max_retries, int, "a whole number of 0 or more, e.g. 2")
         if api_key is not None and not isinstance(api_key, str):
             raise TypeError(f"{self.provider}: api_key must be a string, not {type(api_key).__name__}")
-        if self.requires_api_key and not (api_key and api_key.strip()):
+        if self.requires_api_key and auth is None and not (api_key and api_key.strip()):
             raise MissingAPIKeyError(
                 f"{self.provider}: no API key. Pass one, e.g. {self.provider}.Client('…'), "
                 f"or set {' or '.join(self.env_api_key)} in the environment"
@@ -255,7 +266,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         self.transport = Transport(
             self.provider,
             self.default_base_url if base_url is None else base_url,  # "" is an error, not the default
-            auth_headers=self.auth_headers(key) if key else {},
+            auth=auth if auth is not None else self.make_auth(key) if key else None,
             headers={**self.extra_headers(), **(headers or {})},
             timeout=timeout,
             retry=policy,
@@ -269,9 +280,9 @@ class ProviderClient(metaclass=_FrozenAfterInit):
 
     # --- what a provider overrides ------------------------------------------------------------
 
-    def auth_headers(self, api_key: str) -> dict[str, str]:
-        """Headers that carry the key (default: `Authorization: Bearer <key>`)."""
-        return {"Authorization": f"Bearer {api_key}"}
+    def make_auth(self, api_key: str) -> Auth:
+        """How the key goes on each request (default: `Authorization: Bearer <key>`)."""
+        return BearerAuth(api_key)
 
     def extra_headers(self) -> dict[str, str]:
         """Fixed headers every request of this provider carries (e.g. an API version)."""
@@ -510,6 +521,13 @@ class ClientBuilder:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"max_response_bytes must be a positive number of bytes, not {limit!r}")
         self._kwargs["max_response_bytes"] = limit
+        return self
+
+    def auth(self, auth: Auth) -> ClientBuilder:
+        """Credentials added to each request in place of the API key (see `rig_sync.auth`)."""
+        if not isinstance(auth, Auth):
+            raise TypeError(f"auth must be a rig_sync.auth.Auth (e.g. BearerAuth, TokenAuth), not {type(auth).__name__}")
+        self._kwargs["auth"] = auth
         return self
 
     def verify(self, verify: bool | str) -> ClientBuilder:

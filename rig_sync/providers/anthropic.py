@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from .._model import ModelView
+from ..auth import Auth, HeaderAuth
 from ..client import CompletionClient, ProviderClient
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse
 from ..streaming import StreamingCompletionResponse
@@ -81,8 +82,8 @@ class Client(ProviderClient, CompletionClient):
         self._betas = tuple(b.strip() for b in betas)
         super()._configure(options)
 
-    def auth_headers(self, api_key: str) -> dict[str, str]:
-        return {"x-api-key": api_key}
+    def make_auth(self, api_key: str) -> Auth:
+        return HeaderAuth("x-api-key", api_key)
 
     def extra_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": self._version}

@@ -3,6 +3,7 @@
     from rig_sync.providers import azure
     client = azure.Client("<key>", endpoint="https://myres.openai.azure.com")   # api-key header
     client = azure.Client(token="<entra id token>", endpoint="https://…")      # Authorization: Bearer
+    client = azure.Client(token_provider=get_token, endpoint="https://…")      # fetched again before it expires
     client = azure.Client.from_env()    # AZURE_API_KEY or AZURE_TOKEN, AZURE_ENDPOINT, AZURE_API_VERSION
     client.completion_model("my-gpt-4o-deployment")     # the model name is the deployment name
 
@@ -19,10 +20,11 @@ keeps its text, with `finish_reason == "content_filter"`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import quote
 
+from ..auth import Auth, BearerAuth, HeaderAuth, Token, TokenAuth
 from ..client import (
     AudioGenerationClient,
     CompletionClient,
@@ -115,11 +117,18 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
     requires_api_key: ClassVar[bool] = False  # a key or a token: checked in __init__
 
     def __init__(self, api_key: str | None = None, *, endpoint: str | None = None, base_url: str | None = None,
-                 api_version: str | None = None, token: str | None = None, **kwargs: Any) -> None:
+                 api_version: str | None = None, token: str | None = None,
+                 token_provider: Callable[[], Token] | None = None, **kwargs: Any) -> None:
+        """`token_provider` (as openai-python's `azure_ad_token_provider`) returns an Entra ID token,
+        or `(token, seconds until it expires)`; it is called again before the token expires."""
         # What is not passed comes from the environment; an explicit key or token excludes the other's variables.
         if endpoint is None and base_url is None:
             endpoint = _first_env(self.env_base_url)
-        if api_key is None and token is None:
+        if token_provider is not None:
+            if api_key is not None or token is not None or kwargs.get("auth") is not None:
+                raise ClientBuildError("azure: pass one of an API key, a token, a token_provider or auth=, not both")
+            kwargs["auth"] = TokenAuth(token_provider)
+        elif api_key is None and token is None and kwargs.get("auth") is None:
             api_key = _first_env(self.env_api_key)
             token = None if api_key else _first_env(self.env_token)
         if api_version is None:
@@ -134,24 +143,25 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"azure: {name} must be a string, not {type(value).__name__}")
         has_key, has_token = bool(api_key and api_key.strip()), bool(token and token.strip())
-        if has_key and has_token:
-            raise ClientBuildError("azure: pass an API key or an Entra ID token, not both")
-        if not (has_key or has_token):
+        if has_key + has_token + (kwargs.get("auth") is not None) > 1:
+            raise ClientBuildError("azure: pass one of an API key, an Entra ID token, a token_provider or auth=, not both")
+        if not (has_key or has_token or kwargs.get("auth") is not None):
             raise MissingAPIKeyError(f"azure: no credentials. Pass an API key (or set {' or '.join(self.env_api_key)}) "
                                      f"or an Entra ID token=... (or set {' or '.join(self.env_token)})")
         version = (api_version or DEFAULT_API_VERSION).strip()
         if not version:
             raise ClientBuildError("azure: api_version must not be blank")
         self.api_version = version
-        self._token_auth = has_token
         root = endpoint.strip().rstrip("/")
         root = root[: -len("/openai")] if root.endswith("/openai") else root
         self.endpoint = root
-        super().__init__(token if has_token else api_key,
+        if has_token:
+            kwargs["auth"] = BearerAuth(str(token).strip())
+        super().__init__(api_key if has_key else None,
                          base_url=f"{root}/openai?api-version={quote(version, safe='')}", **kwargs)
 
-    def auth_headers(self, api_key: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {api_key}"} if self._token_auth else {"api-key": api_key}
+    def make_auth(self, api_key: str) -> Auth:
+        return HeaderAuth("api-key", api_key)
 
     # The model name is the deployment name; each model sends to its deployment's path.
 

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from ..auth import Auth, HeaderAuth
 from ..client import CompletionClient, EmbeddingsClient, ProviderClient, TranscriptionClient
 from ..errors import ClientBuildError
 from ._gemini_chat import CompletionModel, ContentBlockedError, GenerationError
@@ -53,8 +54,8 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
         self.api_version = version
         super()._configure(options)
 
-    def auth_headers(self, api_key: str) -> dict[str, str]:
-        return {"x-goog-api-key": api_key}
+    def make_auth(self, api_key: str) -> Auth:
+        return HeaderAuth("x-goog-api-key", api_key)
 
     def completion_model(self, model: str) -> CompletionModel:
         return CompletionModel(self, model)
