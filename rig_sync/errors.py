@@ -13,6 +13,8 @@ import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ParamSpec, TypeVar
 
+from . import _json
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -217,7 +219,7 @@ class APIStatusError(APIError):
         return f"{where}HTTP {self.status_code}{rid}: {self.message}"
 
     def is_retryable(self) -> bool:
-        return status_is_retryable(self.status_code, self.headers)
+        return answer_is_retryable(self.status_code, self.headers, self.body)
 
     @property
     def retry_after(self) -> float | None:
@@ -282,6 +284,76 @@ def status_is_retryable(status: int, headers: Mapping[str, str]) -> bool:
     if should in ("true", "false"):
         return should == "true"
     return status in _RETRYABLE_STATUS or (status >= 500 and status not in _DETERMINISTIC_5XX)
+
+
+# Deterministic 500s: some servers answer a request they can never serve with a 500 instead of a 4xx
+# or 501. Early-2025 llama.cpp `llama-server` builds answer a streamed request with tools with
+# `500 {"error": {"code": 500, "message": "Cannot use tools with stream", "type": "server_error"}}`,
+# and one without a message's content with `500 ... "Expected 'content'"`: sent again, it fails
+# again. Only the error's own type and message are matched (never the rest of the body), and
+# conservatively: any other 500 ("Internal server error", a crash, an overload) is still retried.
+_DETERMINISTIC_500_TYPES = frozenset({
+    "not_supported_error",  # llama.cpp's type for a feature the server or model lacks
+    "invalid_request_error",  # the server blames the request, whatever status it chose
+})
+_DETERMINISTIC_500_MESSAGES = (  # lower case, found anywhere in the message
+    "not supported",  # "image input is not supported", "… is not supported by this model"
+    "cannot use tools with stream",  # llama.cpp: a streamed request with tools
+    "tools param requires --jinja",  # llama.cpp: a request with tools to a server without --jinja
+    "unsupported param",  # llama.cpp: "Unsupported param: tool_choice"
+    "expected 'content'",  # llama.cpp's check of the messages ("Failed to parse messages: Expected …")
+)
+# A failure to parse what the model wrote is not the request's: a new sample may parse. Its message
+# quotes the model's output, which may say anything, so it is retried whatever else it holds.
+_MODEL_OUTPUT_FAILURES = (
+    "failed to parse input at pos",  # llama.cpp: the model's answer did not fit the chat format
+    "failed to parse tool call",  # llama.cpp: "Failed to parse tool call arguments as JSON"
+)
+
+
+def body_can_decide(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether the body of an answer its status and headers leave retryable may still make
+    `answer_is_retryable` say no: a 500 without `x-should-retry`. Only then is it worth reading."""
+    return status == 500 and headers.get("x-should-retry") not in ("true", "false")
+
+
+def answer_is_retryable(status: int, headers: Mapping[str, str], body: Any = None) -> bool:
+    """Whether an answer is worth sending again: `status_is_retryable`, except a 500 whose error says
+    the request itself can never be served (see `_DETERMINISTIC_500_MESSAGES`). `body` is the answer's
+    body, bytes (bounded by the caller), text or decoded JSON; None if unread: then the status decides."""
+    if not status_is_retryable(status, headers):
+        return False
+    if body is None or not body_can_decide(status, headers):
+        return True
+    kind, message = _error_type_and_message(body)
+    if any(marker in message for marker in _MODEL_OUTPUT_FAILURES):
+        return True
+    return not (kind in _DETERMINISTIC_500_TYPES or any(marker in message for marker in _DETERMINISTIC_500_MESSAGES))
+
+
+def _error_type_and_message(body: Any) -> tuple[str, str]:
+    """The error type (or string code) and message of an error body, lower case; a body that is
+    not JSON is all message."""
+    if isinstance(body, bytes):
+        try:
+            body = _json.loads(body)
+        except _json.JSONDecodeError:  # not JSON (or not UTF-8): its text is the message
+            body = body.decode("utf-8", "replace")
+    if isinstance(body, list) and body:
+        body = body[0]  # Gemini streams wrap errors in a list
+    if isinstance(body, str):
+        return "", body.lower()
+    if not isinstance(body, dict):
+        return "", ""
+    err = body.get("error", body)
+    if isinstance(err, str):
+        return "", err.lower()
+    if not isinstance(err, dict):
+        return "", ""
+    kind = err.get("type") if isinstance(err.get("type"), str) else err.get("code")
+    message = err.get("message")
+    return (kind.lower() if isinstance(kind, str) else "",
+            message.lower() if isinstance(message, str) else "")
 
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {

@@ -113,7 +113,8 @@ class Timeout:
 
 @attrs.frozen
 class RetryPolicy:
-    """When and how long to retry (408, 409, 429, >=500 and connection errors).
+    """When and how long to retry (408, 409, 429, >=500 and connection errors; not 501, 505 or a 500
+    whose error says the request can never be served: see `errors.answer_is_retryable`).
 
     The wait before the n-th retry is `backoff_base * 2**(n-1)`, capped at `backoff_max` and jittered
     down by up to a quarter; a server's `retry-after-ms` / `Retry-After` wins when it is at most
@@ -198,9 +199,11 @@ class _Retry(Retry):
         if answered:
             headers = response.headers
             wait = parse_retry_after(headers)
-            if not errors.status_is_retryable(response.status, headers) or (
-                wait is not None and wait > self.max_retry_after
-            ):
+            retryable = errors.status_is_retryable(response.status, headers) and not (
+                wait is not None and wait > self.max_retry_after)
+            if retryable and errors.body_can_decide(response.status, headers):
+                retryable = errors.answer_is_retryable(response.status, headers, _read_ahead(response, scope))
+            if not retryable:
                 # MaxRetryError makes urllib3 hand back this response (raise_on_status=False).
                 raise MaxRetryError(_pool, url or "", None)
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
@@ -757,6 +760,41 @@ class _TooLarge(Exception):
         self.size, self.announced = size, announced
 
 
+# Most decoded bytes of a 500's body `_read_ahead` reads to judge it: the deterministic errors it looks
+# for are a line of JSON. A larger body is retried unjudged, as every 500 was.
+_JUDGED_BYTES = 64 * 1024
+
+
+def _read_ahead(response: Any, scope: CancelScope | None) -> bytes | None:
+    """The body (decoded) of an answer urllib3 would retry, for `errors.answer_is_retryable` to judge;
+    None if it is larger than `_JUDGED_BYTES` (announced or found) or broke off: then it is retried.
+
+    What is read is kept on the answer (`_rig_ahead`), as it cannot be put back: if the answer is
+    handed back after all, `_read_whole` begins with it (and reads on, if there is more); if it is
+    retried, urllib3 drains the rest of the body, as for any answer it retries."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > _JUDGED_BYTES:
+        return None  # not read at all
+    scope = scope if scope is not None and scope.deadline is not None else None
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while size <= _JUDGED_BYTES:
+            if scope is None:
+                data = response.read(_JUDGED_BYTES + 1 - size, decode_content=True)
+            else:  # one socket read at a time, each within the time left (as `_read_whole`)
+                _fit_to_deadline(response, scope)
+                data = response.read1(_JUDGED_BYTES + 1 - size, decode_content=True)
+            if not data:
+                break
+            parts.append(data)
+            size += len(data)
+    except (*_FAILURES, _Cut):
+        size = _JUDGED_BYTES + 1  # unjudged: retried, unless a cancel or the deadline stops it first
+    body = response._rig_ahead = b"".join(parts)
+    return body if size <= _JUDGED_BYTES else None
+
+
 def _read_whole(resp: _Reply, limit: int, scope: CancelScope | None) -> bytes:
     """The whole body, decoded, or `_TooLarge` as soon as it passes `limit` bytes.
 
@@ -770,17 +808,22 @@ def _read_whole(resp: _Reply, limit: int, scope: CancelScope | None) -> bytes:
             raise _TooLarge(len(done), False)
         return done
     raw, headers = resp.raw, resp.headers
+    ahead = b""
+    if resp.status_code == 500:  # its start may have been read to decide on a retry: see `_read_ahead`
+        ahead = getattr(raw, "_rig_ahead", b"")
     length = headers.get("content-length", "")
     if length.isdigit():
         if int(length) > limit:
             raise _TooLarge(int(length), True)
-        if scope is None and "content-encoding" not in headers:
+        if scope is None and "content-encoding" not in headers and not ahead:
             body: bytes = raw.read(decode_content=True)
             if isinstance(resp, _Answer):
                 resp._content = body
             return body
-    parts: list[bytes] = []
-    size = 0
+    parts: list[bytes] = [ahead] if ahead else []
+    size = len(ahead)
+    if size > limit:
+        raise _TooLarge(size, False)
     while True:
         if scope is None:
             data = raw.read(_BODY_PIECE, decode_content=True)
