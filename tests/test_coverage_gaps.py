@@ -16,7 +16,9 @@ import responses
 import urllib3
 
 from rig_sync import errors
-from rig_sync.http import RetryPolicy, StreamResponse, Transport, _describe_error, _Retry, parse_retry_after
+from rig_sync.http import RetryPolicy, StreamResponse, Transport, parse_retry_after
+from rig_sync.http._failures import describe_error as _describe_error
+from rig_sync.http._retry import ProviderRetry as _Retry
 
 HOST = "http://127.0.0.1:9"
 
@@ -134,7 +136,7 @@ def test_a_dropped_stream_that_fails_to_close_is_quietly_collected() -> None:
 
 
 def test_the_estimate_of_a_body_without_token_limits_is_its_size() -> None:
-    from rig_sync.http import _estimate_tokens
+    from rig_sync.http._transport import estimate_tokens as _estimate_tokens
 
     assert _estimate_tokens(b"x" * 400, {"max_tokens": True}) == 100
     assert _estimate_tokens(b"x" * 400, ["not", "a", "dict"]) == 100

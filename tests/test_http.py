@@ -26,7 +26,8 @@ import requests
 import responses
 import urllib3.util.retry
 
-import rig_sync.http as http_mod
+import rig_sync.http._retry as retry_mod
+import rig_sync.observe
 from rig_sync import errors
 from rig_sync.http import RetryPolicy, StreamResponse, Timeout, Transport, join_url, validate_base_url
 from rig_sync.sse import iter_sse
@@ -59,7 +60,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 @pytest.fixture
 def no_jitter(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     def set_random(value: float) -> None:
-        monkeypatch.setattr(http_mod, "random", types.SimpleNamespace(random=lambda: value))
+        monkeypatch.setattr(retry_mod, "random", types.SimpleNamespace(random=lambda: value))
 
     set_random(0.0)
     return set_random
@@ -873,15 +874,15 @@ def test_answers_come_compressed_where_the_provider_offers_it() -> None:
     seen: list[str] = []
 
     def hook(event: Any) -> None:
-        if isinstance(event, http_mod.observe.RequestEvent):
+        if isinstance(event, rig_sync.observe.RequestEvent):
             seen.append(event.headers.get("content-encoding", ""))
 
     with FakeProvider(compress=True) as fake:
-        http_mod.observe.add_hook(hook)
+        rig_sync.observe.add_hook(hook)
         try:
             assert chat(make(fake))["choices"][0]["message"]["content"] == "echo: hi"
         finally:
-            http_mod.observe.remove_hook(hook)
+            rig_sync.observe.remove_hook(hook)
         assert "gzip" in fake.requests[0].headers["accept-encoding"]
     assert seen == ["gzip"]  # it came compressed, and was decoded
 
