@@ -46,7 +46,17 @@ from ..streaming import (
 )
 from ._annotations import cohere_citations
 from ._common import event_json, narrow_named_tool, usage_of
-from ._openai_wire import ChatMessage, ImagePart, TextPart, Tool, image_part, tool_calls, tools, user_messages
+from ._openai_wire import (
+    ChatMessage,
+    ImagePart,
+    TextPart,
+    Tool,
+    image_part,
+    stream_error,
+    tool_calls,
+    tools,
+    user_messages,
+)
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "chat_body", "content_checked",
            "parse_chat_response", "stream_chat"]
@@ -311,7 +321,9 @@ def _text_delta(data: Any) -> str | None:
 
 def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     """Chunks from a Cohere v2 SSE stream. `message-end` is the completion marker (a `[DONE]`
-    may follow); a stream that stops before it raises `StreamError`."""
+    may follow); a stream that stops before it raises `StreamError`, and so does an error sent
+    in place of an event (`StreamError` with the server's message; `GenerationError` for a
+    `message-end` whose finish reason is ERROR or TIMEOUT)."""
     text: list[str] = []
     reasoning: list[str] = []
     calls = ToolCallAssembler(provider)
@@ -322,6 +334,8 @@ def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     for event in events:
         if event.data == "[DONE]":
             break
+        if event.event == "error":  # an `event: error`, or llama.cpp's `error:` line
+            raise stream_error(event.data, provider)
         data = event_json(event, provider)
         piece = _text_delta(data)
         if piece is not None:
@@ -329,10 +343,11 @@ def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
                 text.append(piece)
                 yield TextChunk(piece)
             continue
-        if isinstance(data, dict) and "type" not in data and isinstance(data.get("message"), str):
-            # An error object ({"message": …}, Cohere's error shape) in place of an event.
-            raise StreamError(f"{provider} reported an error mid-stream: {data['message']}", provider=provider,
-                              body=data)
+        if isinstance(data, dict) and (data.get("type") == "error" or ("type" not in data and (
+                isinstance(data.get("message"), str) or data.get("error") is not None))):
+            # An error object in place of an event: Cohere's error shape ({"message": …}), or
+            # {"error": …} from compatible servers.
+            raise stream_error(data, provider)
         if isinstance(data, dict) and "type" not in data and event.event:
             data = {**data, "type": event.event}  # the SSE event name says it where the data does not
         ev = _wire.decode(converter, data, _Event, provider)

@@ -46,6 +46,7 @@ from ._openai_wire import (
     Tool,
     ToolCall,
     image_part,
+    stream_error,
     tool_calls,
     tools,
     user_messages,
@@ -357,7 +358,9 @@ def _side_fields(data: dict[str, Any], message_key: str) -> tuple[list[Citation]
     the raw body beside the typed decode: OpenAI's `annotations`, Perplexity's `citations` and
     `search_results`, Azure's `prompt_filter_results` and `content_filter_results`."""
     choices = data.get("choices")
-    choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    listed = choices if isinstance(choices, list) else []
+    # The answer's choice (index 0): with n > 1 a chunk may carry another choice's delta alone.
+    choice = next((c for c in listed if isinstance(c, dict) and c.get("index", 0) == 0), {})
     message = choice.get(message_key)
     citations = openai_citations(message.get("annotations")) if isinstance(message, dict) else []
     if "citations" in data or "search_results" in data:
@@ -432,12 +435,6 @@ def _plain_text_delta(data: Any) -> str | None:
     return content if content.__class__ is str else None
 
 
-def _server_said(data: Any) -> Any:
-    """The message of an error body: `{"error": {"message": …}}`, `{"message": …}` or as it is."""
-    err = data.get("error", data) if isinstance(data, dict) else data
-    return err.get("message", err) if isinstance(err, dict) else err
-
-
 def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = True,
                 end_object: str | None = None) -> Iterator[StreamChunk]:
     """Chunks from an OpenAI-style SSE stream. It is complete at `data: [DONE]`, or at a chunk whose
@@ -463,12 +460,8 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
         if event.data == "[DONE]":
             done = True
             break
-        if event.event == "error":  # llama.cpp's `error: {json}` line (then `[DONE]`)
-            try:
-                said = _server_said(_json.loads(event.data))
-            except _json.JSONDecodeError:
-                said = event.data[:500]
-            raise StreamError(f"{provider} reported an error mid-stream: {said}", provider=provider, body=event.data)
+        if event.event == "error":  # llama.cpp's `error: {json}` line (then `[DONE]`), or an `event: error`
+            raise stream_error(event.data, provider)
         data = event_json(event, provider)
         if end_object is not None and data.__class__ is dict and data.get("object") == end_object:
             done = True
@@ -486,9 +479,8 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
                     text.append(piece)
                     yield TextChunk(piece)
                 continue
-        if isinstance(data, dict) and "error" in data:
-            raise StreamError(f"{provider} reported an error mid-stream: {_server_said(data)}",
-                              provider=provider, body=data)
+        if isinstance(data, dict) and data.get("error") is not None:
+            raise stream_error(data, provider)
         chunk = _wire.decode(converter, data, _Chunk, provider)
         rid = rid or chunk.id
         model = model or chunk.model

@@ -31,6 +31,7 @@ from ..streaming import (
 )
 from ._annotations import openai_citations
 from ._common import event_json, usage_of
+from ._openai_wire import stream_error
 
 __all__ = ["ResponsesModel"]
 
@@ -332,10 +333,19 @@ def _delta_text(data: dict[str, Any], provider: str) -> str:
 
 
 def stream_response(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
-    """Chunks from Responses API events; complete only on `response.completed`/`.incomplete`."""
+    """Chunks from Responses API events; complete only on `response.completed`/`.incomplete`.
+
+    An error the server sends instead raises `StreamError` with its message: an `error` event
+    (`{"type": "error", "code", "message"}` as documented, `{"type": "error", "error": {…}}` as
+    OpenAI sends it), `response.failed` (its `response.error`), and from compatible servers a bare
+    `{"error": …}` object or llama.cpp's `error:` line."""
     for event in events:
+        if event.event == "error":
+            raise stream_error(event.data, provider)
         data = event_json(event, provider)
         kind = data.get("type") if isinstance(data, dict) else None
+        if kind is None and isinstance(data, dict) and data.get("error") is not None:
+            raise stream_error(data, provider)
         if kind == "response.output_text.delta" or kind == "response.refusal.delta":
             yield TextChunk(_delta_text(data, provider))
         elif kind == "response.reasoning_summary_text.delta":
@@ -350,10 +360,7 @@ def stream_response(events: Iterator[Any], provider: str) -> Iterator[StreamChun
             yield FinalResponse(parse_response(raw, provider))
             return
         elif kind in ("response.failed", "error"):
-            failed = data.get("response")
-            err = (failed.get("error") if isinstance(failed, dict) else None) if kind == "response.failed" else data
-            said = err.get("message") if isinstance(err, dict) else err
-            raise StreamError(f"{provider} reported an error mid-stream: {said}", provider=provider, body=data)
+            raise stream_error(data, provider)
     raise StreamError(f"{provider} stream ended before response.completed: the answer is incomplete",
                       provider=provider, retryable=True)
 

@@ -1,5 +1,6 @@
 """Request pieces in OpenAI's chat shape, for every format that copies it: OpenAI Chat Completions
-(and its compatible providers), Cohere v2 chat, Ollama's tool definitions, Anthropic's text block.
+(and its compatible providers), Cohere v2 chat, Ollama's tool definitions, Anthropic's text block;
+and `stream_error`, the error these formats' servers send mid-stream, in any of their shapes.
 
 Only encoding lives here; each format keeps its own response classes, which differ.
 """
@@ -13,10 +14,11 @@ import attrs
 
 from .. import _json
 from ..completion import ToolDefinition
+from ..errors import StreamError
 from ..message import Image, Message, Part, Text, ToolResult
 
 __all__ = ["ImageURL", "TextPart", "ImagePart", "Function", "ToolCall", "ChatMessage", "FunctionDef", "Tool",
-           "image_part", "tool_calls", "tools", "user_messages"]
+           "image_part", "tool_calls", "tools", "user_messages", "stream_error"]
 
 
 @attrs.define
@@ -100,3 +102,44 @@ def user_messages(message: Message, part: Callable[[Part], P], cls: type[M]) -> 
     elif rest:
         out.append(cls("user", [part(p) for p in rest]))
     return out
+
+
+# --- errors sent mid-stream -----------------------------------------------------------------------
+
+
+def _word(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _error_parts(data: Any) -> tuple[str | None, str]:
+    """(code, message) of an error a server sent mid-stream, whichever shape it took:
+    `{"error": {"message", "code" | "type"}}` (Chat Completions, llama.cpp), `{"error": "text"}`,
+    `{"message": …}` (Cohere's error body), the Responses API's `{"type": "error", "code",
+    "message"}` (as documented) or `{"type": "error", "error": {…}}` (as sent), a
+    `response.failed` event's `response.error`, or plain text."""
+    if isinstance(data, dict) and data.get("type") == "response.failed" and isinstance(data.get("response"), dict):
+        data = data["response"]
+    inner = data.get("error") if isinstance(data, dict) else None
+    if isinstance(inner, dict) or _word(inner):
+        data = inner
+    if not isinstance(data, dict):
+        return None, str(data)[:500]
+    kind = data.get("type")
+    code = _word(data.get("code")) or (None if kind in ("error", "response.failed") else _word(kind))
+    said = _word(data.get("message")) or _word(data.get("detail"))
+    return code, said[:2000] if said else f"no message given: {_json.dumps(data).decode()[:300]}"
+
+
+def stream_error(data: Any, provider: str) -> StreamError:
+    """The `StreamError` for an error a server sent mid-stream (`data`: the event's JSON value, or
+    its data text, read as JSON where it is): its message says what the server said, and its code
+    where it gave one. Not retryable: unlike Anthropic's, these error events do not say whether the
+    same request may succeed again."""
+    if isinstance(data, str):
+        try:
+            data = _json.loads(data)
+        except _json.JSONDecodeError:
+            pass
+    code, said = _error_parts(data)
+    label = f" ({code})" if code else ""
+    return StreamError(f"{provider} reported an error mid-stream{label}: {said}", provider=provider, body=data)

@@ -14,13 +14,15 @@ models serve Azure unchanged.
 
 Azure's content filter: a prompt it blocks is refused with HTTP 400 and code "content_filter"
 (`BadRequestError`, `.code == "content_filter"`); an answer it blocks entirely (finish reason
-"content_filter", no text, no tool calls) raises `ContentFilteredError`. An answer it cut short
-keeps its text, with `finish_reason == "content_filter"`.
+"content_filter", no text, no tool calls) raises `ContentFilteredError`, whose `.safety` (and
+message) say which filter withheld it. An answer it cut short keeps its text, with
+`finish_reason == "content_filter"`. Either way the filters' results are `SafetyResult`s in
+`response.safety`: the prompt's (`prompt_filter_results`) and the answer's (`content_filter_results`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import quote
 
@@ -34,7 +36,7 @@ from ..client import (
     TranscriptionClient,
     _first_env,
 )
-from ..completion import CompletionRequest, CompletionResponse
+from ..completion import CompletionRequest, CompletionResponse, SafetyResult
 from ..errors import APIError, ClientBuildError, MissingAPIKeyError
 from ..streaming import FinalResponse, StreamChunk, StreamingCompletionResponse
 from . import _openai_chat
@@ -48,19 +50,25 @@ DEFAULT_API_VERSION = "2024-10-21"
 
 class ContentFilteredError(APIError):
     """Azure's content filter withheld the whole answer (finish reason "content_filter").
-    `body` is the raw response (None for a stream), `reason` the finish reason."""
+    `body` is the raw response (None for a stream), `reason` the finish reason, `safety` the
+    filters' results on the prompt and the answer as `SafetyResult`s, as `response.safety` holds
+    them (the filter that withheld the answer is `blocked`)."""
 
     def __init__(self, message: str, *, provider: str | None = None, body: Any = None,
-                 reason: str = "content_filter") -> None:
+                 reason: str = "content_filter", safety: Iterable[SafetyResult] = ()) -> None:
         super().__init__(message, provider=provider)
         self.body = body
         self.reason = reason
+        self.safety = tuple(safety)
 
 
 def _checked(response: CompletionResponse, provider: str) -> CompletionResponse:
     if response.finish_reason == "content_filter" and not response.text and not response.tool_calls:
+        blocked = ", ".join(f"{r.category}: {r.level or 'filtered'}" for r in response.safety
+                            if r.blocked and r.target == "answer")
         raise ContentFilteredError(f"{provider}: the content filter withheld the answer (finish_reason "
-                                   "content_filter)", provider=provider, body=response.raw_response)
+                                   f"content_filter{'; ' + blocked if blocked else ''})", provider=provider,
+                                   body=response.raw_response, safety=response.safety)
     return response
 
 
