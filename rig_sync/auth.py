@@ -54,7 +54,7 @@ class HeaderAuth(Auth):
     """A fixed header that carries a key: `HeaderAuth("x-api-key", key)`; `prefix` goes before it
     (`HeaderAuth("Authorization", key, prefix="Bearer ")` is `BearerAuth(key)`)."""
 
-    __slots__ = ("name", "_value", "_secret")
+    __slots__ = ("_secret", "_value", "name")
 
     def __init__(self, name: str, key: str, *, prefix: str = "") -> None:
         _check_text("the header name", name)
@@ -98,7 +98,7 @@ class BearerAuth(HeaderAuth):
 class QueryKeyAuth(Auth):
     """The key as a query parameter: `QueryKeyAuth("key", key)` sends `…?key=<key>`."""
 
-    __slots__ = ("param", "_key", "_pair")
+    __slots__ = ("_key", "_pair", "param")
 
     def __init__(self, param: str, key: str) -> None:
         _check_text("the query parameter name", param)

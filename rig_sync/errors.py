@@ -392,18 +392,18 @@ def status_error(
     body: Any = None,
     retry_after: float | None = None,
     code: str | None = None,
+    kind: type[APIStatusError] | None = None,
 ) -> APIStatusError:
-    """The `APIStatusError` subclass for an HTTP status (and, for 400, the provider's code)."""
-    cls = _BY_STATUS.get(status_code)
+    """The `APIStatusError` subclass for an HTTP status (and, for 400, the provider's code), or
+    `kind` where the provider's conventions know better than the status."""
+    cls = kind or _BY_STATUS.get(status_code)
     if cls is None:
         cls = InternalServerError if status_code >= 500 else APIStatusError
     if cls is BadRequestError:
         haystack = f"{code or ''} {message}".lower()
         if any(marker in haystack for marker in _CONTEXT_MARKERS):
             cls = ContextWindowExceededError
-        elif "API_KEY_INVALID" in str(body):  # Google answers a bad key with 400 INVALID_ARGUMENT
-            cls = AuthenticationError
-    if status_code != 529 and code in ("overloaded_error", "overloaded"):
+    if kind is None and status_code != 529 and code in ("overloaded_error", "overloaded"):
         cls = OverloadedError
     return cls(
         message,

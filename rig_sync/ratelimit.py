@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import InvalidRequestError
+from .http.conventions import rate_limit_headers
 
 __all__ = ["RateLimiter", "parse_reset"]
 
@@ -68,19 +69,6 @@ def parse_reset(value: str, now: Callable[[], float] = time.time) -> float | Non
     return max(when.timestamp() - now(), 0.0)
 
 
-# (limit, remaining, reset) headers the providers send; True marks request counts (not tokens).
-_HEADERS = (
-    ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests", True),
-    ("x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens", False),
-    ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
-     "anthropic-ratelimit-requests-reset", True),
-    ("anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining",
-     "anthropic-ratelimit-tokens-reset", False),
-    ("anthropic-ratelimit-input-tokens-limit", "anthropic-ratelimit-input-tokens-remaining",
-     "anthropic-ratelimit-input-tokens-reset", False),
-    ("anthropic-ratelimit-output-tokens-limit", "anthropic-ratelimit-output-tokens-remaining",
-     "anthropic-ratelimit-output-tokens-reset", False),
-)
 # Below this share of the request limit, requests are spaced at the rate the budget refills.
 _LOW_WATER = 0.1
 # Statuses whose Retry-After means "the provider is overloaded": everyone waits, not only the caller.
@@ -333,7 +321,7 @@ class RateLimiter:
             return
         news = False  # any readable rate-limit header at all
         hold = spacing = pace_for = 0.0
-        for limit_name, remaining_name, reset_name, requests in _HEADERS:
+        for limit_name, remaining_name, reset_name, requests in rate_limit_headers():
             remaining = _figure(headers.get(remaining_name))
             text = headers.get(reset_name)
             reset = parse_reset(text, self._wall_clock) if isinstance(text, str) else None

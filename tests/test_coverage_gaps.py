@@ -45,7 +45,9 @@ def test_no_backoff_before_the_first_retry() -> None:
     ({"detail": "missing field", "code": ""}, ("missing field", None)),
 ])
 def test_every_error_shape_gives_a_message(body: Any, expected: tuple[str, str | None]) -> None:
-    assert _describe_error(body, "HTTP 500") == expected
+    from rig_sync.providers._gemini_chat import CONVENTIONS  # Gemini wraps its stream errors in a list
+
+    assert _describe_error(CONVENTIONS.error_body(body), "HTTP 500") == expected
 
 
 class _Raw:

@@ -41,8 +41,11 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def transport(provider: str = "openai") -> Transport:
+    """A transport with the provider's own conventions (its error shapes), as its client builds one."""
+    from rig_sync.client.builder import load_provider
+
     return Transport(provider, BASE, auth_headers={"Authorization": "Bearer sk-test-key"},
-                     retry=RetryPolicy(max_retries=0))
+                     retry=RetryPolicy(max_retries=0), conventions=load_provider(provider).conventions)
 
 
 def raised(provider: str = "openai") -> APIStatusError:

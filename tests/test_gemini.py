@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 import responses
-from conftest import FIXTURES, credentials_sent, fixture_meta, load_bytes, load_fixture, sent_json, serve_fixture, sse_payloads
+from conftest import (
+    FIXTURES,
+    credentials_sent,
+    fixture_meta,
+    load_bytes,
+    load_fixture,
+    sent_json,
+    serve_fixture,
+    sse_payloads,
+)
 
 from rig_sync import errors
 from rig_sync.completion import CompletionResponse, Document, ToolDefinition, Usage

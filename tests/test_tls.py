@@ -13,9 +13,9 @@ import re
 from typing import Any
 
 import pytest
-from conftest import credentials_sent
 import requests
 import responses
+from conftest import credentials_sent
 
 from rig_sync.client import ProviderValue
 from rig_sync.client.builder import DynClientBuilder, builtin_provider_names, load_provider

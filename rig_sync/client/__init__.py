@@ -23,7 +23,8 @@ import attrs
 
 from ..auth import Auth, BearerAuth
 from ..errors import ClientBuildError, MissingAPIKeyError
-from ..http import RateLimiterLike, RetryPolicy, Timeout, Transport, shown_url
+from ..http import Conventions, RateLimiterLike, RetryPolicy, Timeout, Transport, shown_url
+from ..http.conventions import COMMON
 
 if TYPE_CHECKING:
     import requests
@@ -186,6 +187,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
     env_timeout: ClassVar[str] = ""  # <PROVIDER>_TIMEOUT: seconds, when no timeout is passed
     env_max_retries: ClassVar[str] = ""  # <PROVIDER>_MAX_RETRIES, when neither max_retries nor retry is passed
     requires_api_key: ClassVar[bool] = True
+    conventions: ClassVar[Conventions] = COMMON  # the provider's own error shapes and headers
     streams_completions: ClassVar[bool] = True
     supports_tools: ClassVar[bool] = True
     Builder: ClassVar[type[ClientBuilder]]
@@ -276,6 +278,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
             rate_limiter=rate_limiter,
             max_response_bytes=max_response_bytes,
             expected_prefix=urlsplit(self.default_base_url).path,  # a 404 without it says so
+            conventions=self.conventions,
         )
 
     # --- what a provider overrides ------------------------------------------------------------
@@ -526,7 +529,8 @@ class ClientBuilder:
     def auth(self, auth: Auth) -> ClientBuilder:
         """Credentials added to each request in place of the API key (see `rig_sync.auth`)."""
         if not isinstance(auth, Auth):
-            raise TypeError(f"auth must be a rig_sync.auth.Auth (e.g. BearerAuth, TokenAuth), not {type(auth).__name__}")
+            raise TypeError("auth must be a rig_sync.auth.Auth (e.g. BearerAuth, TokenAuth), "
+                            f"not {type(auth).__name__}")
         self._kwargs["auth"] = auth
         return self
 

@@ -20,11 +20,13 @@ from ._urls import origin_of
 FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
-REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "x-trace-id", "cf-ray")
+# The common spellings; a provider's `Conventions.request_id_headers` adds its own.
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-trace-id", "cf-ray")
 
 
-def request_id_of(headers: Mapping[str, str]) -> str | None:
-    for name in REQUEST_ID_HEADERS:
+def request_id_of(headers: Mapping[str, str], names: tuple[str, ...] = REQUEST_ID_HEADERS) -> str | None:
+    """The request id the server gave, under the first of `names` it sent."""
+    for name in names:
         value = headers.get(name)
         if value:
             return value
@@ -32,9 +34,8 @@ def request_id_of(headers: Mapping[str, str]) -> str | None:
 
 
 def describe_error(body: Any, fallback: str) -> tuple[str, str | None]:
-    """The provider's message and code from any of the error shapes providers send."""
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        body = body[0]  # Gemini streams wrap errors in a list
+    """The provider's message and code from the common error shapes (`{"error": {...}}`,
+    `{"error": "..."}`, `{"message": ...}`, `{"detail": ...}`)."""
     if not isinstance(body, dict):
         return fallback, None
     err = body.get("error", body)

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -32,11 +32,21 @@ from ..auth import Auth, HeaderAuth, combine
 from ._body import Answer, Reply, Response, StreamResponse, TooLarge, discard_unread, read_whole
 from ._cancel import NO_LIMIT, CancelScope, Cut, current_scope, cut_error, interrupted, why_cut
 from ._config import RateLimiterLike, RetryPolicy, Timeout, parse_retry_after
-from ._failures import FAILURES, causes_of, describe_error, is_timeout, no_answer, request_id_of, root_cause
+from ._failures import (
+    FAILURES,
+    REQUEST_ID_HEADERS,
+    causes_of,
+    describe_error,
+    is_timeout,
+    no_answer,
+    request_id_of,
+    root_cause,
+)
 from ._pool import Adapter, DirectRoute, env_view, sending_is_patched, without_connections
 from ._retry import ProviderRetry
 from ._urls import (
     MASK_QUERY_SECRETS,
+    SECRET_NAME,
     join_url,
     origin_of,
     origin_text,
@@ -46,6 +56,7 @@ from ._urls import (
     shown_url,
     validate_base_url,
 )
+from .conventions import COMMON, Conventions
 
 log = logging.getLogger("rig_sync.http")
 
@@ -56,11 +67,13 @@ _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
 
 
-# Headers that carry credentials under any provider's convention: kept as secrets (redacted,
-# sent to the configured origin only) even when passed as ordinary `headers`.
-SENSITIVE_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
-)
+
+
+def is_sensitive(header: str) -> bool:
+    """Whether a header carries credentials: a cookie, or a name like a secret's (`authorization`,
+    `x-api-key`, `api-key`, a gateway's `x-…-token`). Such headers, even passed as ordinary `headers`,
+    are secrets: redacted, and sent to the configured origin only."""
+    return header.lower() == "cookie" or SECRET_NAME.search(header) is not None
 
 
 _ACCEPT_ENCODING = urllib3.util.make_headers(accept_encoding=True)["accept-encoding"]
@@ -75,11 +88,25 @@ def _header_auth(name: str, value: str) -> HeaderAuth:
     return HeaderAuth(name, secret, prefix=f"{scheme} " if scheme else "")
 
 
+class Call(NamedTuple):
+    """One request on its way down the layers: what is sent, and where."""
+
+    method: str
+    path: str  # as the caller gave it, for messages and hooks
+    url: str
+    headers: dict[str, str]
+    data: Any  # the encoded JSON body (bytes), a form, or None
+    files: Any
+    params: Mapping[str, str] | None
+    stream: bool
+
+
 class Transport:
     """Pooled, retrying, redacting HTTP for one provider client. Thread-safe; cheap to share.
 
-    `auth_headers` hold secrets: they are sent to the base URL's host only, never logged, and
-    never shown in a repr or an error.
+    `auth` (and `auth_headers`, a fixed set of headers) hold secrets: they are sent to the base
+    URL's origin only, never logged, and never shown in a repr or an error. `conventions` are the
+    provider's own error shapes and headers.
     """
 
     def __init__(
@@ -98,6 +125,7 @@ class Transport:
         rate_limiter: RateLimiterLike | None = None,
         expected_prefix: str = "",
         max_response_bytes: int | None = None,
+        conventions: Conventions = COMMON,
     ) -> None:
         """`expected_prefix` is the path the provider's API lives under (`/v1` for OpenAI): a 404
         from a base URL without it says so, with the corrected URL. `max_response_bytes` bounds a
@@ -108,15 +136,17 @@ class Transport:
             raise ValueError(f"max_response_bytes must be a positive number of bytes, not {max_response_bytes!r}")
         self.max_response_bytes = max_response_bytes
         self.provider = provider
+        self.conventions = conventions
+        self._request_id_headers = (*REQUEST_ID_HEADERS, *conventions.request_id_headers)
         self.base_url = validate_base_url(base_url, provider)
         self._prefix_hint = prefix_hint(shown_url(self.base_url), expected_prefix)
         # urllib3's debug log shows each request's target, which a base URL or an auth may put a key in.
         logging.getLogger("urllib3.connectionpool").addFilter(MASK_QUERY_SECRETS)  # idempotent
         plain = dict(headers or {})
         # Credentials passed as plain headers (a gateway's own key) are sent and masked like the key.
-        moved = {k: plain.pop(k) for k in list(plain) if k.lower() in SENSITIVE_HEADERS}
+        moved = {k: plain.pop(k) for k in list(plain) if is_sensitive(k) or k.lower() in conventions.secret_headers}
         self.auth = combine(*(_header_auth(k, v) for k, v in {**moved, **(auth_headers or {})}.items()), auth)
-        self._auth_names = SENSITIVE_HEADERS | (self.auth.header_names() if self.auth else frozenset())
+        self._auth_names = conventions.secret_headers | (self.auth.header_names() if self.auth else frozenset())
         # Compressed answers where the provider offers them (urllib3 decodes what it asked for:
         # gzip and deflate, and br/zstd when their modules are installed), as requests does.
         self.headers = {"User-Agent": "rig-sync/0.1", "Accept-Encoding": _ACCEPT_ENCODING, **plain}
@@ -252,10 +282,10 @@ class Transport:
     ) -> Response:
         """Send a request and read the whole answer; error statuses raise `APIStatusError`s."""
         with self._limit():
-            resp, retries = self._send(method, path, json, data, files, params, headers, stream=False,
-                                       tags=(model, capability))
+            resp, retries = self._send(self._call(method, path, json, data, files, params, headers, False),
+                                       json, (model, capability))
             content = self._read_body(resp, method, path)
-        request_id = request_id_of(resp.headers)
+        request_id = request_id_of(resp.headers, self._request_id_headers)
         if resp.status_code >= 400:
             raise self._status_error(resp.status_code, resp.headers, content, request_id)
         return Response(
@@ -310,10 +340,10 @@ class Transport:
         error the provider or a proxy sent in place of the stream: `StreamError` with its message.
         """
         with self._limit():
-            resp, _ = self._send(method, path, json, None, None, params, headers, stream=True,
-                                 tags=(model, capability))
+            resp, _ = self._send(self._call(method, path, json, None, None, params, headers, True),
+                                 json, (model, capability))
             scope = current_scope()
-            request_id = request_id_of(resp.headers)
+            request_id = request_id_of(resp.headers, self._request_id_headers)
             document = events and resp.headers.get("content-type", "").split(";")[0].strip() in _DOCUMENT_TYPES
             if resp.status_code >= 400 or document:
                 try:
@@ -333,100 +363,98 @@ class Transport:
                     provider=self.provider, body=error.body, retryable=not isinstance(error.body, dict))
         return StreamResponse(resp, self.provider, request_id, self._redacted, model, scope)
 
-    @errors.drops_hidden_context
-    def _send(
-        self,
-        method: str,
-        path: str,
-        json_body: Any,
-        data: Any,
-        files: Any,
-        params: Mapping[str, str] | None,
-        extra_headers: Mapping[str, str] | None,
-        *,
-        stream: bool,
-        tags: tuple[str | None, str | None] = (None, None),
-    ) -> tuple[Reply, int]:
-        session = self._session_for_this_process()
-        url = join_url(self.base_url, path)
+    def _call(self, method: str, path: str, json_body: Any, data: Any, files: Any,
+              params: Mapping[str, str] | None, extra_headers: Mapping[str, str] | None, stream: bool) -> Call:
         headers = {**self.headers, **(extra_headers or {})}
         if json_body is not None:
             data = self._encode(json_body)
             headers["Content-Type"] = "application/json"
+        return Call(method, path, join_url(self.base_url, path), headers, data, files, params, stream)
+
+    @errors.drops_hidden_context
+    def _send(self, call: Call, json_body: Any, tags: tuple[str | None, str | None]) -> tuple[Reply, int]:
+        """The rate limiter, the observation hooks, and the error a request with no answer raises."""
+        self._session_for_this_process()  # before the limiter: a forked child reconnects first
         queued = 0.0
         if self.rate_limiter is not None:
-            tokens = estimate_tokens(data, json_body) if json_body is not None else 0
+            tokens = estimate_tokens(call.data, json_body) if json_body is not None else 0
             queued = self.rate_limiter.acquire(tokens) or 0.0  # a third-party limiter may return None
             scope = current_scope()
             why = interrupted(scope, None)  # cancelled or out of time while it waited: send nothing
             if why is not None:
-                raise self._cut_error(why, f"{method} {path}", scope)
+                raise self._cut_error(why, f"{call.method} {call.path}", scope)
         started = time.perf_counter()
         seen = (started, queued, *tags)
         try:
-            for hop in range(_MAX_REDIRECTS + 1):
-                resp = self._send_once(session, method, *self._authorize(method, url, headers, data), data, files,
-                                       params, stream)
-                if resp.status_code not in _REDIRECTS or "location" not in resp.headers:
-                    break
-                discard_unread(resp)
-                target, refused = self._redirect(resp, url, data is not None or files is not None, hop)
-                if refused:
-                    self._emit(method, path, resp, seen, None)
-                    raise errors.APIStatusError(
-                        f"{method} {path}: {refused}",
-                        status_code=resp.status_code,
-                        provider=self.provider,
-                        request_id=request_id_of(resp.headers),
-                        headers=resp.headers,
-                    )
-                url, method, data, files, headers = self._follow(resp, target, method, data, files, headers)
-                params = None
+            resp = self._follow_redirects(call, seen)
         except (*FAILURES, Cut) as exc:
             causes = list(causes_of(exc))
             # Exhausted retries surface as MaxRetryError: every allowed retry was used.
             retries = self.retry.max_retries if any(isinstance(c, MaxRetryError) for c in causes) else 0
-            self._emit(method, path, None, seen, exc, retries)
-            scope = current_scope()
-            why = why_cut(causes, scope, None)
-            if why is not None:
-                raise self._cut_error(why, f"{method} {path}", scope) from None
-            if any(isinstance(c, EmptyPoolError) for c in causes):
-                _, host, port = origin_of(url)
-                wait = self.timeout.pool or self.timeout.read
-                raise errors.APITimeoutError(
-                    f"no free connection to {host}:{port} within {wait:g}s: all {self.pool_size} pooled "
-                    f"connections are in use ({method} {path}): close streams when done with them (use `with`) "
-                    f"or raise pool_size (e.g. pool_size={2 * self.pool_size})", provider=self.provider) from None
-            kind, what = no_answer(causes, url, self.timeout)
-            advice = ("Raise the timeout or retry later" if kind is errors.APITimeoutError
-                      else f"Check the base URL ({shown_url(self.base_url)}) and that the server is up")
-            raise kind(f"{self._redact(what)}: {method} {path}, {retries} retries. {advice}",
-                       provider=self.provider) from None
+            self._emit(call.method, call.path, None, seen, exc, retries)
+            raise self._no_answer(call, causes, retries) from None
         retries = _retries_used(resp)
-        self._emit(method, path, resp, seen, None, retries)
+        self._emit(call.method, call.path, resp, seen, None, retries)
         if self.rate_limiter is not None:
             self.rate_limiter.observe(resp.status_code, resp.headers, parse_retry_after(resp.headers))
         return resp, retries
 
+    def _no_answer(self, call: Call, causes: list[BaseException], retries: int) -> errors.APIConnectionError:
+        what = f"{call.method} {call.path}"
+        scope = current_scope()
+        why = why_cut(causes, scope, None)
+        if why is not None:
+            return self._cut_error(why, what, scope)
+        if any(isinstance(c, EmptyPoolError) for c in causes):
+            _, host, port = origin_of(call.url)
+            wait = self.timeout.pool or self.timeout.read
+            return errors.APITimeoutError(
+                f"no free connection to {host}:{port} within {wait:g}s: all {self.pool_size} pooled "
+                f"connections are in use ({what}): close streams when done with them (use `with`) "
+                f"or raise pool_size (e.g. pool_size={2 * self.pool_size})", provider=self.provider)
+        kind, text = no_answer(causes, call.url, self.timeout)
+        advice = ("Raise the timeout or retry later" if kind is errors.APITimeoutError
+                  else f"Check the base URL ({shown_url(self.base_url)}) and that the server is up")
+        return kind(f"{self._redact(text)}: {what}, {retries} retries. {advice}", provider=self.provider)
+
+    def _follow_redirects(self, call: Call, seen: tuple[float, float, str | None, str | None]) -> Reply:
+        """Redirects, up to `_MAX_REDIRECTS`: each hop is authorized afresh, for its own origin."""
+        for hop in range(_MAX_REDIRECTS + 1):
+            resp = self._attempt(self._authorize(call))
+            if resp.status_code not in _REDIRECTS or "location" not in resp.headers:
+                return resp
+            discard_unread(resp)
+            target, refused = self._redirect(resp, call.url, call.data is not None or call.files is not None, hop)
+            if refused:
+                self._emit(call.method, call.path, resp, seen, None)
+                raise errors.APIStatusError(
+                    f"{call.method} {call.path}: {refused}",
+                    status_code=resp.status_code,
+                    provider=self.provider,
+                    request_id=request_id_of(resp.headers, self._request_id_headers),
+                    headers=resp.headers,
+                )
+            call = self._follow(resp, target, call)
+        raise AssertionError("unreachable: the last hop returns or is refused")  # pragma: no cover
+
     def _cut_error(self, why: str, what: str, scope: CancelScope | None) -> errors.APIConnectionError:
         return cut_error(why, what, scope, self.provider)
 
-    def _authorize(self, method: str, url: str, headers: dict[str, str], data: Any) -> tuple[str, dict[str, str]]:
-        """The URL and headers of one hop: with credentials for the configured origin only, never for
-        another host a redirect leads to."""
-        if self.auth is None or origin_of(url) != self._origin:
-            return url, headers
-        signed = dict(headers)
+    def _authorize(self, call: Call) -> Call:
+        """One hop with the client's credentials, for the configured origin only, never for another
+        host a redirect leads to."""
+        if self.auth is None or origin_of(call.url) != self._origin:
+            return call
+        signed = dict(call.headers)
         try:
-            url = self.auth.apply(method, url, signed, data if isinstance(data, bytes) else None)
+            url = self.auth.apply(call.method, call.url, signed, call.data if isinstance(call.data, bytes) else None)
         except errors.RigError:
             raise
         except Exception as exc:  # a token fetch that failed: nothing was sent
             raise errors.CredentialsError(
-                f"{self.provider}: could not get credentials for {method} {shown_url(url)}: "
+                f"{self.provider}: could not get credentials for {call.method} {shown_url(call.url)}: "
                 f"{self._redact(f'{type(exc).__name__}: {exc}')[:300]}", provider=self.provider) from exc
-        return url, signed
+        return call._replace(url=url, headers=signed)
 
     @property
     def _redacted(self) -> tuple[str, ...]:
@@ -451,8 +479,11 @@ class Transport:
                 "use strings, finite numbers, lists and dicts"
             ) from exc
 
-    def _send_once(self, session: requests.Session, method: str, url: str, headers: dict[str, str], data: Any,
-                   files: Any, params: Mapping[str, str] | None, stream: bool) -> Reply:
+    def _attempt(self, call: Call) -> Reply:
+        """One request (urllib3 retries it within): straight to the pool for a JSON call where it can."""
+        method, url, headers, data, files, params = (
+            call.method, call.url, call.headers, call.data, call.files, call.params)
+        session = self._session
         if self._adapter is None or sending_is_patched():
             # The caller's session (its cookies, auth, hooks and adapters apply), or a test
             # library's mock of requests (responses, requests-mock), which must see every call.
@@ -468,7 +499,7 @@ class Transport:
         # skipping the per-call merging in Session.request/send (a measurable share of a call).
         prepared = requests.PreparedRequest()
         prepared.prepare(method=method, url=url, headers=headers, data=data, files=files, params=params)
-        return self._adapter.send(prepared, stream=stream, **self._adapter_kwargs)
+        return self._adapter.send(prepared, stream=call.stream, **self._adapter_kwargs)
 
     def _direct_pool(self, url: str) -> HTTPConnectionPool | None:
         """The urllib3 pool our adapter would use for `url`, or None where a proxy applies.
@@ -514,16 +545,17 @@ class Transport:
                         "If the API has moved, set the base URL to where it is now")
         return target, ""
 
-    def _follow(
-        self, resp: Reply, target: str, method: str, data: Any, files: Any, headers: dict[str, str]
-    ) -> tuple[str, str, Any, Any, dict[str, str]]:
+    def _follow(self, resp: Reply, target: str, call: Call) -> Call:
+        """The next hop: to `target`, with no query parameters of the first, and as a GET after a
+        301/302/303 (as browsers and requests do)."""
+        headers = call.headers
         if origin_of(target) != self._origin:
-            # Credentials go to the configured origin only: drop every auth header, in any spelling.
-            headers = {k: v for k, v in headers.items() if k.lower() not in self._auth_names}
-        if resp.status_code in (301, 302, 303) and method != "GET":
-            method, data, files = "GET", None, None
-            headers.pop("Content-Type", None)
-        return target, method, data, files, headers
+            # A caller's own header in a credential's spelling goes to the configured origin only.
+            headers = {k: v for k, v in headers.items() if not is_sensitive(k) and k.lower() not in self._auth_names}
+        if resp.status_code in (301, 302, 303) and call.method != "GET":
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            return call._replace(url=target, method="GET", data=None, files=None, params=None, headers=headers)
+        return call._replace(url=target, params=None, headers=headers)
 
     def _status_error(
         self, status: int, headers: Mapping[str, str], content: bytes, request_id: str | None
@@ -534,7 +566,8 @@ class Transport:
         except _json.JSONDecodeError:
             body = content.decode("utf-8", "replace")[:2000]
         fallback = body.strip()[:300] if isinstance(body, str) and body.strip() else f"HTTP {status}"
-        message, code = describe_error(body, fallback)
+        message, code = describe_error(self.conventions.error_body(body), fallback)
+        decide = self.conventions.error_class
         if status == 404 and self._prefix_hint:
             message = f"{message} ({self._prefix_hint})"
         if isinstance(body, dict) and not request_id:
@@ -549,6 +582,7 @@ class Transport:
             body=body,
             retry_after=parse_retry_after(headers),
             code=code,
+            kind=decide(status, code, body) if decide is not None else None,
         )
         # Decoded, a key the server escaped (`\u0073k-…`, `\/`) is plain: masked here too.
         errors.scrub(error, self._redacted)

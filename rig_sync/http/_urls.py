@@ -77,7 +77,7 @@ def origin_text(origin: tuple[str, str, int | None]) -> str:
 
 # Query parameters whose values are secret by their name (`?key=`, `?api_key=`, `?access_token=`,
 # `?sig=` …): masked wherever a URL is shown, and redacted like a key.
-_SECRET_PARAM = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
+SECRET_NAME = re.compile(r"key|token|secret|passw|auth|sig|credential", re.IGNORECASE)
 
 
 def shown_url(url: str) -> str:
@@ -92,7 +92,7 @@ def shown_url(url: str) -> str:
             rest = f"{scheme}://***@{host.rpartition('@')[2]}{slash}{path}"
     if query:
         pairs = (pair.partition("=") for pair in query.split("&"))
-        query = "&".join(f"{name}{eq}***" if value and _SECRET_PARAM.search(name) else f"{name}{eq}{value}"
+        query = "&".join(f"{name}{eq}***" if value and SECRET_NAME.search(name) else f"{name}{eq}{value}"
                          for name, eq, value in pairs)
     return f"{rest}{question}{query}{hash_}{fragment}"
 
@@ -128,7 +128,7 @@ def secrets_in_url(url: str) -> set[str]:
             basic = base64.b64encode(pair.encode()).decode()
         found |= {password, unquote(password), pair, basic}
     for name, _, value in (pair.partition("=") for pair in parts.query.split("&")):
-        if value and _SECRET_PARAM.search(unquote_plus(name)):
+        if value and SECRET_NAME.search(unquote_plus(name)):
             found |= {value, unquote_plus(value)}
     return found
 

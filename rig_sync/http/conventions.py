@@ -8,7 +8,7 @@ error message and the error class through it. Rate-limit headers other than the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -40,8 +40,7 @@ class Conventions:
 COMMON = Conventions()
 
 
-@attrs.frozen
-class RateLimitHeaders:
+class RateLimitHeaders(NamedTuple):
     """The headers that report one budget: its limit, what remains and when it resets;
     `requests` marks a budget of requests (not tokens)."""
 
@@ -66,6 +65,7 @@ def register_rate_limit_headers(*budgets: RateLimitHeaders) -> None:
             _RATE_LIMIT_HEADERS.append(budget)
 
 
-def rate_limit_headers() -> tuple[RateLimitHeaders, ...]:
-    """Every rate-limit header set known: the common ones and those providers registered."""
-    return tuple(_RATE_LIMIT_HEADERS)
+def rate_limit_headers() -> list[RateLimitHeaders]:
+    """Every rate-limit header set known: the common ones and those providers registered (a live
+    list: read it, do not change it)."""
+    return _RATE_LIMIT_HEADERS

@@ -44,6 +44,7 @@ import attrs
 from .. import _wire
 from ..completion import CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
 from ..errors import APIError, InvalidRequestError, ResponseDecodeError, UnsupportedFeature
+from ..http.conventions import RateLimitHeaders, register_rate_limit_headers
 from ..message import (
     Audio,
     DocumentContent,
@@ -59,6 +60,13 @@ from ..streaming import parse_tool_call
 from ._annotations import anthropic_citations
 from ._common import usage_of
 from ._openai_wire import TextPart
+
+# Anthropic reports each budget under its own names (resets as RFC 3339 times), read by
+# `rig_sync.ratelimit.RateLimiter` beside the common `x-ratelimit-*` ones.
+register_rate_limit_headers(*(
+    RateLimitHeaders(f"anthropic-ratelimit-{budget}-limit", f"anthropic-ratelimit-{budget}-remaining",
+                     f"anthropic-ratelimit-{budget}-reset", budget == "requests")
+    for budget in ("requests", "tokens", "input-tokens", "output-tokens")))
 
 __all__ = [
     "REDACTED_THINKING",

@@ -35,7 +35,15 @@ from ..completion import (
     Usage,
     deep_merge,
 )
-from ..errors import APIError, InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
+from ..errors import (
+    APIError,
+    AuthenticationError,
+    InvalidRequestError,
+    ResponseDecodeError,
+    StreamError,
+    UnsupportedFeature,
+)
+from ..http import Conventions
 from ..message import AssistantContent, Audio, DocumentContent, Image, Part, Reasoning, Text, ToolCall, ToolResult
 from ..sse import SSEEvent, iter_lines
 from ..streaming import (
@@ -50,6 +58,20 @@ from ..streaming import (
 from ._annotations import gemini_citations, gemini_safety
 from ._common import model_in_path, tool_names, usage_of
 from ._gemini_schema import gemini_schema
+
+
+def _first_error(body: Any) -> Any:
+    """Gemini's streaming endpoint wraps its error body in a list."""
+    return body[0] if isinstance(body, list) and body and isinstance(body[0], dict) else body
+
+
+def _error_class(status: int, code: str | None, body: Any) -> type[APIError] | None:
+    # Google answers a bad key with 400 INVALID_ARGUMENT, naming the reason API_KEY_INVALID.
+    return AuthenticationError if status == 400 and "API_KEY_INVALID" in str(body) else None
+
+
+CONVENTIONS = Conventions(error_body=_first_error, error_class=_error_class,
+                          secret_headers=frozenset({"x-goog-api-key"}))
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "AUDIO_MIME_TYPES", "converter",
            "model_path", "parse_response", "WireContent", "WirePart", "WireBlob"]

@@ -152,7 +152,8 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
                 raise TypeError(f"azure: {name} must be a string, not {type(value).__name__}")
         has_key, has_token = bool(api_key and api_key.strip()), bool(token and token.strip())
         if has_key + has_token + (kwargs.get("auth") is not None) > 1:
-            raise ClientBuildError("azure: pass one of an API key, an Entra ID token, a token_provider or auth=, not both")
+            raise ClientBuildError("azure: pass one of an API key, an Entra ID token, a token_provider "
+                                   "or auth=, not both")
         if not (has_key or has_token or kwargs.get("auth") is not None):
             raise MissingAPIKeyError(f"azure: no credentials. Pass an API key (or set {' or '.join(self.env_api_key)}) "
                                      f"or an Entra ID token=... (or set {' or '.join(self.env_token)})")

@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 from ..auth import Auth, HeaderAuth
 from ..client import CompletionClient, EmbeddingsClient, ProviderClient, TranscriptionClient
 from ..errors import ClientBuildError
-from ._gemini_chat import CompletionModel, ContentBlockedError, GenerationError
+from ..http import Conventions
+from ._gemini_chat import CONVENTIONS, CompletionModel, ContentBlockedError, GenerationError
 from ._gemini_media import EmbeddingModel, TranscriptionModel
 
 __all__ = ["Client", "ClientBuilder", "CompletionModel", "EmbeddingModel", "TranscriptionModel",
@@ -43,6 +44,7 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
     env_api_key: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     env_base_url: ClassVar[tuple[str, ...]] = ("GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")  # 2nd: google-genai
+    conventions: ClassVar[Conventions] = CONVENTIONS
 
     api_version: str
 
