@@ -31,16 +31,14 @@ from .completion import (
     CompletionResponse,
     Document,
     Prompt,
+    RequestSettings,
     ToolChoice,
     ToolDefinition,
     Usage,
-    _conversation,
-    _excerpt,
-    _model_id,
-    check_max_tokens,
-    check_temperature,
-    deep_merge,
+    excerpt,
     join_preamble,
+    model_label,
+    split_prompt,
 )
 from .errors import InvalidRequestError, RigError
 from .message import Message, MessageLike, ToolCall, ToolResult
@@ -217,9 +215,9 @@ class AgentStream:
 def _summary(model: object, preamble: str | None, tools: Sequence[str], counts: Mapping[str, int],
              settings: Mapping[str, Any]) -> str:
     """What an agent (or its builder) holds, for a repr: names and excerpts, never secrets."""
-    fields = [_model_id(model)]
+    fields = [model_label(model)]
     if preamble:
-        fields.append(f"preamble={_excerpt(preamble, 40)}")
+        fields.append(f"preamble={excerpt(preamble, 40)}")
     if tools:
         fields.append(f"tools={list(tools)}")
     fields.extend(f"{name}={n}" for name, n in counts.items() if n)
@@ -227,7 +225,7 @@ def _summary(model: object, preamble: str | None, tools: Sequence[str], counts: 
         if isinstance(value, ToolChoice):
             value = value.name or value.mode
         if value is not None:
-            fields.append(f"{name}={_excerpt(value, 40) if isinstance(value, str) else repr(value)}")
+            fields.append(f"{name}={excerpt(value, 40) if isinstance(value, str) else repr(value)}")
     return ", ".join(fields)
 
 
@@ -313,7 +311,7 @@ class Agent:
         """
         # Converted here, so the model is handed core messages only (any CompletionModel will do).
         earlier_system, earlier = convert(history, "history")
-        system, conversation = _conversation(prompt)
+        system, conversation = split_prompt(prompt)
         message = conversation[-1]
         documents, definitions = self._retrieve(message)
         builder = (self.model.completion_request(message).messages([*earlier, *conversation[:-1]])
@@ -453,22 +451,21 @@ def _check_index(index: Any, method: str) -> Any:
     return index
 
 
-class AgentBuilder:
-    """Fluent builder for an `Agent` on any `CompletionModel`."""
+class AgentBuilder(RequestSettings):
+    """Fluent builder for an `Agent` on any `CompletionModel` (`preamble`, `append_preamble`,
+    `temperature`, `max_tokens` and `additional_params` as every request builder has them)."""
 
     def __init__(self, model: CompletionModel) -> None:
         if not isinstance(model, CompletionModel):
             raise TypeError(f"AgentBuilder needs a CompletionModel, not {type(model).__name__}")
         self._model = model
         self._settings: dict[str, Any] = {}
-        self._preamble: str | None = None
         self._documents: list[Document] = []
         self._dynamic_context: list[tuple[int, VectorStoreIndex]] = []
         self._static_tools: list[str] = []
         self._dynamic_tools: list[tuple[int, VectorStoreIndex]] = []
         self._toolset = ToolSet()
         self._hooks: list[Any] = []
-        self._params: dict[str, Any] | None = None
 
     def name(self, name: str) -> AgentBuilder:
         self._settings["name"] = _check_str(name, "name")
@@ -476,17 +473,6 @@ class AgentBuilder:
 
     def description(self, description: str) -> AgentBuilder:
         self._settings["description"] = _check_str(description, "description")
-        return self
-
-    def preamble(self, preamble: str) -> AgentBuilder:
-        """The system prompt (replaces any given before)."""
-        self._preamble = _check_str(preamble, "preamble")
-        return self
-
-    def append_preamble(self, text: str) -> AgentBuilder:
-        """Add a line to the system prompt."""
-        _check_str(text, "append_preamble text")
-        self._preamble = f"{self._preamble}\n{text}" if self._preamble else text
         return self
 
     def context(self, text: str) -> AgentBuilder:
@@ -523,21 +509,6 @@ class AgentBuilder:
         self._settings["tool_choice"] = ToolChoice.of(choice)
         return self
 
-    def temperature(self, temperature: float) -> AgentBuilder:
-        check_temperature(None, None, temperature)
-        self._settings["temperature"] = temperature
-        return self
-
-    def max_tokens(self, max_tokens: int) -> AgentBuilder:
-        check_max_tokens(None, None, max_tokens)
-        self._settings["max_tokens"] = max_tokens
-        return self
-
-    def additional_params(self, params: Mapping[str, Any]) -> AgentBuilder:
-        """Provider-specific body fields, deep-merged into what was given before."""
-        self._params = deep_merge(self._params, params)
-        return self
-
     def max_turns(self, max_turns: int) -> AgentBuilder:
         """Default limit on model calls per prompt (`prompt(…, max_turns=…)` overrides it)."""
         self._settings["max_turns"] = _check_turns(max_turns)
@@ -556,7 +527,7 @@ class AgentBuilder:
     def __repr__(self) -> str:
         counts = {"documents": len(self._documents), "dynamic_context": len(self._dynamic_context),
                   "dynamic_tools": len(self._dynamic_tools), "hooks": len(self._hooks)}
-        summary = _summary(self._model, self._preamble, self._static_tools, counts, self._settings)
+        summary = _summary(self._model, self._preamble, self._static_tools, counts, self._all_settings())
         return f"<AgentBuilder {summary}; not built: call .build()>"
 
     def build(self) -> Agent:
@@ -571,5 +542,9 @@ class AgentBuilder:
             toolset=ToolSet(self._toolset),  # a copy: later builder changes do not reach the agent
             additional_params=self._params,
             hooks=tuple(self._hooks),
-            **self._settings,
+            **self._all_settings(),
         )
+
+    def _all_settings(self) -> dict[str, Any]:
+        sampling = {"temperature": self._temperature, "max_tokens": self._max_tokens}
+        return {**{k: v for k, v in sampling.items() if v is not None}, **self._settings}

@@ -557,9 +557,9 @@ def fan_out(
         raise TypeError(f"fan_out targets are 'provider:model' strings or (provider, model) tuples of strings, "
                         f"not {targets!r:.200}")
     from .client.builder import _target, shared_registry
-    from .completion import _prompt_message
+    from .completion import prompt_message
 
-    _prompt_message(prompt)  # an empty prompt fails here once, not once per target
+    prompt_message(prompt)  # an empty prompt fails here once, not once per target
     workers = _check_workers(len(targets) if max_workers is None else max_workers)
     registry = shared_registry() if builder is None else builder
     pairs = {t: _target(*t) if isinstance(t, tuple) else _target(t, None) for t in targets}

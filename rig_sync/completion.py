@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
 from ._chat_dicts import convert
-from .errors import InvalidMessageError, InvalidRequestError
+from .errors import InvalidMessageError, InvalidRequestError, InvalidTypeError
 from .message import AssistantContent, Message, MessageLike, Reasoning, Text, ToolCall
 
 if TYPE_CHECKING:
@@ -42,12 +42,12 @@ def _cut(text: str, limit: int = _EXCERPT) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _excerpt(text: str | None, limit: int = _EXCERPT) -> str:
+def excerpt(text: str | None, limit: int = _EXCERPT) -> str:
     """`text` cut to `limit` characters and quoted, for a repr."""
     return "None" if text is None else repr(_cut(text, limit))
 
 
-def _model_id(model: object) -> str:
+def model_label(model: object) -> str:
     """`provider:model` of any completion model, for reprs and messages."""
     return f"{getattr(model, 'provider', '?')}:{getattr(model, 'model', '?')}"
 
@@ -329,12 +329,12 @@ class CompletionResponse:
 
     def __repr__(self) -> str:
         # Short enough for a notebook cell: excerpts, never the raw body.
-        fields = [f"text={_excerpt(self.text)}"]
+        fields = [f"text={excerpt(self.text)}"]
         if self.tool_calls:
             calls = ", ".join(f"{c.name}({_cut(repr(c.arguments), 40)})" for c in self.tool_calls[:5])
             fields.append(f"tool_calls=[{calls}{', …' if len(self.tool_calls) > 5 else ''}]")
         if self.reasoning:
-            fields.append(f"reasoning={_excerpt(self.reasoning)}")
+            fields.append(f"reasoning={excerpt(self.reasoning)}")
         fields.append(f"usage={self.usage!r}")
         fields.extend(f"{name}={value!r}" for name, value in
                       (("finish_reason", self.finish_reason), ("model", self.model)) if value is not None)
@@ -390,7 +390,7 @@ def join_preamble(*parts: str | None) -> str | None:
     return "\n\n".join(p for p in parts if p) or None
 
 
-def _conversation(prompt: Prompt) -> tuple[list[str], list[Message]]:
+def split_prompt(prompt: Prompt) -> tuple[list[str], list[Message]]:
     """(system texts, messages) of a prompt; the last message is the one to answer."""
     if isinstance(prompt, str):
         if not prompt.strip():
@@ -413,19 +413,67 @@ def _conversation(prompt: Prompt) -> tuple[list[str], list[Message]]:
     return system, messages
 
 
-def _prompt_message(prompt: str | MessageLike) -> Message:
+def prompt_message(prompt: str | MessageLike) -> Message:
     """The one message a prompt stands for (a text, a Message or a message dict)."""
-    return _conversation(prompt)[1][-1]
+    return split_prompt(prompt)[1][-1]
 
 
 def _describe(message: Message) -> str:
     """A message's text excerpt, or the kinds of its parts when it has no text (a tool result)."""
     if message.text:
-        return _excerpt(message.text)
+        return excerpt(message.text)
     return "[" + ", ".join(sorted({type(p).__name__ for p in message.content})) + "]"
 
 
-class CompletionRequestBuilder:
+S = TypeVar("S", bound="RequestSettings")
+
+
+class RequestSettings:
+    """The settings every request builder shares (`CompletionRequestBuilder`, `AgentBuilder`,
+    `ExtractorBuilder`), spelt and checked the same way in each. Each setter checks its argument
+    at once, so a mistake points at the call that made it."""
+
+    _preamble: str | None = None
+    _temperature: float | None = None
+    _max_tokens: int | None = None
+    _params: dict[str, Any] | None = None
+
+    def preamble(self: S, preamble: str) -> S:
+        """The system prompt; replaces one given before (`append_preamble` adds to it)."""
+        _check_text(preamble, "preamble")
+        self._preamble = preamble
+        return self
+
+    def append_preamble(self: S, text: str) -> S:
+        """Add a line to the system prompt."""
+        _check_text(text, "append_preamble text")
+        self._preamble = f"{self._preamble}\n{text}" if self._preamble else text
+        return self
+
+    def temperature(self: S, temperature: float | None) -> S:
+        """Sampling temperature, 0 to 2 (None: the provider's default)."""
+        check_temperature(None, None, temperature)
+        self._temperature = temperature
+        return self
+
+    def max_tokens(self: S, max_tokens: int | None) -> S:
+        """Most tokens of the answer (None: the provider's default)."""
+        check_max_tokens(None, None, max_tokens)
+        self._max_tokens = max_tokens
+        return self
+
+    def additional_params(self: S, params: Mapping[str, Any]) -> S:
+        """Provider-specific body fields, deep-merged into what was given before."""
+        self._params = deep_merge(self._params, params)
+        return self
+
+
+def _check_text(value: Any, what: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{what} must be a string, not {type(value).__name__}")
+
+
+class CompletionRequestBuilder(RequestSettings):
     """Fluent builder: `model.completion_request("Hi").preamble("…").temperature(0.2).send()`.
 
     Nothing is sent until `.send()` (the whole answer) or `.stream()` (pieces as they come).
@@ -435,29 +483,16 @@ class CompletionRequestBuilder:
 
     def __init__(self, model: CompletionModel, prompt: Prompt) -> None:
         self._model = model
-        self._system, self._conversation = _conversation(prompt)
-        self._preamble: str | None = None
+        self._system, self._conversation = split_prompt(prompt)
         self._history: list[Message] = []
         self._history_system: list[str] = []
         self._documents: list[Document] = []
         self._tools: list[ToolDefinition] = []
-        self._temperature: float | None = None
-        self._max_tokens: int | None = None
         self._tool_choice: ToolChoice | None = None
-        self._params: dict[str, Any] | None = None
 
-    # Each setter checks its argument at once, so a mistake points at the call that made it.
-
-    def preamble(self, preamble: str) -> CompletionRequestBuilder:
-        """The system prompt; replaces one given before with `.preamble()`.
-
-        System (and developer) messages are not replaced but follow it, each after a blank line:
-        the preamble sent is this text, then the system messages given with `.messages()`, then
-        those given to `completion_request`, in order.
-        """
-        _check_preamble(None, None, preamble)
-        self._preamble = preamble
-        return self
+    # `.preamble()` sets the system prompt. System (and developer) messages are not replaced but
+    # follow it, each after a blank line: the preamble sent is this text, then the system messages
+    # given with `.messages()`, then those given to `completion_request`, in order.
 
     def message(self, message: MessageLike) -> CompletionRequestBuilder:
         """Add one earlier turn (a `Message` or a message dict); see `messages`."""
@@ -494,23 +529,8 @@ class CompletionRequestBuilder:
         self._tools.extend(_tools(tools))
         return self
 
-    def temperature(self, temperature: float | None) -> CompletionRequestBuilder:
-        check_temperature(None, None, temperature)
-        self._temperature = temperature
-        return self
-
-    def max_tokens(self, max_tokens: int | None) -> CompletionRequestBuilder:
-        check_max_tokens(None, None, max_tokens)
-        self._max_tokens = max_tokens
-        return self
-
     def tool_choice(self, choice: ToolChoice | str) -> CompletionRequestBuilder:
         self._tool_choice = ToolChoice.of(choice)
-        return self
-
-    def additional_params(self, params: Mapping[str, Any]) -> CompletionRequestBuilder:
-        """Provider-specific body fields, deep-merged into what was given before."""
-        self._params = deep_merge(self._params, params)
         return self
 
     def _joined_preamble(self) -> str | None:
@@ -562,11 +582,11 @@ class CompletionRequestBuilder:
     def __repr__(self) -> str:
         # Says what it holds and that it has not been sent: a forgotten `.send()` shows here.
         count = len(self._history) + len(self._conversation)
-        fields = [_model_id(self._model), f"{count} message{'' if count == 1 else 's'}",
+        fields = [model_label(self._model), f"{count} message{'' if count == 1 else 's'}",
                   f"prompt={_describe(self._conversation[-1])}"]
         preamble = self._joined_preamble()
         if preamble:
-            fields.append(f"preamble={_excerpt(preamble, 40)}")
+            fields.append(f"preamble={excerpt(preamble, 40)}")
         if self._documents:
             fields.append(f"documents={len(self._documents)}")
         if self._tools:

@@ -100,6 +100,10 @@ class InvalidRequestError(RigError, ValueError):
     """A request was refused before sending: empty prompt, empty audio, negative size, …"""
 
 
+class InvalidTypeError(InvalidRequestError, TypeError):
+    """An argument of the wrong type (a number where a string belongs, …): a `TypeError` too."""
+
+
 class InvalidMessageError(InvalidRequestError, TypeError):
     """A chat message (a `Message` or an OpenAI-style dict) does not have a shape rig_sync
     understands. Also a `TypeError`, as a value of the wrong type was one before."""

@@ -26,14 +26,12 @@ from .completion import (
     CompletionRequest,
     CompletionResponse,
     Document,
+    RequestSettings,
     ToolChoice,
     ToolDefinition,
     Usage,
-    _model_id,
-    _prompt_message,
-    check_max_tokens,
-    check_temperature,
-    deep_merge,
+    model_label,
+    prompt_message,
 )
 from .errors import ResponseDecodeError, RigError
 from .message import Message, ToolResult
@@ -94,7 +92,7 @@ def _summary(cls: type[Any], model: CompletionModel, retries: int, documents: in
     """What an extractor (or its builder) holds, for a repr: the class, the model, what is set."""
     settings = {"retries": retries or None, "documents": documents or None, "temperature": temperature,
                 "max_tokens": max_tokens}
-    return ", ".join([cls.__name__, _model_id(model)] +
+    return ", ".join([cls.__name__, model_label(model)] +
                      [f"{name}={value}" for name, value in settings.items() if value is not None])
 
 
@@ -136,7 +134,7 @@ class Extractor(Generic[T]):
 
     def extract_with_usage(self, text: str | Message) -> ExtractionResponse[T]:
         """The instance, with the tokens used and the number of attempts."""
-        messages = [_prompt_message(text)]
+        messages = [prompt_message(text)]
         usage = Usage()
         attempts = self.retries + 1
         verdict: _Verdict[T] = _Verdict(False)
@@ -200,8 +198,9 @@ class Extractor(Generic[T]):
         return validate(dict(arguments), self.submit.parameters)
 
 
-class ExtractorBuilder(Generic[T]):
-    """Fluent builder for an `Extractor` of `cls` on any `CompletionModel`."""
+class ExtractorBuilder(RequestSettings, Generic[T]):
+    """Fluent builder for an `Extractor` of `cls` on any `CompletionModel`. Its `preamble` is sent
+    after the extractor's own instructions, which always come first."""
 
     def __init__(self, cls: type[T], model: CompletionModel) -> None:
         if not isinstance(model, CompletionModel):
@@ -212,19 +211,8 @@ class ExtractorBuilder(Generic[T]):
         schema_of(cls)  # fail now, not at the first extraction, if cls cannot be described
         self._cls = cls
         self._model = model
-        self._preamble = _PREAMBLE
         self._documents: list[Document] = []
         self._retries = 0
-        self._temperature: float | None = None
-        self._max_tokens: int | None = None
-        self._params: dict[str, Any] | None = None
-
-    def preamble(self, preamble: str) -> ExtractorBuilder[T]:
-        """More instructions, after the extractor's own."""
-        if not isinstance(preamble, str):
-            raise TypeError(f"preamble must be a string, not {type(preamble).__name__}")
-        self._preamble = f"{self._preamble}\n\n===== ADDITIONAL INSTRUCTIONS =====\n{preamble}"
-        return self
 
     def context(self, text: str) -> ExtractorBuilder[T]:
         """A document sent with every extraction."""
@@ -238,26 +226,14 @@ class ExtractorBuilder(Generic[T]):
         self._retries = retries
         return self
 
-    def temperature(self, temperature: float) -> ExtractorBuilder[T]:
-        check_temperature(None, None, temperature)
-        self._temperature = temperature
-        return self
-
-    def max_tokens(self, max_tokens: int) -> ExtractorBuilder[T]:
-        check_max_tokens(None, None, max_tokens)
-        self._max_tokens = max_tokens
-        return self
-
-    def additional_params(self, params: Mapping[str, Any]) -> ExtractorBuilder[T]:
-        self._params = deep_merge(self._params, params)
-        return self
-
     def __repr__(self) -> str:
         summary = _summary(self._cls, self._model, self._retries, len(self._documents), self._temperature,
                            self._max_tokens)
         return f"<ExtractorBuilder {summary}; not built: call .build()>"
 
     def build(self) -> Extractor[T]:
-        return Extractor(self._cls, self._model, preamble=self._preamble, documents=tuple(self._documents),
+        preamble = _PREAMBLE if not self._preamble else (
+            f"{_PREAMBLE}\n\n===== ADDITIONAL INSTRUCTIONS =====\n{self._preamble}")
+        return Extractor(self._cls, self._model, preamble=preamble, documents=tuple(self._documents),
                          retries=self._retries, temperature=self._temperature, max_tokens=self._max_tokens,
                          additional_params=self._params)
