@@ -298,8 +298,11 @@ def _tool_choice(choice: ToolChoice) -> _ToolChoice:
     return _ToolChoice(choice.mode, choice.name)
 
 
-def messages_body(model: str, request: CompletionRequest, provider: str, *, stream: bool) -> dict[str, Any]:
-    """The JSON body for one `POST /v1/messages`."""
+def messages_body(model: str, request: CompletionRequest, provider: str, *, stream: bool,
+                  model_in_body: bool = True, anthropic_version: str | None = None) -> dict[str, Any]:
+    """The JSON body for one `POST /v1/messages`. A cloud that names the model in the URL and the API
+    version in the body (Vertex AI: `model_in_body=False, anthropic_version="vertex-2023-10-16"`)
+    gets the same body otherwise."""
     if not isinstance(request, CompletionRequest):
         raise InvalidRequestError(f"expected a CompletionRequest, got {type(request).__name__}")
     if request.temperature is not None and request.temperature > 1:
@@ -324,6 +327,10 @@ def messages_body(model: str, request: CompletionRequest, provider: str, *, stre
             stream=True if stream else None,
         ),
     )
+    if not model_in_body:
+        del body["model"]
+    if anthropic_version is not None:
+        body["anthropic_version"] = anthropic_version
     if extra:
         body = deep_merge(body, extra)
     return body

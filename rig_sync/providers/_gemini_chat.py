@@ -74,7 +74,7 @@ CONVENTIONS = Conventions(error_body=_first_error, error_class=_error_class,
                           secret_headers=frozenset({"x-goog-api-key"}))
 
 __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "AUDIO_MIME_TYPES", "converter",
-           "model_path", "parse_response", "WireContent", "WirePart", "WireBlob"]
+           "model_path", "ModelPaths", "parse_response", "WireContent", "WirePart", "WireBlob"]
 
 converter = _wire.make_converter()
 
@@ -651,15 +651,23 @@ def parse_stream(events: Iterator[SSEEvent], provider: str) -> Iterator[StreamCh
 # --- model ----------------------------------------------------------------------------------------
 
 
-class CompletionModel(ModelView, BaseCompletionModel):
+class ModelPaths(ModelView):
+    """Where a Gemini model's methods are: `method_path("generateContent")`. Vertex AI serves the same
+    wire under its own paths (project, location, publisher): its models override this one method."""
+
+    def method_path(self, method: str) -> str:
+        return model_path(self.client, self.model, method)
+
+
+class CompletionModel(ModelPaths, BaseCompletionModel):
     """A Gemini model on `generateContent` (and `streamGenerateContent?alt=sse`)."""
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        path = model_path(self.client, self.model, "generateContent")
+        path = self.method_path("generateContent")
         return self._complete(path, generate_body(request, self.provider), parse_response)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = generate_body(request, self.provider)
-        path = model_path(self.client, self.model, "streamGenerateContent")
+        path = self.method_path("streamGenerateContent")
         return self._stream(path, body, parse_stream, params={"alt": "sse"}, framing=sse_events,
                             raw=request.keep_raw_events)

@@ -9,18 +9,17 @@ from typing import Any
 import attrs
 
 from .. import _wire
-from .._model import ModelView
 from ..completion import deep_merge
 from ..embeddings import BaseEmbeddingModel
 from ..errors import InvalidRequestError, UnsupportedFeature
 from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
 from ._gemini_chat import (
     AUDIO_MIME_TYPES,
+    ModelPaths,
     WireBlob,
     WireContent,
     WirePart,
     converter,
-    model_path,
     parse_response,
 )
 
@@ -55,7 +54,7 @@ class _BatchResponse:
     embeddings: list[_Values]
 
 
-class EmbeddingModel(ModelView, BaseEmbeddingModel):
+class EmbeddingModel(ModelPaths, BaseEmbeddingModel):
     """Gemini embeddings. `ndims` asks for shorter vectors (`outputDimensionality`); `task_type`
     (e.g. "RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY") tunes them for a use."""
 
@@ -78,11 +77,11 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
     def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
         if len(texts) == 1:
             body = _wire.encode(converter, self._request(texts[0]))
-            data = self._post(model_path(self.client, self.model, "embedContent"), body, "embeddings")
+            data = self._post(self.method_path("embedContent"), body, "embeddings")
             vectors = [_wire.decode(converter, data, _EmbedResponse, self.provider).embedding.values]
         else:
             body = {"requests": [_wire.encode(converter, self._request(t)) for t in texts]}
-            data = self._post(model_path(self.client, self.model, "batchEmbedContents"), body, "embeddings")
+            data = self._post(self.method_path("batchEmbedContents"), body, "embeddings")
             vectors = [e.values for e in _wire.decode(converter, data, _BatchResponse, self.provider).embeddings]
         if self._ndims is None and vectors:
             self._ndims = len(vectors[0])
@@ -98,7 +97,7 @@ def _instruction(request: TranscriptionRequest) -> str:
     return text
 
 
-class TranscriptionModel(ModelView, BaseTranscriptionModel):
+class TranscriptionModel(ModelPaths, BaseTranscriptionModel):
     """Speech to text with a Gemini model: the audio goes inline to `generateContent`."""
 
     def transcription(self, request: TranscriptionRequest) -> TranscriptionResponse:
@@ -117,7 +116,7 @@ class TranscriptionModel(ModelView, BaseTranscriptionModel):
         if request.temperature is not None:
             body["generationConfig"] = {"temperature": request.temperature}
         body = deep_merge(body, request.additional_params)
-        data = self._post(model_path(self.client, self.model, "generateContent"), body, "transcription")
+        data = self._post(self.method_path("generateContent"), body, "transcription")
         response = parse_response(data, self.provider)
         self._report("transcription", response.usage)
         return TranscriptionResponse(response.text, data)
