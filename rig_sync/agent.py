@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from ._chat_dicts import convert
+from ._checks import whole
 from ._schema import to_text, validate
 from .completion import (
     CompletionModel,
@@ -40,7 +41,7 @@ from .completion import (
     model_label,
     split_prompt,
 )
-from .errors import InvalidRequestError, RigError
+from .errors import RigError
 from .message import Message, MessageLike, ToolCall, ToolResult
 from .streaming import FinalResponse, ReasoningChunk, TextChunk, ToolCallChunk
 from .tool import Tool, ToolArgumentsError, ToolError, ToolSet
@@ -230,9 +231,7 @@ def _summary(model: object, preamble: str | None, tools: Sequence[str], counts: 
 
 
 def _check_turns(max_turns: int) -> int:
-    if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
-        raise InvalidRequestError(f"max_turns must be a positive integer, not {max_turns!r}")
-    return max_turns
+    return whole(max_turns, "max_turns", minimum=1)
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -425,9 +424,7 @@ def _unreadable(arguments: str) -> str:
 
 
 def _check_n(n: int, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{what}: n must be a positive integer, not {n!r}")
-    return n
+    return whole(n, f"{what}: n", minimum=1)
 
 
 def _check_str(value: Any, what: str) -> str:

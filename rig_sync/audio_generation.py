@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ._checks import number
 from .errors import InvalidRequestError
 
 __all__ = ["AudioGenerationRequest", "AudioGenerationResponse", "AudioGenerationModel", "DEFAULT_VOICE",
@@ -19,8 +19,7 @@ def _text(_: Any, __: Any, value: str) -> None:
 
 
 def _speed(_: Any, __: Any, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InvalidRequestError(f"speed must be a positive number, not {value!r}")
+    number(value, "speed", above=0)
 
 
 def _voice(_: Any, __: Any, value: str) -> None:

@@ -38,6 +38,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Generator, Iterable, Sequence, Sized
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
+from ._checks import whole
 from .errors import RigError
 from .http import CancelScope, deadline
 from .journal import JournalError, OnMismatch, fingerprint, job_name
@@ -110,9 +111,7 @@ class FanOutError(RigError):
 
 
 def _check_workers(max_workers: int) -> int:
-    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-        raise ValueError(f"max_workers must be a positive integer, not {max_workers!r}")
-    return max_workers
+    return whole(max_workers, "max_workers", minimum=1)
 
 
 def _check_limiter(limiter: object) -> None:

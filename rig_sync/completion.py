@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
 from ._chat_dicts import convert
+from ._checks import number, whole
 from .errors import InvalidMessageError, InvalidRequestError, InvalidTypeError
 from .message import AssistantContent, Message, MessageLike, Reasoning, Text, ToolCall
 
@@ -228,14 +228,13 @@ class ToolChoice:
 
 def check_temperature(_: Any, __: Any, value: float | None) -> None:
     """attrs validator (also called directly by builders): None, or a number from 0 to 2."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or math.isnan(value) or not 0 <= value <= 2):
-        raise InvalidRequestError(f"temperature must be a number from 0 to 2, not {value!r}")
+    if value is not None:
+        number(value, "temperature", at_least=0, at_most=2)
 
 
 def check_max_tokens(_: Any, __: Any, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-        raise InvalidRequestError(f"max_tokens must be a positive integer, not {value!r}")
+    if value is not None:
+        whole(value, "max_tokens", minimum=1)
 
 
 def _check_history(_: Any, __: Any, value: tuple[Message, ...]) -> None:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import attrs
 
 from . import _json
+from ._checks import whole
 from .completion import Document
 from .errors import InvalidRequestError, RigError
 
@@ -135,8 +136,7 @@ class EmbeddingsBuilder:
     """
 
     def __init__(self, model: EmbeddingModel, *, max_workers: int = 4) -> None:
-        if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
-            raise ValueError(f"max_workers must be a positive integer, not {max_workers!r}")
+        whole(max_workers, "max_workers", minimum=1)
         self.model = model
         self.max_workers = max_workers
         self._documents: list[tuple[Any, list[str]]] = []

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
+from ._checks import whole
 from ._schema import schema_of, structure, structure_problems, to_text, validate
 from .completion import (
     CompletionModel,
@@ -221,9 +222,7 @@ class ExtractorBuilder(RequestSettings, Generic[T]):
 
     def retries(self, retries: int) -> ExtractorBuilder[T]:
         """How many more times to ask after output that does not fit (default 0)."""
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise ValueError(f"retries must be a whole number >= 0, not {retries!r}")
-        self._retries = retries
+        self._retries = whole(retries, "retries")
         return self
 
     def __repr__(self) -> str:

@@ -6,6 +6,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ._checks import whole
 from .errors import InvalidRequestError
 
 __all__ = ["ImageGenerationRequest", "ImageGenerationResponse", "ImageGenerationModel",
@@ -13,8 +14,7 @@ __all__ = ["ImageGenerationRequest", "ImageGenerationResponse", "ImageGeneration
 
 
 def _positive_size(_: Any, attribute: attrs.Attribute[Any], value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidRequestError(f"{attribute.name} must be a positive number of pixels, not {value!r}")
+    whole(value, f"{attribute.name} (pixels)", minimum=1)
 
 
 def _prompt(_: Any, __: Any, value: str) -> None:

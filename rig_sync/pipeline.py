@@ -35,6 +35,7 @@ from typing import Any, Generic, NoReturn, TypeVar
 
 import attrs
 
+from ._checks import whole
 from .errors import RigError
 
 __all__ = [
@@ -88,9 +89,7 @@ Result = Ok[T] | Err[E]
 
 
 def _positive(n: Any, what: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{what} must be a positive integer, not {n!r}")
-    return n
+    return whole(n, what, minimum=1)
 
 
 def _needs(obj: Any, method: str, role: str) -> None:

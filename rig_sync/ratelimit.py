@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import InvalidRequestError
+from ._checks import number, whole
 from .http.conventions import rate_limit_headers
 
 __all__ = ["RateLimiter", "parse_reset"]
@@ -77,9 +77,8 @@ _NEVER = float("-inf")
 
 
 def _positive(name: str, value: Any) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                              or not 0 < value < math.inf):
-        raise ValueError(f"{name} must be a positive, finite number or None, not {value!r}")
+    if value is not None:
+        number(value, name, above=0)
 
 
 def _figure(value: object) -> float | None:
@@ -98,9 +97,7 @@ def _figure(value: object) -> float | None:
 
 
 def _tokens(tokens: object) -> int:
-    if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
-        raise InvalidRequestError(f"tokens must be a non-negative integer, not {tokens!r}")
-    return tokens
+    return whole(tokens, "tokens")
 
 
 class RateLimiter:

@@ -29,6 +29,7 @@ import attrs
 import cattrs
 
 from . import _json
+from ._checks import whole
 from .embeddings import Embedding, EmbeddingModel
 from .errors import InvalidRequestError, RigError
 
@@ -190,8 +191,7 @@ class Filter:
 
 
 def _check_samples(_: Any, __: Any, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidRequestError(f"samples must be a positive integer, not {value!r}")
+    whole(value, "samples", minimum=1)
 
 
 def _check_threshold(_: Any, __: Any, value: Any) -> None:

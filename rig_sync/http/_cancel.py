@@ -14,6 +14,7 @@ from typing import Any
 from urllib3.exceptions import ClosedPoolError, EmptyPoolError
 
 from .. import errors
+from .._checks import number
 
 _active_scope = threading.local()  # .current: the innermost CancelScope the thread is in
 
@@ -83,10 +84,7 @@ class CancelScope:
 
     def __init__(self, timeout: float | None = None) -> None:
         if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-                raise TypeError(f"a deadline is a number of seconds, not {type(timeout).__name__}")
-            if not timeout > 0:  # NaN too
-                raise ValueError(f"a deadline is a positive number of seconds, not {timeout!r}")
+            number(timeout, "a deadline (seconds)", above=0, finite=False)
         self.timeout = timeout
         self.deadline: float | None = None  # time.monotonic() by which the scope's requests must end
         self.seconds = timeout  # the limit that set `deadline` (an outer scope's may be sooner)

@@ -10,6 +10,9 @@ from typing import Protocol
 
 import attrs
 
+from .._checks import is_number
+from ..errors import InvalidTypeError
+
 
 @attrs.frozen
 class Timeout:
@@ -39,8 +42,8 @@ class Timeout:
             if len(value) != 2:
                 raise TypeError(f"a timeout tuple is (connect, read), not {value!r}; use Timeout(...) for total=")
             return cls(float(value[0]), float(value[1]))
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"timeout must be seconds, a (connect, read) tuple or Timeout, not {value!r}")
+        if not is_number(value):
+            raise InvalidTypeError(f"timeout must be seconds, a (connect, read) tuple or Timeout, not {value!r}")
         return cls(min(float(value), 10.0), float(value))
 
 
