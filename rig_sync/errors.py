@@ -48,6 +48,8 @@ __all__ = [
     "ResponseDecodeError",
     "ResponseTooLargeError",
     "StreamError",
+    "NoAnswerError",
+    "ContentBlockedError",
     "status_error",
 ]
 
@@ -192,6 +194,39 @@ class StreamError(APIError):
 
     def is_retryable(self) -> bool:
         return self._retryable
+
+
+class NoAnswerError(APIError):
+    """The provider answered, but without a usable answer: it gave up, refused, or a filter withheld
+    it. Every provider's such error is one of these (or a `ContentBlockedError`).
+
+    `reason` is the provider's own reason (its finish, stop, done or block reason), `text` whatever
+    text it wrote before it stopped, `safety` its filters' results as `SafetyResult`s where it reports
+    them (as `CompletionResponse.safety` holds them), `body` the raw response. Retryable only where
+    the reason says asking again may help (a generation that failed or timed out)."""
+
+    reason: str | None = None
+    text: str = ""
+    safety: tuple[Any, ...] = ()
+    body: Any = None
+    retryable: bool = False
+
+    def __init__(self, message: str, *, provider: str | None = None, reason: str | None = None, text: str = "",
+                 safety: Iterable[Any] = (), body: Any = None, retryable: bool = False) -> None:
+        APIError.__init__(self, message, provider=provider)  # not super(): a subclass may also be a status error
+        self.reason = reason
+        self.text = text
+        self.safety = tuple(safety)
+        self.body = body
+        self.retryable = retryable
+
+    def is_retryable(self) -> bool:
+        return self.retryable
+
+
+class ContentBlockedError(NoAnswerError):
+    """A safety, policy or content filter blocked the prompt or withheld the answer (or the model
+    refused): asking the same again gets the same."""
 
 
 class APIStatusError(APIError):

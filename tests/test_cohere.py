@@ -364,11 +364,11 @@ def test_stream_ending_in_error_raises_with_partial_text(mocked: responses.Reque
                                                     "delta": {"finish_reason": "ERROR", "error": "model crashed"}}})
     serve_stream(mocked, sse(events))
     stream = model().completion_request("Hello").stream()
-    with pytest.raises(errors.StreamError, match="model crashed") as info:
+    with pytest.raises(errors.NoAnswerError, match="model crashed") as info:  # as every provider's
         list(stream)
     err = info.value
-    assert isinstance(err, cohere.GenerationError)
-    assert err.reason == "ERROR" and err.partial_text == "".join(
+    assert isinstance(err, cohere.GenerationError) and err.is_retryable()
+    assert err.reason == "ERROR" and err.text == err.partial_text == "".join(
         e["data"]["delta"]["message"]["content"]["text"] for e in events if e["event"] == "content-delta")
 
 

@@ -43,7 +43,7 @@ import attrs
 
 from .. import _wire
 from ..completion import CompletionRequest, CompletionResponse, ToolChoice, Usage, deep_merge
-from ..errors import APIError, InvalidRequestError, ResponseDecodeError, UnsupportedFeature
+from ..errors import ContentBlockedError, InvalidRequestError, ResponseDecodeError, UnsupportedFeature
 from ..http.conventions import RateLimitHeaders, register_rate_limit_headers
 from ..message import (
     Audio,
@@ -89,7 +89,7 @@ _IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 _LARGE_OUTPUT = re.compile(r"claude-(?:3-[57]-|(?:opus|sonnet|haiku)-(?:[4-9]|\d\d))")
 
 
-class RefusalError(APIError):
+class RefusalError(ContentBlockedError):
     """Claude refused (`stop_reason: "refusal"`) without writing any text.
 
     `stop_details` holds what the API said about it (`category`, `explanation`) when it said
@@ -98,8 +98,7 @@ class RefusalError(APIError):
 
     def __init__(self, message: str, *, provider: str | None = None, body: Any = None,
                  stop_details: dict[str, Any] | None = None) -> None:
-        super().__init__(message, provider=provider)
-        self.body = body
+        super().__init__(message, provider=provider, body=body, reason="refusal")
         self.stop_details = stop_details or {}
 
 

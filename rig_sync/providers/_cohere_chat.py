@@ -20,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from .. import _wire
+from .. import _wire, errors
 from .._model import ModelView
 from ..completion import (
     BaseCompletionModel,
@@ -31,7 +31,7 @@ from ..completion import (
     Usage,
     deep_merge,
 )
-from ..errors import APIStatusError, InvalidRequestError, StreamError, UnsupportedFeature
+from ..errors import APIStatusError, InvalidRequestError, NoAnswerError, StreamError, UnsupportedFeature
 from ..message import Image, Message, Part, Reasoning, Text
 from ..streaming import (
     FinalResponse,
@@ -64,23 +64,28 @@ __all__ = ["CompletionModel", "GenerationError", "ContentBlockedError", "chat_bo
 converter = _wire.make_converter()
 
 
-class GenerationError(StreamError):
+class GenerationError(NoAnswerError):
     """Cohere gave up on the answer: finish_reason ERROR or TIMEOUT, streamed or not.
 
-    `reason` is Cohere's finish reason, `partial_text` whatever was generated before it stopped,
-    `body` the raw response (or final stream event). A `StreamError` so that code reading a
-    stream catches it with the other mid-stream failures; retryable, as the request was fine.
+    `reason` is Cohere's finish reason, `text` (also `partial_text`) whatever was generated before
+    it stopped, `body` the raw response (or final stream event). Retryable, as the request was fine.
     """
 
     def __init__(self, message: str, *, provider: str | None = None, reason: str, partial_text: str = "",
                  body: Any = None) -> None:
-        super().__init__(message, provider=provider, body=body, retryable=True)
-        self.reason = reason
-        self.partial_text = partial_text
+        super().__init__(message, provider=provider, reason=reason, text=partial_text, body=body, retryable=True)
+
+    @property
+    def partial_text(self) -> str:
+        return self.text
 
 
-class ContentBlockedError(APIStatusError):
-    """HTTP 498: the request or the response contained a token Cohere deny-lists."""
+class ContentBlockedError(errors.ContentBlockedError, APIStatusError):
+    """HTTP 498: the request or the response contained a token Cohere deny-lists. A status error
+    too, with the status, request id and body of the answer."""
+
+    __init__ = APIStatusError.__init__
+    reason = "blocked"
 
 
 # --- request --------------------------------------------------------------------------------------

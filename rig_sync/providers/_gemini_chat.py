@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from .. import _json, _wire, sse
+from .. import _json, _wire, errors, sse
 from .._model import ModelView
 from ..completion import (
     BaseCompletionModel,
@@ -39,6 +39,7 @@ from ..errors import (
     APIError,
     AuthenticationError,
     InvalidRequestError,
+    NoAnswerError,
     ResponseDecodeError,
     StreamError,
     UnsupportedFeature,
@@ -92,7 +93,7 @@ BLOCKED_FINISHES = frozenset({
 })
 
 
-class GenerationError(APIError):
+class GenerationError(NoAnswerError):
     """Gemini finished without a usable answer. `reason` is its finish (or block) reason;
     `safety` the safety ratings of the prompt and the answer as `SafetyResult`s, as
     `CompletionResponse.safety` holds them (`safety_ratings`: the answer's, or the blocked
@@ -102,16 +103,12 @@ class GenerationError(APIError):
     def __init__(self, message: str, *, provider: str, reason: str | None, finish_message: str | None = None,
                  safety_ratings: Sequence[Any] = (), text: str = "", body: Any = None,
                  safety: Iterable[SafetyResult] = ()) -> None:
-        super().__init__(message, provider=provider)
-        self.reason = reason
+        super().__init__(message, provider=provider, reason=reason, text=text, safety=safety, body=body)
         self.finish_message = finish_message
         self.safety_ratings = list(safety_ratings)
-        self.safety = tuple(safety)
-        self.text = text
-        self.body = body
 
 
-class ContentBlockedError(GenerationError):
+class ContentBlockedError(GenerationError, errors.ContentBlockedError):
     """Gemini's safety or policy filters blocked the prompt or the answer (SAFETY, RECITATION, …):
     `reason` says which (`promptFeedback.blockReason` or the finish reason), `safety` how it rated
     each category (`target` "prompt" or "answer"; `message` its `blockReasonMessage` or

@@ -29,7 +29,7 @@ import attrs
 from .. import _wire
 from .._model import ModelView
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, deep_merge
-from ..errors import APIError, InvalidRequestError, ResponseDecodeError, StreamError, UnsupportedFeature
+from ..errors import InvalidRequestError, NoAnswerError, ResponseDecodeError, StreamError, UnsupportedFeature
 from ..message import Image, Message, Reasoning, Text, ToolCall, ToolResult
 from ..streaming import (
     FinalResponse,
@@ -47,16 +47,6 @@ from ._openai_wire import Tool, tools
 __all__ = ["CompletionModel", "NoAnswerError", "chat_body", "parse_chat_response", "stream_chat"]
 
 converter = _wire.make_converter()
-
-
-class NoAnswerError(APIError):
-    """Ollama finished without generating (done_reason "load" or "unload"): the model was loaded
-    or unloaded instead of answering. `reason` is the done_reason, `body` the raw response."""
-
-    def __init__(self, message: str, *, provider: str | None = None, reason: str, body: Any = None) -> None:
-        super().__init__(message, provider=provider)
-        self.reason = reason
-        self.body = body
 
 
 # --- request --------------------------------------------------------------------------------------

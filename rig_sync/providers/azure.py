@@ -37,7 +37,7 @@ from ..client import (
     _first_env,
 )
 from ..completion import CompletionRequest, CompletionResponse, SafetyResult
-from ..errors import APIError, ClientBuildError, MissingAPIKeyError
+from ..errors import ClientBuildError, ContentBlockedError, MissingAPIKeyError
 from ..streaming import FinalResponse, StreamChunk, StreamingCompletionResponse
 from . import _openai_chat
 from ._common import model_in_path
@@ -48,7 +48,7 @@ __all__ = ["Client", "ClientBuilder", "ChatCompletionsModel", "ContentFilteredEr
 DEFAULT_API_VERSION = "2024-10-21"
 
 
-class ContentFilteredError(APIError):
+class ContentFilteredError(ContentBlockedError):
     """Azure's content filter withheld the whole answer (finish reason "content_filter").
     `body` is the raw response (None for a stream), `reason` the finish reason, `safety` the
     filters' results on the prompt and the answer as `SafetyResult`s, as `response.safety` holds
@@ -56,10 +56,7 @@ class ContentFilteredError(APIError):
 
     def __init__(self, message: str, *, provider: str | None = None, body: Any = None,
                  reason: str = "content_filter", safety: Iterable[SafetyResult] = ()) -> None:
-        super().__init__(message, provider=provider)
-        self.body = body
-        self.reason = reason
-        self.safety = tuple(safety)
+        super().__init__(message, provider=provider, body=body, reason=reason, safety=safety)
 
 
 def _checked(response: CompletionResponse, provider: str) -> CompletionResponse:
