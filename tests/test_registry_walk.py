@@ -157,6 +157,16 @@ NATIVE: dict[str, dict[str, Canned]] = {
                              model="voyage-large-2"),
     },
     "azure": OPENAI,
+    "vertex": {  # the walk's key makes an express mode client: /v1/publishers/google/models/{model}:…
+        "completion": Canned("POST", r"/publishers/google/models/test-model:generateContent$",
+                             "vertex/gemini.generate_content.text.json"),
+        "streaming": Canned("POST", r"/publishers/google/models/test-model:streamGenerateContent\?alt=sse$",
+                            "vertex/gemini.stream_generate_content.text.sse", content_type="text/event-stream"),
+        "embeddings": Canned("POST", r"/publishers/google/models/test-model:predict$",
+                             "vertex/predict.gemini_embedding_001.json"),
+        "transcription": Canned("POST", r"/publishers/google/models/test-model:generateContent$",
+                                "vertex/gemini.generate_content.text.json"),
+    },
 }
 
 # Settings a provider needs beyond a key and a base URL.
