@@ -21,32 +21,21 @@ PROG = "rig-sync"
 
 
 def _providers(_: argparse.Namespace) -> int:
-    """The capability matrix, read from the provider classes themselves (nothing listed by hand).
-    `tools*`: tools, but no forcing one named tool; a named choice goes as "required" with only
-    that tool offered."""
+    """The capability matrix, read from the provider classes and the capability table
+    (`rig_sync.client.capabilities.TABLE`: its letters, their order and the legend); nothing is
+    listed by hand."""
+    from .client import capabilities
     from .client.builder import builtin_provider_names, load_provider
 
-    print("| provider | env | default base URL | capabilities (C S E T I A tools) |")
+    print(capabilities.legend())
+    print()
+    print(f"| provider | env | default base URL | {capabilities.matrix_header()} |")
     print("|---|---|---|---|")
     for name in builtin_provider_names():
         cls = load_provider(name)
-        caps = set(cls.capabilities())
-        if "completion" in caps:
-            if cls.streams_completions:
-                caps.add("streaming")
-            if cls.supports_tools:
-                caps.add("tools")
         env = ", ".join((*cls.env_api_key, *cls.env_options, *cls.env_base_url))
-        letters = " ".join(short for cap, short in _COLUMNS if cap in caps)
-        if "tools" in caps and not getattr(cls, "named_tool_choice", True):
-            letters += "*"
-        print(f"| {name} | {env} | {cls.default_base_url or '-'} | {letters} |")
+        print(f"| {name} | {env} | {cls.default_base_url or '-'} | {capabilities.matrix_letters(cls)} |")
     return 0
-
-
-# Capability -> its letter in the matrix, in column order.
-_COLUMNS = (("completion", "C"), ("streaming", "S"), ("embeddings", "E"), ("transcription", "T"),
-            ("image_generation", "I"), ("audio_generation", "A"), ("tools", "tools"))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -86,7 +75,7 @@ def model_for(capability: str, args: argparse.Namespace) -> Any:
         key = args.api_key or next((os.environ[n] for n in cls.env_api_key if os.environ.get(n)), None)
         value = ProviderValue(key, base_url=args.base_url)
     try:
-        return getattr(builder, capability)(provider, model, value)
+        return builder.model(capability, provider, model, value)
     except MissingAPIKeyError:
         raise MissingAPIKeyError(f"no API key for {provider}: pass --api-key or set "
                                  f"{' or '.join(cls.env_api_key)}") from None

@@ -14,7 +14,9 @@ from rig_sync.client import (
     CompletionClient,
     EmbeddingsClient,
     ImageGenerationClient,
+    ModelListingClient,
     ProviderClient,
+    RerankClient,
     TranscriptionClient,
 )
 from rig_sync.client.builder import builtin_provider_names, load_provider
@@ -30,6 +32,8 @@ def expected_letters(cls: type[ProviderClient]) -> list[str]:
         ("T", issubclass(cls, TranscriptionClient)),
         ("I", issubclass(cls, ImageGenerationClient)),
         ("A", issubclass(cls, AudioGenerationClient)),
+        ("R", issubclass(cls, RerankClient)),
+        ("L", issubclass(cls, ModelListingClient)),
         # "tools*": no forcing one named tool (sent as "required" with only that tool)
         ("tools" if getattr(cls, "named_tool_choice", True) else "tools*", chat and cls.supports_tools),
     ]
@@ -39,10 +43,12 @@ def expected_letters(cls: type[ProviderClient]) -> list[str]:
 def test_providers_matrix(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["providers"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| provider | env | default base URL | capabilities (C S E T I A tools) |"
-    assert lines[1] == "|---|---|---|---|"
+    assert lines[0].startswith("Capabilities: C completion, S streaming, E embeddings,") and "tools*: " in lines[0]
+    assert lines[1] == ""
+    assert lines[2] == "| provider | env | default base URL | capabilities (C S E T I A R L tools) |"
+    assert lines[3] == "|---|---|---|---|"
     rows = {}
-    for line in lines[2:]:
+    for line in lines[4:]:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         assert len(cells) == 4, line
         rows[cells[0]] = cells[1:]
@@ -60,10 +66,12 @@ def test_known_rows(capsys: pytest.CaptureFixture[str]) -> None:
     main(["providers"])
     out = capsys.readouterr().out
     assert ("| openai | OPENAI_API_KEY, OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_BASE_URL | https://api.openai.com/v1 "
-            "| C S E T I A tools |") in out
-    assert "| mistral | MISTRAL_API_KEY, MISTRAL_BASE_URL | https://api.mistral.ai/v1 | C S E tools |" in out
+            "| C S E T I A L tools |") in out
+    assert "| mistral | MISTRAL_API_KEY, MISTRAL_BASE_URL | https://api.mistral.ai/v1 | C S E L tools |" in out
     assert "| perplexity | PERPLEXITY_API_KEY, PERPLEXITY_BASE_URL | https://api.perplexity.ai | C S |" in out
-    assert "| hyperbolic | HYPERBOLIC_API_KEY, HYPERBOLIC_BASE_URL | https://api.hyperbolic.xyz/v1 | C S I A |" in out
+    assert "| hyperbolic | HYPERBOLIC_API_KEY, HYPERBOLIC_BASE_URL | https://api.hyperbolic.xyz/v1 | C S I A L |" in out
+    assert "| voyageai | VOYAGE_API_KEY, VOYAGEAI_BASE_URL, VOYAGE_BASE_URL | https://api.voyageai.com/v1 | E R |" \
+        in out
 
 
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

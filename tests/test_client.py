@@ -243,7 +243,8 @@ def test_openai_has_every_capability() -> None:
         assert isinstance(client, mixin)
     assert isinstance(client, rig_sync.client.EmbeddingsClient)
     assert openai.Client.capabilities() == [
-        "completion", "embeddings", "transcription", "image_generation", "audio_generation"]
+        "completion", "embeddings", "transcription", "image_generation", "audio_generation", "list_models"]
+    assert client.as_rerank() is None  # OpenAI has no reranking endpoint
 
 
 class CompletionOnlyClient(ProviderClient, CompletionClient):

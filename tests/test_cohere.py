@@ -69,7 +69,7 @@ def chat_response(**fields: Any) -> dict[str, Any]:
 def test_client_settings_and_capabilities() -> None:
     c = client()
     assert cohere.Client.default_base_url == "https://api.cohere.com"
-    assert c.capabilities() == ["completion", "embeddings"]
+    assert c.capabilities() == ["completion", "embeddings", "rerank", "list_models"]
     assert c.as_completion() is c and c.as_embeddings() is c and c.as_transcription() is None
     assert KEY not in repr(c) and KEY not in repr(c.completion_model("command-r"))
 

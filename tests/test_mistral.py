@@ -76,7 +76,7 @@ def test_client_settings_come_from_the_row() -> None:
     assert mistral.Client.default_base_url == BASE
     assert mistral.Client.env_api_key == ("MISTRAL_API_KEY",)
     assert mistral.Client.env_base_url == ("MISTRAL_BASE_URL",)
-    assert mistral.Client.capabilities() == ["completion", "embeddings"]
+    assert mistral.Client.capabilities() == ["completion", "embeddings", "list_models"]
     assert mistral.Client.streams_completions and mistral.Client.supports_tools
     c = client()
     assert c.as_transcription() is None and c.as_image_generation() is None and c.as_audio_generation() is None

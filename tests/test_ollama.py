@@ -449,7 +449,7 @@ def test_cloud_key_is_a_bearer_header_never_shown(mocked: responses.RequestsMock
 def test_defaults_and_capabilities() -> None:
     c = ollama.Client()
     assert c.base_url == "http://localhost:11434"
-    assert c.capabilities() == ["completion", "embeddings"]
+    assert c.capabilities() == ["completion", "embeddings", "list_models"]
     assert c.as_completion() is c and c.as_transcription() is None
     assert ollama.ClientBuilder is ollama.Client.Builder
 

@@ -20,12 +20,14 @@ import pytest
 import responses
 
 from rig_sync.audio_generation import AudioGenerationRequest
-from rig_sync.client import CAPABILITIES, ProviderValue
+from rig_sync.client import ProviderValue
 from rig_sync.client.builder import DynClientBuilder, load_provider
+from rig_sync.client.capabilities import TABLE
 from rig_sync.completion import CompletionResponse
 from rig_sync.errors import UnsupportedFeature
 from rig_sync.image_generation import ImageGenerationRequest
 from rig_sync.providers._compat import ROWS
+from rig_sync.rerank import RerankResult
 from rig_sync.streaming import FinalResponse
 from rig_sync.transcription import TranscriptionRequest
 from tests.conftest import fixture_meta, load_bytes
@@ -135,6 +137,11 @@ NATIVE: dict[str, dict[str, Canned]] = {
                             content_type="text/event-stream"),
         "embeddings": Canned("POST", r"/v2/embed$", "cohere/embed.v2.texts_float.json", inputs=("hello", "goodbye"),
                              model="embed-english-v3.0"),
+        # Voyage's recorded ranking in Cohere's documented shape ({results, meta}).
+        "rerank": Canned("POST", r"/v2/rerank$", "voyage/rerank.spec_example.json",
+                         inputs=("Sample document 1", "Sample document 2"), model="rerank-v3.5",
+                         render=lambda raw: json.dumps({"id": "r", "results": json.loads(raw[0])["data"],
+                                                        "meta": {"billed_units": {"search_units": 1}}}).encode()),
     },
     "gemini": {
         "completion": Canned("POST", r"/models/test-model:generateContent$", "gemini/generate_content.text.json"),
@@ -155,6 +162,8 @@ NATIVE: dict[str, dict[str, Canned]] = {
         "embeddings": Canned("POST", r"/embeddings$", "voyage/embeddings.spec_example.ELIDED.json",
                              render=without_elisions, inputs=("Sample text 1", "Sample text 2"),
                              model="voyage-large-2"),
+        "rerank": Canned("POST", r"/rerank$", "voyage/rerank.spec_example.json",
+                         inputs=("Sample document 1", "Sample document 2"), model="rerank-lite-1"),
     },
     "azure": OPENAI,
     "vertex": {  # the walk's key makes an express mode client: /v1/publishers/google/models/{model}:…
@@ -174,7 +183,8 @@ VALUES: dict[str, ProviderValue] = {
     "azure": ProviderValue("test-key", base_url=HOST, options={"api_version": "2024-10-21"}),
 }
 
-WALKED = ["streaming", *CAPABILITIES]
+# Every capability that hands out a model (list_models is walked in tests/test_capabilities.py).
+WALKED = ["streaming", *(str(row.capability) for row in TABLE if row.handed_out)]
 
 
 def value_for(name: str) -> ProviderValue:
@@ -228,6 +238,11 @@ def run(capability: str, model: Any, entry: Canned) -> None:
     elif capability == "audio_generation":
         audio = model.audio_generation(AudioGenerationRequest("Hello", voice=entry.voice)).audio
         assert isinstance(audio, bytes) and audio
+    elif capability == "rerank":
+        out = model.rerank("Sample query", list(entry.inputs))
+        assert all(isinstance(r, RerankResult) for r in out)
+        assert sorted(r.document for r in out) == sorted(entry.inputs)
+        assert [r.relevance_score for r in out] == sorted((r.relevance_score for r in out), reverse=True)
     else:  # pragma: no cover - a new capability needs a runner
         pytest.fail(f"the walk has no runner for capability {capability!r}")
 

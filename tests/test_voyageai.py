@@ -38,11 +38,11 @@ def embeddings_body(vectors: list[list[float]], *, order: list[int] | None = Non
 # --- client -----------------------------------------------------------------------------------------
 
 
-def test_client_is_embeddings_only() -> None:
+def test_client_is_embeddings_and_rerank_only() -> None:
     c = client()
     assert voyageai.Client.default_base_url == "https://api.voyageai.com/v1"
-    assert c.capabilities() == ["embeddings"]
-    assert c.as_embeddings() is c and c.as_completion() is None
+    assert c.capabilities() == ["embeddings", "rerank"]
+    assert c.as_embeddings() is c and c.as_rerank() is c and c.as_completion() is None
     assert not hasattr(c, "completion_model")
     assert KEY not in repr(c)
 

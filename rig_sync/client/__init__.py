@@ -1,7 +1,9 @@
-"""Provider clients: the base class, the capability mixins, one generic builder.
+"""Provider clients: the base class and one generic builder; the capability mixins and their
+table live in `capabilities` (re-exported here).
 
 A provider module defines `Client(ProviderClient, CompletionClient, …)` with its name, default
-base URL, environment variables and auth headers, and exposes `ClientBuilder = Client.Builder`.
+base URL, environment variables and auth headers, and exposes `ClientBuilder = Client.Builder`
+(a `ClientBuilder[Client]`: its `build()` is typed as that provider's client).
 Everything else (key checks, base URL checks, environment defaults, transport construction,
 from_env, from_value, builder methods, pickling, repr without secrets) lives here once.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -25,32 +27,40 @@ from ..auth import Auth, BearerAuth
 from ..errors import ClientBuildError, MissingAPIKeyError
 from ..http import Conventions, RateLimiterLike, RetryPolicy, Timeout, Transport, shown_url
 from ..http.conventions import COMMON
+from . import capabilities
+from .capabilities import (
+    AudioGenerationClient,
+    Capability,
+    ClientOperations,
+    CompletionClient,
+    EmbeddingsClient,
+    ImageGenerationClient,
+    ModelInfo,
+    ModelListingClient,
+    RerankClient,
+    TranscriptionClient,
+)
 
 if TYPE_CHECKING:
     import requests
-
-    from ..agent import AgentBuilder
-    from ..audio_generation import AudioGenerationModel
-    from ..completion import CompletionModel
-    from ..embeddings import EmbeddingModel
-    from ..extractor import ExtractorBuilder
-    from ..image_generation import ImageGenerationModel
-    from ..transcription import TranscriptionModel
 
 __all__ = [
     "ProviderValue",
     "ProviderClient",
     "ClientBuilder",
+    "Capability",
+    "ModelInfo",
     "CompletionClient",
     "EmbeddingsClient",
     "TranscriptionClient",
     "ImageGenerationClient",
     "AudioGenerationClient",
+    "RerankClient",
+    "ModelListingClient",
     "CAPABILITIES",
 ]
 
 C = TypeVar("C", bound="ProviderClient")
-T = TypeVar("T")  # what an extractor extracts
 
 
 _is_str = attrs.validators.instance_of(str)
@@ -79,65 +89,25 @@ class ProviderValue:
         return cls(api_key)
 
 
-class CompletionClient:
-    """A client with chat completion models."""
-
-    def completion_model(self, model: str) -> CompletionModel:
-        raise NotImplementedError
-
-    def agent(self, model: str) -> AgentBuilder:
-        """An `AgentBuilder` on this client's `model`."""
-        from ..agent import AgentBuilder
-
-        return AgentBuilder(self.completion_model(model))
-
-    def extractor(self, cls: type[T], model: str) -> ExtractorBuilder[T]:
-        """An `ExtractorBuilder` that extracts instances of `cls` (an attrs class, dataclass or pydantic
-        model) with `model`; `.build().extract(text)` returns a `cls`."""
-        from ..extractor import ExtractorBuilder
-
-        return ExtractorBuilder(cls, self.completion_model(model))
+# The capabilities, derived from the table: name -> the mixin a client class inherits to have it.
+CAPABILITIES: dict[str, type] = {str(r.capability): r.mixin for r in capabilities.TABLE}
 
 
-class EmbeddingsClient:
-    """A client with embedding models."""
+class _BuilderOf:
+    """`Client.Builder`: the client class's own `ClientBuilder` subclass, typed as building that class
+    (so `openai.ClientBuilder("k").build()` is an `openai.Client` to a type checker)."""
 
-    def embedding_model(self, model: str, ndims: int | None = None) -> EmbeddingModel:
-        raise NotImplementedError
-
-    def embedding_model_with_ndims(self, model: str, ndims: int) -> EmbeddingModel:
-        """A model whose vectors have `ndims` dimensions (asked for where the provider can)."""
-        return self.embedding_model(model, ndims)
-
-
-class TranscriptionClient:
-    """A client with speech-to-text models."""
-
-    def transcription_model(self, model: str) -> TranscriptionModel:
-        raise NotImplementedError
+    def __get__(self, instance: object, owner: type[C]) -> type[ClientBuilder[C]]:
+        made: type[ClientBuilder[C]] | None = owner.__dict__.get("_builder_class")
+        if made is None:  # a class made without __init_subclass__ running (none in practice)
+            made = _builder_class(owner)
+            type.__setattr__(owner, "_builder_class", made)
+        return made
 
 
-class ImageGenerationClient:
-    """A client with text-to-image models."""
-
-    def image_generation_model(self, model: str) -> ImageGenerationModel:
-        raise NotImplementedError
-
-
-class AudioGenerationClient:
-    """A client with text-to-speech models."""
-
-    def audio_generation_model(self, model: str) -> AudioGenerationModel:
-        raise NotImplementedError
-
-
-CAPABILITIES: dict[str, type] = {
-    "completion": CompletionClient,
-    "embeddings": EmbeddingsClient,
-    "transcription": TranscriptionClient,
-    "image_generation": ImageGenerationClient,
-    "audio_generation": AudioGenerationClient,
-}
+def _builder_class(cls: type[C]) -> type[ClientBuilder[C]]:
+    made: type[ClientBuilder[C]] = type(f"{cls.__name__}Builder", (ClientBuilder,), {"client_class": cls})
+    return made
 
 
 class _FrozenAfterInit(type):
@@ -175,9 +145,13 @@ def _init_signature(cls: type) -> Any:
     return inspect.Signature(params)
 
 
-class ProviderClient(metaclass=_FrozenAfterInit):
+class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
     """Base of every provider client. Immutable and thread-safe once built; pickles without
-    its live connections (they are rebuilt on first use where it is unpickled)."""
+    its live connections (they are rebuilt on first use where it is unpickled).
+
+    What a client can do is the capability mixins it inherits (`rig_sync.client.capabilities`);
+    every client also answers `list_models()` and `verify()`, with `UnsupportedFeature` where its
+    provider lists no models."""
 
     provider: ClassVar[str]
     default_base_url: ClassVar[str]
@@ -190,7 +164,8 @@ class ProviderClient(metaclass=_FrozenAfterInit):
     conventions: ClassVar[Conventions] = COMMON  # the provider's own error shapes and headers
     streams_completions: ClassVar[bool] = True
     supports_tools: ClassVar[bool] = True
-    Builder: ClassVar[type[ClientBuilder]]
+    Builder = _BuilderOf()  # `Client.Builder`, typed as building `Client`
+    _builder_class: ClassVar[type[ClientBuilder[Any]]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -202,7 +177,7 @@ class ProviderClient(metaclass=_FrozenAfterInit):
                 cls.env_api_key = (f"{name}_API_KEY",)
             cls.env_timeout = f"{name}_TIMEOUT"
             cls.env_max_retries = f"{name}_MAX_RETRIES"
-            cls.Builder = type(f"{cls.__name__}Builder", (ClientBuilder,), {"client_class": cls})
+        cls._builder_class = _builder_class(cls)  # each client class builds itself, subclasses too
 
     def __init__(
         self,
@@ -319,30 +294,47 @@ class ProviderClient(metaclass=_FrozenAfterInit):
         return cls(value.api_key, base_url=value.base_url, **dict(value.options))
 
     @classmethod
-    def builder(cls, api_key: str | None = None) -> ClientBuilder:
+    def builder(cls: type[C], api_key: str | None = None) -> ClientBuilder[C]:
         return cls.Builder(api_key)
 
     # --- capabilities ---------------------------------------------------------------------------
 
     @classmethod
     def capabilities(cls) -> list[str]:
-        """The capability names this client class has, in a fixed order."""
-        return [name for name, mixin in CAPABILITIES.items() if issubclass(cls, mixin)]
+        """The capability names this client class has, in the table's order."""
+        return capabilities.claimed(cls)
+
+    def as_capability(self, capability: str) -> Any:
+        """This client if it has `capability` ("rerank" or `Capability.RERANK`), else None."""
+        return self if isinstance(self, capabilities.row(capability).mixin) else None
 
     def as_completion(self) -> CompletionClient | None:
-        return self if isinstance(self, CompletionClient) else None
+        view: CompletionClient | None = self.as_capability(Capability.COMPLETION)
+        return view
 
     def as_embeddings(self) -> EmbeddingsClient | None:
-        return self if isinstance(self, EmbeddingsClient) else None
+        view: EmbeddingsClient | None = self.as_capability(Capability.EMBEDDINGS)
+        return view
 
     def as_transcription(self) -> TranscriptionClient | None:
-        return self if isinstance(self, TranscriptionClient) else None
+        view: TranscriptionClient | None = self.as_capability(Capability.TRANSCRIPTION)
+        return view
 
     def as_image_generation(self) -> ImageGenerationClient | None:
-        return self if isinstance(self, ImageGenerationClient) else None
+        view: ImageGenerationClient | None = self.as_capability(Capability.IMAGE_GENERATION)
+        return view
 
     def as_audio_generation(self) -> AudioGenerationClient | None:
-        return self if isinstance(self, AudioGenerationClient) else None
+        view: AudioGenerationClient | None = self.as_capability(Capability.AUDIO_GENERATION)
+        return view
+
+    def as_rerank(self) -> RerankClient | None:
+        view: RerankClient | None = self.as_capability(Capability.RERANK)
+        return view
+
+    def as_list_models(self) -> ModelListingClient | None:
+        view: ModelListingClient | None = self.as_capability(Capability.LIST_MODELS)
+        return view
 
     @property
     def base_url(self) -> str:
@@ -458,26 +450,27 @@ def _env_number(name: str, kind: type[N], wanted: str) -> N | None:
     return value
 
 
-class ClientBuilder:
-    """`openai.ClientBuilder("sk-…").base_url(…).timeout(30).max_retries(3).build()`."""
+class ClientBuilder(Generic[C]):
+    """`openai.ClientBuilder("sk-…").base_url(…).timeout(30).max_retries(3).build()`: `build()`
+    returns the provider's client class (`ClientBuilder[openai.Client]`)."""
 
-    client_class: ClassVar[type[ProviderClient]]
+    client_class: type[C]
 
     def __init__(self, api_key: str | None = None) -> None:
         self._api_key = api_key
         self._kwargs: dict[str, Any] = {}
 
-    def api_key(self, api_key: str) -> ClientBuilder:
+    def api_key(self, api_key: str) -> ClientBuilder[C]:
         if not isinstance(api_key, str):
             raise TypeError(f"api_key must be a string, not {type(api_key).__name__}")
         self._api_key = api_key
         return self
 
-    def base_url(self, base_url: str) -> ClientBuilder:
+    def base_url(self, base_url: str) -> ClientBuilder[C]:
         self._kwargs["base_url"] = base_url
         return self
 
-    def custom_client(self, session: requests.Session) -> ClientBuilder:
+    def custom_client(self, session: requests.Session) -> ClientBuilder[C]:
         """Use your own `requests.Session` (its proxies, certs, adapters are kept)."""
         if session is None:
             raise TypeError("custom_client takes a requests.Session, not None")
@@ -485,48 +478,48 @@ class ClientBuilder:
         self._kwargs["session"] = session
         return self
 
-    def timeout(self, timeout: Timeout | float | tuple[float, float]) -> ClientBuilder:
+    def timeout(self, timeout: Timeout | float | tuple[float, float]) -> ClientBuilder[C]:
         self._kwargs["timeout"] = Timeout.of(timeout)
         return self
 
-    def max_retries(self, max_retries: int) -> ClientBuilder:
+    def max_retries(self, max_retries: int) -> ClientBuilder[C]:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
         self._kwargs["max_retries"] = max_retries
         return self
 
-    def retry(self, policy: RetryPolicy) -> ClientBuilder:
+    def retry(self, policy: RetryPolicy) -> ClientBuilder[C]:
         _check_retry(policy)
         self._kwargs["retry"] = policy
         return self
 
-    def headers(self, headers: Mapping[str, str]) -> ClientBuilder:
+    def headers(self, headers: Mapping[str, str]) -> ClientBuilder[C]:
         if headers is None:
             raise TypeError("headers must be a mapping of str to str, not None")
         _check_headers(headers)
         self._kwargs["headers"] = {**self._kwargs.get("headers", {}), **headers}
         return self
 
-    def pool_size(self, pool_size: int) -> ClientBuilder:
+    def pool_size(self, pool_size: int) -> ClientBuilder[C]:
         """Most connections kept open at once; size it to the threads that share the client."""
         _check_pool_size(pool_size)
         self._kwargs["pool_size"] = pool_size
         return self
 
-    def rate_limit(self, limiter: RateLimiterLike) -> ClientBuilder:
+    def rate_limit(self, limiter: RateLimiterLike) -> ClientBuilder[C]:
         """Pass every request of the client through `limiter` (e.g. `rig_sync.ratelimit.RateLimiter`)."""
         _check_limiter(limiter)
         self._kwargs["rate_limiter"] = limiter
         return self
 
-    def max_response_bytes(self, limit: int) -> ClientBuilder:
+    def max_response_bytes(self, limit: int) -> ClientBuilder[C]:
         """Largest answer read whole, once decoded (default `rig_sync.http.MAX_RESPONSE_BYTES`, 64 MiB)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"max_response_bytes must be a positive number of bytes, not {limit!r}")
         self._kwargs["max_response_bytes"] = limit
         return self
 
-    def auth(self, auth: Auth) -> ClientBuilder:
+    def auth(self, auth: Auth) -> ClientBuilder[C]:
         """Credentials added to each request in place of the API key (see `rig_sync.auth`)."""
         if not isinstance(auth, Auth):
             raise TypeError("auth must be a rig_sync.auth.Auth (e.g. BearerAuth, TokenAuth), "
@@ -534,20 +527,20 @@ class ClientBuilder:
         self._kwargs["auth"] = auth
         return self
 
-    def verify(self, verify: bool | str) -> ClientBuilder:
+    def verify(self, verify: bool | str) -> ClientBuilder[C]:
         """TLS verification: True (default), a CA bundle path, or False (logs a warning)."""
         _check_verify(verify)
         self._kwargs["verify"] = verify
         return self
 
-    def option(self, name: str, value: Any) -> ClientBuilder:
+    def option(self, name: str, value: Any) -> ClientBuilder[C]:
         """A provider-specific option (e.g. Azure's `api_version`)."""
         if not isinstance(name, str) or not name.isidentifier():
             raise TypeError(f"an option name must be a keyword name (str), not {name!r}")
         self._kwargs[name] = value
         return self
 
-    def build(self) -> Any:
+    def build(self) -> C:
         return self.client_class(self._api_key, **self._kwargs)
 
     def __repr__(self) -> str:

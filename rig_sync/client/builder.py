@@ -18,16 +18,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..errors import FactoryError, InvalidIdString, RigError, UnknownProvider, UnsupportedFeature
-from . import (
-    CAPABILITIES,
-    AudioGenerationClient,
-    CompletionClient,
-    EmbeddingsClient,
-    ImageGenerationClient,
-    ProviderClient,
-    ProviderValue,
-    TranscriptionClient,
-)
+from . import ProviderClient, ProviderValue, capabilities
+from .capabilities import CapabilityRow
 
 if TYPE_CHECKING:
     from ..agent import AgentBuilder
@@ -35,6 +27,7 @@ if TYPE_CHECKING:
     from ..completion import CompletionModel
     from ..embeddings import EmbeddingModel
     from ..image_generation import ImageGenerationModel
+    from ..rerank import RerankModel
     from ..transcription import TranscriptionModel
 
 __all__ = ["ClientFactory", "DynClientBuilder", "ProviderModelId", "builtin_provider_names", "load_provider",
@@ -114,6 +107,12 @@ class ProviderModelId:
     def __repr__(self) -> str:
         return f"ProviderModelId({str(self)!r})"
 
+    # One per `DynClientBuilder` model method (each row's `handed_out`), on this provider and model.
+
+    def for_capability(self, capability: str) -> Any:
+        """The model of any capability in the table ("rerank" or `Capability.RERANK`)."""
+        return self.builder.model(capability, self.provider, self.model)
+
     def completion(self) -> CompletionModel:
         return self.builder.completion(self.provider, self.model)
 
@@ -131,6 +130,9 @@ class ProviderModelId:
 
     def audio_generation(self) -> AudioGenerationModel:
         return self.builder.audio_generation(self.provider, self.model)
+
+    def rerank(self) -> RerankModel:
+        return self.builder.rerank(self.provider, self.model)
 
 
 class DynClientBuilder:
@@ -246,21 +248,27 @@ class DynClientBuilder:
             raise FactoryError(f"the {factory.name!r} factory returned None instead of a client")
         return client
 
-    def _capable(self, provider: str, capability: str, value: ProviderValue | None) -> Any:
+    def _capable(self, provider: str, found: CapabilityRow, value: ProviderValue | None) -> Any:
         factory = self.factory(provider)
         # A built-in provider's class says what it can do: no need for its key to learn it lacks this.
         if (self._builtins.get(factory.name) is factory
-                and capability not in load_provider(factory.name).capabilities()):
-            raise self._unsupported(provider, capability)
+                and not issubclass(load_provider(factory.name), found.mixin)):
+            raise self._unsupported(provider, found)
         client = self.build(provider) if value is None else self.build_from_value(provider, value)
-        if not isinstance(client, CAPABILITIES[capability]):
-            raise self._unsupported(provider, capability)
+        if not isinstance(client, found.mixin):
+            raise self._unsupported(provider, found)
         return client
 
-    def _unsupported(self, provider: str, capability: str) -> UnsupportedFeature:
-        able = [p for p in self.providers() if _claims(self._factories[p], capability)]
-        return UnsupportedFeature(f"provider {provider!r} does not support {capability.replace('_', ' ')}. "
+    def _unsupported(self, provider: str, found: CapabilityRow) -> UnsupportedFeature:
+        able = [p for p in self.providers() if _claims(self._factories[p], found)]
+        return UnsupportedFeature(f"provider {provider!r} does not support {found.title}. "
                                   f"Providers that do: {', '.join(able) or 'none registered'}")
+
+    def _hand_out(self, method: str, provider: str, model: str | None, value: ProviderValue | None) -> Any:
+        """What the builder method `method` hands out: its row's client method, called with the model."""
+        found, client_method = capabilities.handed_out_by(method)
+        provider, model = _target(provider, model)
+        return getattr(self._capable(provider, found, value), client_method)(model)
 
     # --- models ---------------------------------------------------------------------------------
 
@@ -268,48 +276,56 @@ class DynClientBuilder:
     # environment (or from `value`) on first use and cached. Raises `UnknownProvider` (with a
     # did-you-mean hint), `InvalidIdString` for a malformed id, `UnsupportedFeature` where the
     # provider lacks the capability, and `MissingAPIKeyError` / `ClientBuildError` if its client
-    # cannot be built.
+    # cannot be built. Each is its row's `handed_out` entry (`rig_sync.client.capabilities.TABLE`).
+
+    def model(self, capability: str, provider: str, model: str | None = None,
+              value: ProviderValue | None = None) -> Any:
+        """The model of any capability in the table: `model("rerank", "voyageai:rerank-2")`."""
+        found = capabilities.row(capability)
+        if not found.handed_out:
+            raise ValueError(f"{found.title} hands out no model: ask the client, e.g. "
+                             f"DynClientBuilder().build(provider).{found.method}()")
+        return self._hand_out(next(iter(found.handed_out)), provider, model, value)
 
     def completion(self, provider: str, model: str | None = None,
                    value: ProviderValue | None = None) -> CompletionModel:
         """A chat model: `completion("openai", "gpt-4o")` or `completion("openai:gpt-4o")`."""
-        provider, model = _target(provider, model)
-        client: CompletionClient = self._capable(provider, "completion", value)
-        return client.completion_model(model)
+        made: CompletionModel = self._hand_out("completion", provider, model, value)
+        return made
 
     def agent(self, provider: str, model: str | None = None, value: ProviderValue | None = None) -> AgentBuilder:
         """An `AgentBuilder` on a chat model (call `.build()` on it): `agent("openai:gpt-4o")`."""
-        provider, model = _target(provider, model)
-        client: CompletionClient = self._capable(provider, "completion", value)
-        return client.agent(model)
+        made: AgentBuilder = self._hand_out("agent", provider, model, value)
+        return made
 
     def embeddings(self, provider: str, model: str | None = None,
                    value: ProviderValue | None = None) -> EmbeddingModel:
         """An embedding model: `embeddings("openai:text-embedding-3-small")`."""
-        provider, model = _target(provider, model)
-        client: EmbeddingsClient = self._capable(provider, "embeddings", value)
-        return client.embedding_model(model)
+        made: EmbeddingModel = self._hand_out("embeddings", provider, model, value)
+        return made
 
     def transcription(self, provider: str, model: str | None = None,
                       value: ProviderValue | None = None) -> TranscriptionModel:
         """A speech-to-text model: `transcription("openai:whisper-1")`."""
-        provider, model = _target(provider, model)
-        client: TranscriptionClient = self._capable(provider, "transcription", value)
-        return client.transcription_model(model)
+        made: TranscriptionModel = self._hand_out("transcription", provider, model, value)
+        return made
 
     def image_generation(self, provider: str, model: str | None = None,
                          value: ProviderValue | None = None) -> ImageGenerationModel:
         """A text-to-image model: `image_generation("openai:gpt-image-1")`."""
-        provider, model = _target(provider, model)
-        client: ImageGenerationClient = self._capable(provider, "image_generation", value)
-        return client.image_generation_model(model)
+        made: ImageGenerationModel = self._hand_out("image_generation", provider, model, value)
+        return made
 
     def audio_generation(self, provider: str, model: str | None = None,
                          value: ProviderValue | None = None) -> AudioGenerationModel:
         """A text-to-speech model: `audio_generation("openai:tts-1")`."""
-        provider, model = _target(provider, model)
-        client: AudioGenerationClient = self._capable(provider, "audio_generation", value)
-        return client.audio_generation_model(model)
+        made: AudioGenerationModel = self._hand_out("audio_generation", provider, model, value)
+        return made
+
+    def rerank(self, provider: str, model: str | None = None, value: ProviderValue | None = None) -> RerankModel:
+        """A reranker: `rerank("voyageai:rerank-2")`, `rerank("cohere", "rerank-v3.5")`."""
+        made: RerankModel = self._hand_out("rerank", provider, model, value)
+        return made
 
     def id(self, id_string: str) -> ProviderModelId:
         """Parse `"provider:model"` (the model may itself contain colons, e.g. `ollama:llama3:8b`)."""
@@ -345,13 +361,13 @@ def shared_registry() -> DynClientBuilder:
     return _shared
 
 
-def _claims(factory: ClientFactory, capability: str) -> bool:
+def _claims(factory: ClientFactory, found: CapabilityRow) -> bool:
     """Whether a built-in provider's client class has the capability (user factories: unknown)."""
     try:
         from .. import providers  # noqa: F401
 
         if factory.name not in builtin_provider_names():
             return False
-        return capability in load_provider(factory.name).capabilities()
+        return issubclass(load_provider(factory.name), found.mixin)
     except Exception:  # noqa: BLE001 - only a hint for an error message
         return False

@@ -19,14 +19,17 @@ import attrs
 
 from ..audio_generation import AudioGenerationModel as AudioGenerationModelProtocol
 from ..client import (
-    CAPABILITIES,
     AudioGenerationClient,
+    Capability,
     CompletionClient,
     EmbeddingsClient,
     ImageGenerationClient,
+    ModelInfo,
+    ModelListingClient,
     ProviderClient,
     TranscriptionClient,
 )
+from ..errors import ResponseDecodeError
 from ..image_generation import ImageGenerationModel as ImageGenerationModelProtocol
 from ..transcription import TranscriptionModel as TranscriptionModelProtocol
 from ._compat_media import (
@@ -44,7 +47,7 @@ from ._openai_media import (
     TranscriptionModel,
 )
 
-__all__ = ["CompatProvider", "ROWS", "MIXINS", "client_class"]
+__all__ = ["CompatProvider", "ROWS", "MIXINS", "client_class", "OpenAIModelListing", "openai_models"]
 
 
 @attrs.frozen
@@ -73,63 +76,13 @@ class CompatProvider:
     known_ndims: tuple[tuple[str, int], ...] = ()  # embedding model -> vector size, known before a request
     # capability -> the model class serving it, where the provider's endpoint is not OpenAI's
     models: Mapping[str, type] = attrs.field(factory=dict, hash=False)
+    verify_path: str | None = None  # where `verify()` checks a key, when its models list is public
 
     def __attrs_post_init__(self) -> None:
-        if not set(self.models) <= self.capabilities <= set(CAPABILITIES):
+        # Known ones: capabilities of the table (`rig_sync.client.capabilities`) with an OpenAI implementation.
+        if not set(self.models) <= self.capabilities <= set(MIXINS):
             raise ValueError(f"row {self.name!r}: capabilities {sorted(self.capabilities)} must be known ones "
-                             f"({', '.join(CAPABILITIES)}) and cover its models {sorted(self.models)}")
-
-
-_C = frozenset({"completion"})
-_CE = frozenset({"completion", "embeddings"})
-
-ROWS: dict[str, CompatProvider] = {
-    row.name: row
-    for row in (
-        CompatProvider("groq", "https://api.groq.com/openai/v1", frozenset({"completion", "transcription"})),
-        CompatProvider("deepseek", "https://api.deepseek.com"),
-        CompatProvider("xai", "https://api.x.ai/v1"),
-        # Together's /embeddings takes {model, input} only: vectors come back as float lists.
-        CompatProvider("together", "https://api.together.xyz/v1", _CE, embedding_encoding=None),
-        CompatProvider("openrouter", "https://openrouter.ai/api/v1"),
-        # Perplexity sends no `[DONE]`: a stream ends at its finish reason, or (stream_mode "concise")
-        # at a `chat.completion.done` chunk; usage rides on its chunks unasked.
-        CompatProvider("perplexity", "https://api.perplexity.ai", tools=False, stream_usage=False,
-                       done_marker=False, end_object="chat.completion.done"),
-        CompatProvider("moonshot", "https://api.moonshot.ai/v1"),
-        CompatProvider("galadriel", "https://api.galadriel.com/v1/verified"),
-        CompatProvider("mira", "https://api.mira.network/v1", tools=False, stream_usage=False),
-        CompatProvider(
-            "huggingface", "https://router.huggingface.co/v1",
-            frozenset({"completion", "transcription", "image_generation"}),
-            env_api_key=("HF_TOKEN", "HUGGINGFACE_API_KEY"),  # huggingface_hub's name first
-            models={"transcription": HFInferenceTranscriptionModel,
-                    "image_generation": HFInferenceImageGenerationModel},
-        ),
-        CompatProvider(
-            "hyperbolic", "https://api.hyperbolic.xyz/v1",
-            frozenset({"completion", "image_generation", "audio_generation"}), tools=False,
-            models={"image_generation": HyperbolicImageGenerationModel,
-                    "audio_generation": HyperbolicAudioGenerationModel},
-        ),
-        # llama-server reports stream usage only when asked (stream_options), and reads tool_choice
-        # as a string only: an object is logged as the wrong type and taken for "auto".
-        CompatProvider(
-            "llamacpp", "http://localhost:8080/v1", _CE, requires_api_key=False,
-            env_base_url=("LLAMACPP_API_BASE_URL", "LLAMACPP_BASE_URL"), named_tool_choice=False,
-        ),
-        # Mistral's chat request forbids unknown fields (no stream_options; usage rides on the last
-        # chunk anyway), spells "required" as "any", sends audio as a bare base64 string and takes
-        # documents by URL only; its embeddings schema documents float vectors only and sizes them
-        # with `output_dimension`.
-        CompatProvider(
-            "mistral", "https://api.mistral.ai/v1", _CE, stream_usage=False, required_tool_choice="any",
-            user_parts=PartDialect(bare_audio=True, documents_by_url=True),
-            max_documents=512, embedding_encoding=None, dimensions_field="output_dimension",
-            known_ndims=(("mistral-embed", 1024), ("codestral-embed", 1536)),
-        ),
-    )
-}
+                             f"({', '.join(MIXINS)}) and cover its models {sorted(self.models)}")
 
 
 class OpenAICompletion(CompletionClient):
@@ -192,13 +145,99 @@ class OpenAIAudioGeneration(AudioGenerationClient):
         return made
 
 
+class OpenAIModelListing(ModelListingClient):
+    """`GET /models` lists the models (OpenAI's list, which most compatible providers serve);
+    `verify()` asks for it too, or for the row's `verify_path` where the list is public."""
+
+    models_path: ClassVar[str] = "/models"
+    verify_path: ClassVar[str | None] = None
+
+    def list_models(self) -> list[ModelInfo]:
+        return openai_models(self._get_json(self.models_path), self.provider)
+
+    def verify(self) -> None:
+        self._get_json(self.verify_path or self.models_path)
+
+
+def openai_models(data: Any, provider: str) -> list[ModelInfo]:
+    """A `GET /models` answer as records: `{"data": [...]}` (OpenAI and most), a bare list
+    (Together), `{"models": [...]}`; an entry without a string `id` is skipped."""
+    entries = data.get("data", data.get("models")) if isinstance(data, Mapping) else data
+    if not isinstance(entries, list):
+        raise ResponseDecodeError(f"{provider} answered GET /models without a list of models",
+                                  provider=provider, field="data", body=data)
+    return [
+        ModelInfo.of(entry, entry["id"], name=entry.get("name", entry.get("display_name")),
+                     description=entry.get("description"), owned_by=entry.get("owned_by", entry.get("organization")),
+                     created=entry.get("created"),
+                     context_length=next((entry[k] for k in ("context_length", "max_context_length", "context_window")
+                                          if isinstance(entry.get(k), int)), None))
+        for entry in entries
+        if isinstance(entry, Mapping) and isinstance(entry.get("id"), str) and entry["id"]
+    ]
+
+
 # The OpenAI implementation of each capability, shared by OpenAI itself and every row below.
 MIXINS: dict[str, type] = {
-    "completion": OpenAICompletion,
-    "embeddings": OpenAIEmbeddings,
-    "transcription": OpenAITranscription,
-    "image_generation": OpenAIImageGeneration,
-    "audio_generation": OpenAIAudioGeneration,
+    Capability.COMPLETION: OpenAICompletion,
+    Capability.EMBEDDINGS: OpenAIEmbeddings,
+    Capability.TRANSCRIPTION: OpenAITranscription,
+    Capability.IMAGE_GENERATION: OpenAIImageGeneration,
+    Capability.AUDIO_GENERATION: OpenAIAudioGeneration,
+    Capability.LIST_MODELS: OpenAIModelListing,
+}
+
+# "list_models" where the provider documents `GET /models` (Perplexity, Galadriel and Mira do not).
+_CL = frozenset({"completion", "list_models"})
+_CEL = frozenset({"completion", "embeddings", "list_models"})
+
+ROWS: dict[str, CompatProvider] = {
+    row.name: row
+    for row in (
+        CompatProvider("groq", "https://api.groq.com/openai/v1", _CL | {"transcription"}),
+        CompatProvider("deepseek", "https://api.deepseek.com", _CL),
+        CompatProvider("xai", "https://api.x.ai/v1", _CL),
+        # Together's /embeddings takes {model, input} only: vectors come back as float lists.
+        CompatProvider("together", "https://api.together.xyz/v1", _CEL, embedding_encoding=None),
+        # OpenRouter's model list is public: a key is checked at GET /key (the key's own limits).
+        CompatProvider("openrouter", "https://openrouter.ai/api/v1", _CL, verify_path="/key"),
+        # Perplexity sends no `[DONE]`: a stream ends at its finish reason, or (stream_mode "concise")
+        # at a `chat.completion.done` chunk; usage rides on its chunks unasked.
+        CompatProvider("perplexity", "https://api.perplexity.ai", tools=False, stream_usage=False,
+                       done_marker=False, end_object="chat.completion.done"),
+        CompatProvider("moonshot", "https://api.moonshot.ai/v1", _CL),
+        CompatProvider("galadriel", "https://api.galadriel.com/v1/verified"),
+        CompatProvider("mira", "https://api.mira.network/v1", tools=False, stream_usage=False),
+        CompatProvider(
+            "huggingface", "https://router.huggingface.co/v1",
+            _CL | {"transcription", "image_generation"},
+            env_api_key=("HF_TOKEN", "HUGGINGFACE_API_KEY"),  # huggingface_hub's name first
+            models={"transcription": HFInferenceTranscriptionModel,
+                    "image_generation": HFInferenceImageGenerationModel},
+        ),
+        CompatProvider(
+            "hyperbolic", "https://api.hyperbolic.xyz/v1",
+            _CL | {"image_generation", "audio_generation"}, tools=False,
+            models={"image_generation": HyperbolicImageGenerationModel,
+                    "audio_generation": HyperbolicAudioGenerationModel},
+        ),
+        # llama-server reports stream usage only when asked (stream_options), and reads tool_choice
+        # as a string only: an object is logged as the wrong type and taken for "auto".
+        CompatProvider(
+            "llamacpp", "http://localhost:8080/v1", _CEL, requires_api_key=False,
+            env_base_url=("LLAMACPP_API_BASE_URL", "LLAMACPP_BASE_URL"), named_tool_choice=False,
+        ),
+        # Mistral's chat request forbids unknown fields (no stream_options; usage rides on the last
+        # chunk anyway), spells "required" as "any", sends audio as a bare base64 string and takes
+        # documents by URL only; its embeddings schema documents float vectors only and sizes them
+        # with `output_dimension`.
+        CompatProvider(
+            "mistral", "https://api.mistral.ai/v1", _CEL, stream_usage=False, required_tool_choice="any",
+            user_parts=PartDialect(bare_audio=True, documents_by_url=True),
+            max_documents=512, embedding_encoding=None, dimensions_field="output_dimension",
+            known_ndims=(("mistral-embed", 1024), ("codestral-embed", 1536)),
+        ),
+    )
 }
 
 
@@ -212,7 +251,7 @@ class _CompatClient(ProviderClient):
 def client_class(name: str, module: str) -> type[Any]:
     """The client class for the row `name`, with exactly the capability mixins it claims."""
     row = ROWS[name]
-    mixins = tuple(mixin for cap, mixin in MIXINS.items() if cap in row.capabilities)
+    mixins = tuple(mixin for cap, mixin in MIXINS.items() if cap in row.capabilities)  # in the table's order
     namespace: dict[str, Any] = {
         "__module__": module,
         "__doc__": f"A {name} client (OpenAI-compatible API at {row.base_url}).",
@@ -231,6 +270,7 @@ def client_class(name: str, module: str) -> type[Any]:
         "max_documents": row.max_documents,
         "embedding_encoding": row.embedding_encoding,
         "dimensions_field": row.dimensions_field,
+        "verify_path": row.verify_path,
         **({"known_ndims": dict(row.known_ndims)} if row.known_ndims else {}),
         **{f"{cap}_model_class": model for cap, model in row.models.items()},
     }

@@ -4,6 +4,7 @@
     client = anthropic.Client.from_env()          # ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL
     claude = client.completion_model(anthropic.CLAUDE_SONNET_4_5)
     claude.completion_request("Hello").max_tokens(256).send().text
+    client.list_models()                          # GET /v1/models, every page; client.verify() asks for one
 
 Options: `anthropic_version` (the `anthropic-version` header, default "2023-06-01") and
 `betas` (names sent in `anthropic-beta`). Provider-specific body fields (`thinking`,
@@ -19,7 +20,8 @@ from typing import Any, ClassVar
 
 from .._model import ModelView
 from ..auth import Auth, HeaderAuth
-from ..client import CompletionClient, ProviderClient
+from ..client import CompletionClient, ModelInfo, ModelListingClient, ProviderClient
+from ..client.capabilities import entries, paged
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse
 from ..streaming import StreamingCompletionResponse
 from ._anthropic_stream import stream_messages
@@ -62,7 +64,15 @@ class CompletionModel(ModelView, BaseCompletionModel):
         return self._stream(self.path, body, stream_messages, raw=request.keep_raw_events)
 
 
-class Client(ProviderClient, CompletionClient):
+def _models_page(data: Any) -> tuple[list[ModelInfo], str | None]:
+    """One page of `GET /v1/models`: `{data: [{id, display_name, created_at}], has_more, last_id}`."""
+    page = [ModelInfo.of(e, e["id"], name=e.get("display_name"), created=e.get("created_at"))
+            for e in entries(data, "data", "anthropic") if isinstance(e.get("id"), str) and e["id"]]
+    last = data.get("last_id")
+    return page, last if data.get("has_more") is True and isinstance(last, str) and last else None
+
+
+class Client(ProviderClient, CompletionClient, ModelListingClient):
     """An Anthropic client: the key goes in `x-api-key`, the API version in `anthropic-version`."""
 
     provider: ClassVar[str] = "anthropic"
@@ -93,6 +103,15 @@ class Client(ProviderClient, CompletionClient):
 
     def completion_model(self, model: str) -> CompletionModel:
         return CompletionModel(self, model)
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every model (`GET /v1/models`, newest first, 1000 a page)."""
+        return paged(lambda after: _models_page(self._get_json(
+            "/v1/models", {"limit": "1000", **({"after_id": after} if after else {})})))
+
+    def verify(self) -> None:
+        """One model's worth of `GET /v1/models`: None when the key works, `AuthenticationError` if not."""
+        self._get_json("/v1/models", {"limit": "1"})
 
 
 ClientBuilder = Client.Builder

@@ -5,6 +5,7 @@
     client.completion_model(gemini.GEMINI_2_5_FLASH).completion_request("Hi").send()
     client.embedding_model(gemini.GEMINI_EMBEDDING_001, 768, task_type="RETRIEVAL_DOCUMENT")
     gemini.Client("key", api_version="v1")       # default "v1beta"
+    client.list_models()                         # GET /v1beta/models, every page; client.verify() asks for one
 
 The key travels in the `x-goog-api-key` header, never in the URL. Blocked prompts and answers
 raise `ContentBlockedError`; answers that stop with nothing in them raise `GenerationError`.
@@ -17,7 +18,15 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ..auth import Auth, HeaderAuth
-from ..client import CompletionClient, EmbeddingsClient, ProviderClient, TranscriptionClient
+from ..client import (
+    CompletionClient,
+    EmbeddingsClient,
+    ModelInfo,
+    ModelListingClient,
+    ProviderClient,
+    TranscriptionClient,
+)
+from ..client.capabilities import entries, next_token, paged
 from ..errors import ClientBuildError
 from ..http import Conventions
 from ._gemini_chat import CONVENTIONS, CompletionModel, ContentBlockedError, GenerationError
@@ -37,7 +46,16 @@ TEXT_EMBEDDING_004 = "text-embedding-004"
 _API_VERSION = re.compile(r"v\d+(alpha|beta)?\d*")
 
 
-class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient):
+def _models_page(data: Any) -> tuple[list[ModelInfo], str | None]:
+    """One page of `GET /{version}/models`: `{models: [{name: "models/…", displayName, description,
+    inputTokenLimit}], nextPageToken}`; the id is the name without its `models/`."""
+    page = [ModelInfo.of(e, e["name"].removeprefix("models/"), name=e.get("displayName"),
+                         description=e.get("description"), context_length=e.get("inputTokenLimit"))
+            for e in entries(data, "models", "gemini") if isinstance(e.get("name"), str) and e["name"]]
+    return page, next_token(data, "nextPageToken")
+
+
+class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient, ModelListingClient):
     """A Gemini client. Option: `api_version` (the URL's version segment, default "v1beta")."""
 
     provider: ClassVar[str] = "gemini"
@@ -68,6 +86,16 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
 
     def transcription_model(self, model: str) -> TranscriptionModel:
         return TranscriptionModel(self, model)
+
+    def list_models(self) -> list[ModelInfo]:
+        """Every model (`GET /{api_version}/models`, 1000 a page)."""
+        return paged(lambda token: _models_page(self._get_json(
+            f"/{self.api_version}/models", {"pageSize": "1000", **({"pageToken": token} if token else {})})))
+
+    def verify(self) -> None:
+        """One model's worth of the list: None when the key works, `AuthenticationError` (Gemini's
+        API_KEY_INVALID) if not."""
+        self._get_json(f"/{self.api_version}/models", {"pageSize": "1"})
 
 
 ClientBuilder = Client.Builder

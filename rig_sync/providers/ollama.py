@@ -6,6 +6,7 @@
                                                     # OLLAMA_API_KEY (Ollama cloud; sent as Bearer)
     client.completion_model("llama3.2").completion_request("Hi").send()
     client.embedding_model("all-minilm").embed_text("Hi")
+    client.list_models()                            # GET /api/tags: the models pulled
 
 A base URL may be given as Ollama's own tools take `OLLAMA_HOST`: `localhost:11434`, or a bare
 host (the default port 11434 is added). Ollama's OpenAI-compatible `/v1` endpoints are served by
@@ -21,7 +22,8 @@ import attrs
 
 from .. import _wire
 from .._model import ModelView
-from ..client import CompletionClient, EmbeddingsClient, ProviderClient, _first_env
+from ..client import CompletionClient, EmbeddingsClient, ModelInfo, ModelListingClient, ProviderClient, _first_env
+from ..client.capabilities import entries
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
 from ._ollama_chat import CompletionModel, NoAnswerError
@@ -105,7 +107,7 @@ class LegacyEmbeddingModel(_Embeddings):
         return self._learn_ndims([_wire.decode(converter, data, _LegacyEmbeddingResponse, self.provider).embedding])
 
 
-class Client(ProviderClient, CompletionClient, EmbeddingsClient):
+class Client(ProviderClient, CompletionClient, EmbeddingsClient, ModelListingClient):
     """An Ollama client. No key locally; with a key (Ollama cloud) it is sent as `Authorization: Bearer`."""
 
     provider: ClassVar[str] = "ollama"
@@ -125,6 +127,13 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient):
 
     def embedding_model(self, model: str, ndims: int | None = None) -> EmbeddingModel:
         return EmbeddingModel(self, model, ndims)
+
+    def list_models(self) -> list[ModelInfo]:
+        """The models the server has pulled (`GET /api/tags`); `verify()` asks for them too, which
+        checks that the server answers (and, on Ollama cloud, the key)."""
+        found = entries(self._get_json("/api/tags"), "models", self.provider)
+        return [ModelInfo.of(e, e["name"], created=e.get("modified_at"))
+                for e in found if isinstance(e.get("name"), str) and e["name"]]
 
     def legacy_embedding_model(self, model: str) -> LegacyEmbeddingModel:
         """An embedding model on the deprecated `/api/embeddings` endpoint (one text per request)."""

@@ -4,6 +4,7 @@
     client = openai.Client.from_env()            # OPENAI_API_KEY, OPENAI_BASE_URL
     client.completion_model("gpt-4o")            # Chat Completions
     client.responses_model("gpt-4o")             # Responses API
+    client.list_models()                         # GET /models; client.verify() checks the key with it
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from ._compat import (
     OpenAICompletion,
     OpenAIEmbeddings,
     OpenAIImageGeneration,
+    OpenAIModelListing,
     OpenAITranscription,
 )
 from ._openai_chat import ChatCompletionsModel
@@ -40,7 +42,7 @@ TTS_1 = "tts-1"
 
 
 class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscription, OpenAIImageGeneration,
-             OpenAIAudioGeneration):
+             OpenAIAudioGeneration, OpenAIModelListing):
     """An OpenAI client. Options: `organization`, `project` (sent as OpenAI-Organization/-Project;
     read from OPENAI_ORG_ID and OPENAI_PROJECT_ID when not given, as openai-python does)."""
 

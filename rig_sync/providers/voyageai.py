@@ -4,7 +4,7 @@
     client = voyageai.Client.from_env()                  # VOYAGE_API_KEY, VOYAGEAI_BASE_URL / VOYAGE_BASE_URL
     docs = client.embedding_model("voyage-3")            # input_type "document" by default
     query = docs.with_input_type("query")                # for the text you search with
-    client.rerank_model("rerank-2").rerank("query", ["doc a", "doc b"], top_k=1)
+    client.rerank_model("rerank-2").rerank("query", ["doc a", "doc b"], top_k=1)   # rig_sync.rerank.RerankResult
 
 Batches hold at most 128 texts: the limit the Voyage API spec documents for every model (newer
 models accept up to 1000, but also cap the tokens per request, which 128 texts rarely reach).
@@ -19,10 +19,11 @@ import attrs
 
 from .. import _wire
 from .._model import ModelView
-from ..client import EmbeddingsClient, ProviderClient
+from ..client import EmbeddingsClient, ProviderClient, RerankClient
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
-from ..errors import InvalidRequestError, ResponseDecodeError
+from ..errors import ResponseDecodeError
+from ..rerank import RerankResult, checked_input, ranked
 
 __all__ = ["Client", "ClientBuilder", "EmbeddingModel", "RerankModel", "RerankResult", "INPUT_TYPES", "KNOWN_NDIMS"]
 
@@ -95,15 +96,6 @@ class _RerankResponse:
     usage: _Usage | None = None
 
 
-@attrs.frozen
-class RerankResult:
-    """One document's place in a reranking: its index in the input, its score, the text."""
-
-    index: int
-    relevance_score: float
-    document: str
-
-
 class _VoyageModel(ModelView):
     def _report_tokens(self, capability: str, usage: _Usage | None) -> None:
         """Voyage counts input tokens only (`usage.total_tokens`)."""
@@ -153,30 +145,18 @@ class RerankModel(_VoyageModel):
 
     def rerank(self, query: str, documents: Sequence[str], *, top_k: int | None = None) -> list[RerankResult]:
         """The documents ordered by relevance to `query`, best first (the `top_k` best, if given)."""
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidRequestError("rerank needs a non-empty query")
-        if isinstance(documents, str) or not isinstance(documents, Sequence):
-            raise TypeError("rerank takes a list of document strings")
-        texts = list(documents)
-        if not texts or not all(isinstance(t, str) and t for t in texts):
-            raise InvalidRequestError("rerank needs at least one document, each a non-empty string")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-            raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
+        texts = checked_input(query, documents, top_k)
         body = _wire.encode(converter, _RerankRequest(query, texts, self.model, top_k))
         data = self._post(self.path, body, "rerank")
         resp = _wire.decode(converter, data, _RerankResponse, self.provider)
         self._report_tokens("rerank", resp.usage)
-        out: list[RerankResult] = []
-        for item in resp.data:
-            if not 0 <= item.index < len(texts):
-                raise ResponseDecodeError(f"{self.provider} ranked a document index ({item.index}) it was not sent",
-                                          provider=self.provider, field="data.index", body=data)
-            out.append(RerankResult(item.index, item.relevance_score, texts[item.index]))
-        return sorted(out, key=lambda r: -r.relevance_score)
+        return ranked(self.provider, texts, ((item.index, item.relevance_score) for item in resp.data),
+                      field="data.index", body=data)
 
 
-class Client(ProviderClient, EmbeddingsClient):
-    """A Voyage AI client (`Authorization: Bearer <key>`); embeddings, plus reranking (`rerank_model`)."""
+class Client(ProviderClient, EmbeddingsClient, RerankClient):
+    """A Voyage AI client (`Authorization: Bearer <key>`): embeddings and reranking. Voyage has no
+    models endpoint: `list_models()` and `verify()` raise `UnsupportedFeature`."""
 
     provider: ClassVar[str] = "voyageai"
     default_base_url: ClassVar[str] = "https://api.voyageai.com/v1"
