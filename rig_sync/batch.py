@@ -555,13 +555,13 @@ def fan_out(
            for t in targets):
         raise TypeError(f"fan_out targets are 'provider:model' strings or (provider, model) tuples of strings, "
                         f"not {targets!r:.200}")
-    from .client.builder import _target, shared_registry
+    from .client.builder import shared_registry, target
     from .completion import prompt_message
 
     prompt_message(prompt)  # an empty prompt fails here once, not once per target
     workers = _check_workers(len(targets) if max_workers is None else max_workers)
     registry = shared_registry() if builder is None else builder
-    pairs = {t: _target(*t) if isinstance(t, tuple) else _target(t, None) for t in targets}
+    pairs = {t: target(*t) if isinstance(t, tuple) else target(t, None) for t in targets}
     # Unknown names and ids fail here, up front; the provider's case is folded ("OpenAI" is "openai").
     named = {t: (registry.factory(p).name, m) for t, (p, m) in pairs.items()}
     if len(set(named.values())) != len(targets):

@@ -25,13 +25,13 @@ def _providers(_: argparse.Namespace) -> int:
     (`rig_sync.client.capabilities.TABLE`: its letters, their order and the legend); nothing is
     listed by hand."""
     from .client import capabilities
-    from .client.builder import builtin_provider_names, load_provider
+    from .client.builder import load_provider, provider_names
 
     print(capabilities.legend())
     print()
     print(f"| provider | env | default base URL | {capabilities.matrix_header()} |")
     print("|---|---|---|---|")
-    for name in builtin_provider_names():
+    for name in provider_names():
         cls = load_provider(name)
         env = ", ".join((*cls.env_api_key, *cls.env_options, *cls.env_base_url))
         print(f"| {name} | {env} | {cls.default_base_url or '-'} | {capabilities.matrix_letters(cls)} |")

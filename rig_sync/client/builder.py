@@ -1,15 +1,19 @@
 """`DynClientBuilder`: pick a provider by name at run time.
 
-Providers join the registry by being a module in `rig_sync.providers` (found by listing the
-package, not by importing it) or through `register(ClientFactory(...))`. A provider module is
-imported on first use, and its client is built once and cached: one connection pool per
-provider, shared by every model the builder hands out. Safe to use from many threads.
+Providers join the registry three ways: by being a module in `rig_sync.providers` (found by
+listing the package, not by importing it); by a package of their own that declares an entry
+point in the `rig_sync.providers` group (`acme = acme_rig:Client`, or a module holding `Client`),
+as simonw/llm's plug-ins do; or through `register(ClientFactory(...))`. A provider is imported on
+first use, and its client is built once and cached: one connection pool per provider, shared by
+every model the builder hands out. Safe to use from many threads.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
+import logging
 import pkgutil
 import threading
 from collections.abc import Callable, Hashable
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..errors import FactoryError, InvalidIdString, RigError, UnknownProvider, UnsupportedFeature
+from ..errors import ClientBuildError, FactoryError, InvalidIdString, RigError, UnknownProvider, UnsupportedFeature
 from . import ProviderClient, ProviderValue, capabilities
 from .capabilities import CapabilityRow
 
@@ -30,8 +34,14 @@ if TYPE_CHECKING:
     from ..rerank import RerankModel
     from ..transcription import TranscriptionModel
 
-__all__ = ["ClientFactory", "DynClientBuilder", "ProviderModelId", "builtin_provider_names", "load_provider",
-           "provider_env_variables", "shared_registry", "split_model_id"]
+__all__ = ["ClientFactory", "DynClientBuilder", "ProviderModelId", "PLUGIN_GROUP", "builtin_provider_names",
+           "load_provider", "plugin_provider_names", "provider_names", "provider_env_variables", "shared_registry",
+           "split_model_id", "target"]
+
+# The entry-point group a provider published as its own package declares itself in.
+PLUGIN_GROUP = "rig_sync.providers"
+
+log = logging.getLogger("rig_sync.client")
 
 
 @attrs.frozen
@@ -72,11 +82,51 @@ def builtin_provider_names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(providers.__path__) if not m.name.startswith("_"))
 
 
+@functools.lru_cache(maxsize=1)
+def _plugins() -> dict[str, Any]:
+    """The entry points of installed plug-in providers by name (read once: listing every installed
+    distribution's metadata takes a while). A plug-in named like a built-in provider is ignored."""
+    from importlib.metadata import entry_points
+
+    builtins = set(builtin_provider_names())
+    found: dict[str, Any] = {}
+    for point in entry_points(group=PLUGIN_GROUP):
+        if point.name in builtins:
+            log.warning("the plug-in provider %r (%s) is ignored: a built-in provider has that name",
+                        point.name, point.value)
+        else:
+            found.setdefault(point.name, point)
+    return found
+
+
+def plugin_provider_names() -> list[str]:
+    """Names of the installed plug-in providers (entry points in the `rig_sync.providers` group)."""
+    return sorted(_plugins())
+
+
+def provider_names() -> list[str]:
+    """Every provider a `DynClientBuilder` knows without `register`: built-in, then plug-in ones."""
+    return [*builtin_provider_names(), *plugin_provider_names()]
+
+
 def load_provider(name: str) -> type[ProviderClient]:
-    """Import `rig_sync.providers.<name>` and return its `Client` class."""
-    module = importlib.import_module(f"rig_sync.providers.{name}")
-    client_cls: type[ProviderClient] = module.Client
-    return client_cls
+    """The `Client` class of a provider: `rig_sync.providers.<name>`, or a plug-in's entry point
+    (a `ProviderClient` subclass, or a module holding one as `Client`)."""
+    point = _plugins().get(name) if name not in builtin_provider_names() else None
+    if point is None:
+        module = importlib.import_module(f"rig_sync.providers.{name}")
+        client_cls: type[ProviderClient] = module.Client
+        return client_cls
+    try:
+        loaded = point.load()
+    except Exception as exc:  # the plug-in's own import failed: say which one
+        raise ClientBuildError(f"the plug-in provider {name!r} ({point.value}) failed to import: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    cls = getattr(loaded, "Client", loaded)
+    if not (isinstance(cls, type) and issubclass(cls, ProviderClient)):
+        raise ClientBuildError(f"the plug-in provider {name!r} ({point.value}) is not a rig_sync ProviderClient "
+                               "subclass (nor a module with one named Client)")
+    return cls
 
 
 def provider_env_variables() -> list[str]:
@@ -145,7 +195,7 @@ class DynClientBuilder:
         self._building: dict[Hashable, threading.Lock] = {}  # one lock per client being built
         self._builtins: dict[str, ClientFactory] = {}  # those still registered answer capability questions early
         if include_builtins:
-            for name in builtin_provider_names():
+            for name in provider_names():
                 self._factories[name] = self._builtins[name] = _builtin_factory(name)
 
     # --- registry -------------------------------------------------------------------------------
@@ -267,7 +317,7 @@ class DynClientBuilder:
     def _hand_out(self, method: str, provider: str, model: str | None, value: ProviderValue | None) -> Any:
         """What the builder method `method` hands out: its row's client method, called with the model."""
         found, client_method = capabilities.handed_out_by(method)
-        provider, model = _target(provider, model)
+        provider, model = target(provider, model)
         return getattr(self._capable(provider, found, value), client_method)(model)
 
     # --- models ---------------------------------------------------------------------------------
@@ -333,7 +383,7 @@ class DynClientBuilder:
         return ProviderModelId(self, self.factory(provider).name, model)
 
 
-def _target(provider: str, model: str | None) -> tuple[str, str]:
+def target(provider: str, model: str | None) -> tuple[str, str]:
     """`(provider, model)` as given, or split from a `provider:model` id when no model is given."""
     if model is None:
         if isinstance(provider, str) and ":" not in provider:
