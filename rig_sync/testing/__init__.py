@@ -25,6 +25,7 @@ from . import _ollama as _ollama  # registers the Ollama routes
 from . import _openai as _openai  # registers the OpenAI routes
 from . import _voyage as _voyage  # registers the Voyage AI rerank route
 from ._faults import Fault
-from ._server import FakeProvider, RecordedRequest, Reply, ToolCall
+from ._server import FakeProvider
+from ._values import RecordedRequest, Reply, ToolCall
 
 __all__ = ["FakeProvider", "Fault", "RecordedRequest", "Reply", "ToolCall"]

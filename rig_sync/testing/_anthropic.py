@@ -15,19 +15,21 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ._openai import (
-    _SSE_CT,
-    _completion_tokens,
-    _content_text,
-    _decide,
-    _fragments,
-    _model,
-    _Outcome,
-    _pieces,
-    _wants_stream,
-    _words,
+from ._conversation import (
+    SSE_CT,
+    Outcome,
+    body_model,
+    content_text,
+    decide,
+    fragments,
+    split_pieces,
+    token_count,
+    wants_stream,
+    word_count,
 )
-from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, dumps, owns, route
+from ._dialect import ApiError, Dialect, JSONDict, dumps
+from ._routes import Call, Response, owns, route
+from ._values import RecordedRequest
 
 __all__ = ["ANTHROPIC_DIALECT"]
 
@@ -148,21 +150,21 @@ def _check(body: JSONDict, call: Call, *, generates: bool = True) -> list[tuple[
 
 
 def _input_tokens(body: JSONDict, turns: list[tuple[str, list[JSONDict]]]) -> int:
-    return _words(_content_text(body.get("system"))) + sum(_words(_content_text(blocks)) for _, blocks in turns)
+    return word_count(content_text(body.get("system"))) + sum(word_count(content_text(blocks)) for _, blocks in turns)
 
 
-def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
+def _outcome(call: Call, body: JSONDict) -> tuple[Outcome, int]:
     turns = _check(body, call)
     last_role, last = turns[-1]
-    results = [_content_text(b.get("content")) for b in last if b.get("type") == "tool_result"]
+    results = [content_text(b.get("content")) for b in last if b.get("type") == "tool_result"]
     prompt = ""
     for role, blocks in reversed(turns):
-        text = _content_text([b for b in blocks if b.get("type") == "text"])
+        text = content_text([b for b in blocks if b.get("type") == "text"])
         if role == "user" and text:
             prompt = text
             break
     tools = {t["name"] for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)}
-    out = _decide(call.reply, prompt, results if last_role == "user" and results else None, tools)
+    out = decide(call.reply, prompt, results if last_role == "user" and results else None, tools)
     return out, _input_tokens(body, turns)
 
 
@@ -178,7 +180,7 @@ def _tool_input(arguments: str) -> Any:
         return arguments  # scripted malformed arguments are sent as they are
 
 
-def _content(out: _Outcome, thinking: str | None, seq: int) -> list[JSONDict]:
+def _content(out: Outcome, thinking: str | None, seq: int) -> list[JSONDict]:
     blocks: list[JSONDict] = []
     if thinking is not None:
         blocks.append({"type": "thinking", "thinking": thinking, "signature": f"fake-signature-{seq}"})
@@ -189,7 +191,7 @@ def _content(out: _Outcome, thinking: str | None, seq: int) -> list[JSONDict]:
     return blocks
 
 
-def _stream_events(message: JSONDict, out: _Outcome) -> list[bytes]:
+def _stream_events(message: JSONDict, out: Outcome) -> list[bytes]:
     start = {**message, "content": [], "stop_reason": None,
              "usage": {**message["usage"], "output_tokens": 1}}
     events = [_event("message_start", {"type": "message_start", "message": start})]
@@ -198,15 +200,15 @@ def _stream_events(message: JSONDict, out: _Outcome) -> list[bytes]:
         kind = block["type"]
         if kind == "tool_use":
             head, deltas = {**block, "input": {}}, [
-                {"type": "input_json_delta", "partial_json": frag} for frag in _fragments(next(calls).arguments)
+                {"type": "input_json_delta", "partial_json": frag} for frag in fragments(next(calls).arguments)
             ]
         elif kind == "thinking":
             head = {"type": "thinking", "thinking": "", "signature": ""}
-            deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"])]
+            deltas = [{"type": "thinking_delta", "thinking": p} for p in split_pieces(block["thinking"])]
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
         else:
             head = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"])]
+            deltas = [{"type": "text_delta", "text": p} for p in split_pieces(block["text"])]
         events.append(_event("content_block_start", {"type": "content_block_start", "index": index,
                                                      "content_block": head}))
         if index == 0:
@@ -234,7 +236,7 @@ def messages(call: Call) -> Response:
         "id": f"msg_{call.seq}",
         "type": "message",
         "role": "assistant",
-        "model": _model(body),
+        "model": body_model(body),
         "content": _content(out, thinking, call.seq),
         "stop_reason": _STOP_REASONS.get(out.finish_reason, out.finish_reason),
         "stop_sequence": None,
@@ -242,12 +244,12 @@ def messages(call: Call) -> Response:
             "input_tokens": input_tokens,
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
-            "output_tokens": _completion_tokens(out),
+            "output_tokens": token_count(out),
         },
     }
-    if not _wants_stream(body):
+    if not wants_stream(body):
         return Response.json(message)
-    return Response(content_type=_SSE_CT, events=_stream_events(message, out), sse_error=_sse_error)
+    return Response(content_type=SSE_CT, events=_stream_events(message, out), sse_error=_sse_error)
 
 
 @route("POST", r"/v1/messages/count_tokens", dialect=ANTHROPIC_DIALECT)

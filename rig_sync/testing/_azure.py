@@ -10,20 +10,10 @@ Point ``azure.Client(fake.api_key, endpoint=fake.url)`` at it. Errors have Azure
 
 from __future__ import annotations
 
-from . import _openai
-from ._server import (
-    OPENAI_DIALECT,
-    ApiError,
-    Call,
-    Dialect,
-    Handler,
-    JSONDict,
-    RecordedRequest,
-    Response,
-    _openai_status_error,
-    owns,
-    route,
-)
+from ._dialect import OPENAI_DIALECT, ApiError, Dialect, JSONDict, openai_status_error
+from ._openai import audio_speech, audio_transcriptions, chat_completions, embeddings, images_generations
+from ._routes import Call, Handler, Response, owns, route
+from ._values import RecordedRequest
 
 __all__ = ["AZURE_DIALECT"]
 
@@ -36,7 +26,7 @@ def _error_body(status: int, message: str, type: str, code: str | None, param: s
 
 
 def _status_error(status: int) -> JSONDict:
-    return _error_body(status, _openai_status_error(status)["error"]["message"], "", None, None)
+    return _error_body(status, openai_status_error(status)["error"]["message"], "", None, None)
 
 
 def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
@@ -69,11 +59,11 @@ def _versioned(handler: Handler) -> Handler:
 _DEPLOYMENT = r"/openai/deployments/(?P<deployment>[^/]+)/"
 
 for _suffix, _handler, _conversational, _json_body in (
-    ("chat/completions", _openai.chat_completions, True, True),
-    ("embeddings", _openai.embeddings, False, True),
-    ("audio/transcriptions", _openai.audio_transcriptions, False, False),
-    ("images/generations", _openai.images_generations, False, True),
-    ("audio/speech", _openai.audio_speech, False, True),
+    ("chat/completions", chat_completions, True, True),
+    ("embeddings", embeddings, False, True),
+    ("audio/transcriptions", audio_transcriptions, False, False),
+    ("images/generations", images_generations, False, True),
+    ("audio/speech", audio_speech, False, True),
 ):
     route("POST", _DEPLOYMENT + _suffix, dialect=AZURE_DIALECT, conversational=_conversational,
           expects_json=_json_body)(_versioned(_handler))

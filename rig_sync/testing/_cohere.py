@@ -12,34 +12,24 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ._ndims import ndims_for
-from ._openai import (
-    _SSE_CT,
-    _chat_tool_names,
-    _completion_tokens,
-    _content_text,
-    _decide,
-    _embedding_json,
-    _fragments,
-    _Outcome,
-    _pieces,
-    _ranked,
-    _wants_stream,
-    _words,
-)
-from ._server import (
-    ApiError,
-    Call,
-    Dialect,
-    JSONDict,
-    RecordedRequest,
-    Response,
-    _bearer_key,
-    dumps,
-    owns,
+from ._conversation import (
+    SSE_CT,
+    Outcome,
+    content_text,
+    decide,
+    fragments,
     result_text,
-    route,
+    split_pieces,
+    token_count,
+    wants_stream,
+    word_count,
 )
+from ._dialect import ApiError, Dialect, JSONDict, bearer_key, dumps
+from ._ndims import ndims_for
+from ._openai import chat_tool_names
+from ._routes import Call, Response, owns, route
+from ._values import RecordedRequest
+from ._vectors import embedding_json, ranked
 
 __all__ = ["COHERE_DIALECT"]
 
@@ -80,7 +70,7 @@ def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
 
 COHERE_DIALECT = Dialect(
     name="cohere",
-    extract_key=_bearer_key,
+    extract_key=bearer_key,
     error_body=_error_body,
     status_error=_status_error,
     sse_error=_sse_error,
@@ -103,15 +93,15 @@ def _tool_content(content: object) -> str:
     """A tool message's content: text, or v2's list of ``text`` and ``document`` items (a
     document's ``data`` is an object or JSON text)."""
     if not isinstance(content, list):
-        return _content_text(content)
+        return content_text(content)
     texts = []
     for item in content:
         doc = item.get("document") if isinstance(item, dict) and item.get("type") == "document" else None
-        texts.append(result_text(doc.get("data")) if isinstance(doc, dict) else _content_text([item]))
+        texts.append(result_text(doc.get("data")) if isinstance(doc, dict) else content_text([item]))
     return " ".join(texts)
 
 
-def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
+def _outcome(call: Call, body: JSONDict) -> tuple[Outcome, int]:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise ApiError(400, "invalid request: messages must be a non-empty list of messages")
@@ -123,11 +113,11 @@ def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
                 break
             tool_results.append(_tool_content(m.get("content")))
         tool_results.reverse()
-    prompt = next((_content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
+    prompt = next((content_text(m.get("content")) for m in reversed(messages) if m.get("role") == "user"), "")
     documents = [d.get("data") for d in body.get("documents") or [] if isinstance(d, dict)]
-    prompt_tokens = sum(_words(_tool_content(m.get("content"))) for m in messages)
-    prompt_tokens += sum(_words(json.dumps(d)) for d in documents)
-    return _decide(call.reply, prompt, tool_results, _chat_tool_names(body)), prompt_tokens
+    prompt_tokens = sum(word_count(_tool_content(m.get("content"))) for m in messages)
+    prompt_tokens += sum(word_count(json.dumps(d)) for d in documents)
+    return decide(call.reply, prompt, tool_results, chat_tool_names(body)), prompt_tokens
 
 
 @route("POST", r"/v2/chat", dialect=COHERE_DIALECT, conversational=True)
@@ -136,13 +126,13 @@ def chat(call: Call) -> Response:
     body = call.body_object()
     _required(body, "model")
     out, prompt_tokens = _outcome(call, body)
-    output_tokens = _completion_tokens(out)
+    output_tokens = token_count(out)
     tokens = {"input_tokens": prompt_tokens, "output_tokens": output_tokens}
     usage = {"billed_units": tokens, "tokens": tokens}
     finish = _FINISH.get(out.finish_reason, out.finish_reason.upper())
     cid = f"chat-{call.seq}"
     plan = "I will call " + ", ".join(c.name for c in out.calls) + "." if out.calls else None
-    if not _wants_stream(body):
+    if not wants_stream(body):
         message: JSONDict = {"role": "assistant"}
         if out.calls:
             message["tool_plan"] = plan
@@ -160,7 +150,7 @@ def chat(call: Call) -> Response:
         for i, c in enumerate(out.calls):
             start = {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": ""}}
             events.append(_event("tool-call-start", index=i, delta={"message": {"tool_calls": start}}))
-            for frag in _fragments(c.arguments):
+            for frag in fragments(c.arguments):
                 if frag:
                     delta = {"message": {"tool_calls": {"function": {"arguments": frag}}}}
                     events.append(_event("tool-call-delta", index=i, delta=delta))
@@ -168,11 +158,11 @@ def chat(call: Call) -> Response:
     else:
         events.append(_event("content-start", index=0,
                              delta={"message": {"content": {"type": "text", "text": ""}}}))
-        for piece in _pieces(out.text or ""):
+        for piece in split_pieces(out.text or ""):
             events.append(_event("content-delta", index=0, delta={"message": {"content": {"text": piece}}}))
         events.append(_event("content-end", index=0))
     events.append(_event("message-end", delta={"finish_reason": finish, "usage": usage}))
-    return Response(content_type=_SSE_CT, events=events)
+    return Response(content_type=SSE_CT, events=events)
 
 
 _INPUT_TYPES = ("search_document", "search_query", "classification", "clustering", "image")
@@ -208,8 +198,8 @@ def embed(call: Call) -> Response:
     if images and not all(i.startswith("data:image/") for i in inputs):
         raise ApiError(400, "invalid request: images must be data URIs")
     dims = _dims(body, model)
-    vectors = ",".join(_embedding_json(text, dims) for text in inputs)
-    units = {"images": len(inputs)} if images else {"input_tokens": sum(_words(t) for t in inputs)}
+    vectors = ",".join(embedding_json(text, dims) for text in inputs)
+    units = {"images": len(inputs)} if images else {"input_tokens": sum(word_count(t) for t in inputs)}
     texts = [] if images else inputs
     out = (f'{{"id":"embed-{call.seq}","texts":{dumps(texts).decode()},"embeddings":{{"float":[{vectors}]}},'
            f'"meta":{{"api_version":{{"version":"2"}},"billed_units":{dumps(units).decode()}}},'
@@ -231,6 +221,6 @@ def rerank(call: Call) -> Response:
         raise ApiError(400, "invalid request: documents must be a non-empty list of strings")
     return Response.json({
         "id": f"rerank-{call.seq}",
-        "results": [{"index": i, "relevance_score": score} for i, score in _ranked(query, documents, top_n)],
+        "results": [{"index": i, "relevance_score": score} for i, score in ranked(query, documents, top_n)],
         "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
     })

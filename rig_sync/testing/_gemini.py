@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from ._conversation import Outcome, decide, result_text, split_pieces, word_count
+from ._dialect import ApiError, Dialect, JSONDict, dumps
 from ._ndims import ndims_for
-from ._openai import _decide, _embedding_json, _Outcome, _pieces, _words
-from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, dumps, owns, result_text, route
+from ._routes import Call, Response, owns, route
+from ._values import RecordedRequest
+from ._vectors import embedding_json
 
 __all__ = ["GEMINI_DIALECT"]
 
@@ -125,19 +128,19 @@ def _prompt(body: JSONDict) -> tuple[list[JSONDict], list[list[JSONDict]], int]:
     if not isinstance(contents, list) or not contents or not all(isinstance(c, dict) for c in contents):
         raise ApiError(400, "* GenerateContentRequest.contents: contents is not specified")
     all_parts = [_parts(c) for c in contents]
-    prompt_tokens = sum(_words(_text(parts)) for parts in all_parts)
+    prompt_tokens = sum(word_count(_text(parts)) for parts in all_parts)
     system = body.get("systemInstruction", body.get("system_instruction"))
     if system is not None:
-        prompt_tokens += _words(_text(_parts(system)))
+        prompt_tokens += word_count(_text(_parts(system)))
     return contents, all_parts, prompt_tokens
 
 
-def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
+def _outcome(call: Call, body: JSONDict) -> tuple[Outcome, int]:
     contents, all_parts, prompt_tokens = _prompt(body)
     outputs = [out for out in map(_function_output, all_parts[-1]) if out is not None]
     prompt = next((_text(p) for c, p in zip(reversed(contents), reversed(all_parts), strict=True)
                    if c.get("role", "user") == "user" and _text(p)), "")
-    return _decide(call.reply, prompt, outputs or None, _tool_names(body)), prompt_tokens
+    return decide(call.reply, prompt, outputs or None, _tool_names(body)), prompt_tokens
 
 
 # --------------------------------------------------------------------------- #
@@ -145,7 +148,7 @@ def _outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
 # --------------------------------------------------------------------------- #
 
 
-def _call_parts(call: Call, out: _Outcome) -> list[JSONDict]:
+def _call_parts(call: Call, out: Outcome) -> list[JSONDict]:
     # Gemini's function calls mostly come without ids; a scripted reply's explicit id is sent.
     given = [c.id for c in call.reply.calls] if call.reply is not None and call.reply.kind == "tool_calls" else []
     parts: list[JSONDict] = []
@@ -174,7 +177,7 @@ def _generate(call: Call, stream: bool) -> Response:
     model = call.match.group("model").rpartition("/")[2]
     finish = _FINISH.get(out.finish_reason, out.finish_reason.upper())
     answer = out.text or ""
-    output_tokens = _words(answer) if not out.calls else sum(1 + _words(c.arguments) for c in out.calls)
+    output_tokens = word_count(answer) if not out.calls else sum(1 + word_count(c.arguments) for c in out.calls)
     usage = {"promptTokenCount": prompt_tokens, "candidatesTokenCount": output_tokens,
              "totalTokenCount": prompt_tokens + output_tokens}
     rid = f"resp_{call.seq}"
@@ -185,7 +188,7 @@ def _generate(call: Call, stream: bool) -> Response:
     if out.calls:
         chunks = [_chunk(model, _call_parts(call, out), finish, usage, rid)]
     else:
-        pieces = _pieces(answer) or [""]
+        pieces = split_pieces(answer) or [""]
         chunks = [_chunk(model, [{"text": p}], None, partial, rid) for p in pieces[:-1]]
         chunks.append(_chunk(model, [{"text": pieces[-1]}], finish, usage, rid))
     if call.request.query.get("alt") != "sse":
@@ -234,7 +237,7 @@ def _embedding(request: object, model: str) -> str:
     dims = request.get("outputDimensionality", request.get("output_dimensionality", default))
     if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= 65536:
         raise ApiError(400, "* EmbedContentRequest.output_dimensionality: must be a positive integer.")
-    return '{"values":' + _embedding_json(text, dims) + "}"
+    return '{"values":' + embedding_json(text, dims) + "}"
 
 
 @route("POST", _MODEL + "embedContent", dialect=GEMINI_DIALECT)

@@ -16,30 +16,13 @@ import re
 import time
 from collections.abc import Mapping
 
+from ._conversation import Outcome, decide, split_pieces, token_count, word_count
+from ._dialect import ApiError, Dialect, JSONDict, bearer_key, dumps, openai_status_error
 from ._ndims import ndims_for
-from ._openai import (
-    _chat_outcome,
-    _completion_tokens,
-    _decide,
-    _embedding_inputs,
-    _embedding_json,
-    _Outcome,
-    _pieces,
-    _words,
-)
-from ._server import (
-    ApiError,
-    Call,
-    Dialect,
-    JSONDict,
-    RecordedRequest,
-    Response,
-    _bearer_key,
-    _openai_status_error,
-    dumps,
-    owns,
-    route,
-)
+from ._openai import chat_outcome
+from ._routes import Call, Response, owns, route
+from ._values import RecordedRequest
+from ._vectors import embedding_inputs, embedding_json
 
 __all__ = ["OLLAMA_DIALECT"]
 
@@ -48,7 +31,7 @@ _LOCAL = "ollama-local"  # the key a keyless request counts as
 
 
 def _key(req: RecordedRequest) -> str | None:
-    return _bearer_key(req) or _LOCAL
+    return bearer_key(req) or _LOCAL
 
 
 def _error_body(status: int, message: str, type: str, code: str | None, param: str | None) -> JSONDict:
@@ -56,7 +39,7 @@ def _error_body(status: int, message: str, type: str, code: str | None, param: s
 
 
 def _status_error(status: int) -> JSONDict:
-    return {"error": _openai_status_error(status)["error"]["message"]}
+    return {"error": openai_status_error(status)["error"]["message"]}
 
 
 def _ndjson_error(error: Mapping[str, object]) -> bytes:
@@ -89,7 +72,7 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
 
 
-def _wire_calls(out: _Outcome) -> list[JSONDict]:
+def _wire_calls(out: Outcome) -> list[JSONDict]:
     calls: list[JSONDict] = []
     for c in out.calls:
         try:
@@ -100,13 +83,13 @@ def _wire_calls(out: _Outcome) -> list[JSONDict]:
     return calls
 
 
-def _stats(out: _Outcome, prompt_tokens: int) -> JSONDict:
+def _stats(out: Outcome, prompt_tokens: int) -> JSONDict:
     """The fields of the last line (or the one object) of a chat or generate answer."""
     # Ollama says "stop" for an answer that calls tools; scripted finishes otherwise pass through.
     done_reason = "stop" if out.finish_reason == "tool_calls" else out.finish_reason
     return {"done_reason": done_reason, "done": True, "total_duration": 1000, "load_duration": 10,
             "prompt_eval_count": prompt_tokens, "prompt_eval_duration": 100,
-            "eval_count": _completion_tokens(out), "eval_duration": 800}
+            "eval_count": token_count(out), "eval_duration": 800}
 
 
 def _answer(body: JSONDict, model: str, parts: list[JSONDict], whole: JSONDict, stats: JSONDict) -> Response:
@@ -126,13 +109,13 @@ def chat(call: Call) -> Response:
     """Ollama ``POST /api/chat``: one object with ``"stream": false``, else an NDJSON stream."""
     body = call.body_object()
     model = _model(body)
-    out, prompt_tokens = _chat_outcome(call, body)
+    out, prompt_tokens = chat_outcome(call, body)
     message: JSONDict = {"role": "assistant", "content": out.text or ""}
     if out.calls:
         message["tool_calls"] = _wire_calls(out)
         parts = [{"message": {"role": "assistant", "content": "", "tool_calls": message["tool_calls"]}}]
     else:
-        parts = [{"message": {"role": "assistant", "content": piece}} for piece in _pieces(out.text or "")]
+        parts = [{"message": {"role": "assistant", "content": piece}} for piece in split_pieces(out.text or "")]
     return _answer(body, model, parts, {"message": message}, _stats(out, prompt_tokens))
 
 
@@ -144,12 +127,12 @@ def generate(call: Call) -> Response:
     prompt, system = body.get("prompt", ""), body.get("system", "")
     if not isinstance(prompt, str) or not isinstance(system, str):
         raise ApiError(400, "prompt and system must be strings")
-    out = _decide(call.reply, prompt, None, set())
+    out = decide(call.reply, prompt, None, set())
     if out.calls:
         raise ApiError(400, "/api/generate cannot call tools: script Reply.text for it, or use /api/chat")
     text = out.text or ""
-    parts = [{"response": piece} for piece in _pieces(text)]
-    return _answer(body, model, parts, {"response": text}, _stats(out, _words(system) + _words(prompt)))
+    parts = [{"response": piece} for piece in split_pieces(text)]
+    return _answer(body, model, parts, {"response": text}, _stats(out, word_count(system) + word_count(prompt)))
 
 
 _DEFAULT_TAGS = ("llama3.2:latest", "nomic-embed-text:latest")
@@ -184,11 +167,11 @@ def embed(call: Call) -> Response:
     body = call.body_object()
     model = _model(body)
     try:
-        texts = _embedding_inputs(body.get("input"))
+        texts = embedding_inputs(body.get("input"))
     except ApiError:
         raise ApiError(400, "input must be a string or a list of strings") from None
     dims = _dims(body)
-    vectors = ",".join(_embedding_json(t, dims) for t in texts)
+    vectors = ",".join(embedding_json(t, dims) for t in texts)
     tokens = sum(len(t.split()) for t in texts)
     out = (f'{{"model":{json.dumps(model)},"embeddings":[{vectors}],"total_duration":1000,'
            f'"load_duration":10,"prompt_eval_count":{tokens}}}')
@@ -203,4 +186,4 @@ def embeddings_legacy(call: Call) -> Response:
     prompt = body.get("prompt")
     if not isinstance(prompt, str):
         raise ApiError(400, "prompt must be a string")
-    return Response(body=b'{"embedding":' + _embedding_json(prompt, _dims(body)).encode("utf-8") + b"}")
+    return Response(body=b'{"embedding":' + embedding_json(prompt, _dims(body)).encode("utf-8") + b"}")

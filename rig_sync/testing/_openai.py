@@ -10,134 +10,31 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
-import re
 import struct
-import sys
 import time
 import zlib
-from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 
-from ._ndims import ndims_for
-from ._server import (
-    ApiError,
-    Call,
-    JSONDict,
-    Reply,
-    Response,
-    ToolCall,
-    dumps,
-    route,
+from ._conversation import (
+    DEFAULT_MODEL,
+    SSE_CT,
+    Outcome,
+    body_model,
+    content_text,
+    decide,
+    fragments,
+    split_pieces,
+    token_count,
+    wants_stream,
+    word_count,
 )
+from ._dialect import ApiError, JSONDict, dumps
+from ._ndims import ndims_for
+from ._routes import Call, Response, route
+from ._values import ToolCall
+from ._vectors import embed_text, embedding_b64, embedding_inputs, embedding_json
 
-__all__ = ["DEFAULT_MODEL", "embed_text", "tiny_png"]
-
-DEFAULT_MODEL = "fake-model"
-_PIECE_RE = re.compile(r"\S+\s*|\s+")
-_WORD_RE = re.compile(r"\w+")
-_SSE_CT = "text/event-stream; charset=utf-8"
-
-
-# --------------------------------------------------------------------------- #
-# Shared conversation logic
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    text: str | None
-    calls: tuple[ToolCall, ...]
-    finish_reason: str
-
-
-def _words(text: str) -> int:
-    return len(text.split())
-
-
-def _pieces(text: str) -> list[str]:
-    """Split text into word-sized pieces whose concatenation is ``text``."""
-    return _PIECE_RE.findall(text)
-
-
-def _fragments(s: str, size: int = 6) -> list[str]:
-    return [s[i : i + size] for i in range(0, len(s), size)] or [""]
-
-
-def _content_text(content: object) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts: list[str] = []
-        for p in content:
-            if isinstance(p, str):
-                parts.append(p)
-            elif isinstance(p, dict) and isinstance(p.get("text"), str):
-                parts.append(p["text"])
-        return " ".join(parts)
-    if isinstance(content, dict) and isinstance(content.get("text"), str):
-        return str(content["text"])
-    return ""
-
-
-def _parse_call_prompt(prompt: str, tool_names: set[str]) -> tuple[ToolCall, ...] | None:
-    """``call:name {json} ; other {json}`` -> tool calls, if all tools exist."""
-    spec = prompt.strip()
-    if not spec.startswith("call:"):
-        return None
-    calls: list[ToolCall] = []
-    for i, seg in enumerate(spec[len("call:") :].split(" ; ")):
-        seg = seg.strip()
-        m = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)\Z", seg, re.DOTALL)
-        if m is None:
-            return None
-        name, raw_args = m.group(1), m.group(2).strip() or "{}"
-        if name not in tool_names:
-            return None
-        try:
-            args = json.dumps(json.loads(raw_args))
-        except ValueError:
-            args = raw_args
-        calls.append(ToolCall(name=name, arguments=args, id=f"call_{i}"))
-    return tuple(calls) or None
-
-
-def _decide(
-    reply: Reply | None,
-    prompt: str,
-    tool_results: list[str] | None,
-    tool_names: set[str],
-) -> _Outcome:
-    if reply is not None and reply.kind == "text":
-        return _Outcome(reply.content, (), reply.finish_reason or "stop")
-    if reply is not None and reply.kind == "tool_calls":
-        calls = tuple(ToolCall(c.name, c.arguments, c.id or f"call_{i}") for i, c in enumerate(reply.calls))
-        return _Outcome(None, calls, reply.finish_reason or "tool_calls")
-    if tool_results is not None:
-        return _Outcome("tool result: " + ", ".join(tool_results), (), "stop")
-    calls_opt = _parse_call_prompt(prompt, tool_names)
-    if calls_opt:
-        return _Outcome(None, calls_opt, "tool_calls")
-    return _Outcome("echo: " + prompt, (), "stop")
-
-
-def _completion_tokens(out: _Outcome) -> int:
-    if out.text is not None:
-        return _words(out.text)
-    return sum(1 + _words(c.arguments) for c in out.calls)
-
-
-def _model(body: JSONDict) -> str:
-    model = body.get("model")
-    return model if isinstance(model, str) and model else DEFAULT_MODEL
-
-
-def _wants_stream(body: JSONDict) -> bool:
-    return body.get("stream") is True
+__all__ = ["DEFAULT_MODEL", "chat_outcome", "chat_tool_names", "embed_text", "tiny_png"]
 
 
 # --------------------------------------------------------------------------- #
@@ -145,7 +42,8 @@ def _wants_stream(body: JSONDict) -> bool:
 # --------------------------------------------------------------------------- #
 
 
-def _chat_tool_names(body: JSONDict) -> set[str]:
+def chat_tool_names(body: JSONDict) -> set[str]:
+    """The tool (and legacy function) names a chat completions body declares."""
     names: set[str] = set()
     for tool in body.get("tools") or []:
         if isinstance(tool, dict):
@@ -160,7 +58,8 @@ def _chat_tool_names(body: JSONDict) -> set[str]:
     return names
 
 
-def _chat_outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
+def chat_outcome(call: Call, body: JSONDict) -> tuple[Outcome, int]:
+    """A chat completions body's answer (see ``decide``) and its prompt tokens."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
         raise ApiError(400, "'messages' is a required property", param="messages")
@@ -170,15 +69,15 @@ def _chat_outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
         for m in reversed(messages):
             if m.get("role") not in ("tool", "function"):
                 break
-            tool_results.append(_content_text(m.get("content")))
+            tool_results.append(content_text(m.get("content")))
         tool_results.reverse()
     prompt = ""
     for m in reversed(messages):
         if m.get("role") == "user":
-            prompt = _content_text(m.get("content"))
+            prompt = content_text(m.get("content"))
             break
-    prompt_tokens = sum(_words(_content_text(m.get("content"))) for m in messages)
-    return _decide(call.reply, prompt, tool_results, _chat_tool_names(body)), prompt_tokens
+    prompt_tokens = sum(word_count(content_text(m.get("content"))) for m in messages)
+    return decide(call.reply, prompt, tool_results, chat_tool_names(body)), prompt_tokens
 
 
 def _chat_tool_call_json(c: ToolCall) -> JSONDict:
@@ -193,8 +92,8 @@ def _chat_tool_call_json(c: ToolCall) -> JSONDict:
 def chat_completions(call: Call) -> Response:
     """OpenAI ``POST /v1/chat/completions`` (plain and streamed)."""
     body = call.body_object()
-    out, prompt_tokens = _chat_outcome(call, body)
-    completion_tokens = _completion_tokens(out)
+    out, prompt_tokens = chat_outcome(call, body)
+    completion_tokens = token_count(out)
     usage = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
@@ -204,8 +103,8 @@ def chat_completions(call: Call) -> Response:
     }
     cid = f"chatcmpl-{call.seq}"
     created = int(time.time())
-    model = _model(body)
-    if not _wants_stream(body):
+    model = body_model(body)
+    if not wants_stream(body):
         message: JSONDict = {"role": "assistant", "content": out.text, "refusal": None}
         if out.calls:
             message["tool_calls"] = [_chat_tool_call_json(c) for c in out.calls]
@@ -260,12 +159,12 @@ def chat_completions(call: Call) -> Response:
             if i == 0:
                 head = {"role": "assistant", "content": None, **head}
             events.append(chunk(head))
-            for frag in _fragments(c.arguments):
+            for frag in fragments(c.arguments):
                 if frag:
                     events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": frag}}]}))
     else:
         events.append(chunk({"role": "assistant", "content": "", "refusal": None}))
-        for piece in _pieces(out.text or ""):
+        for piece in split_pieces(out.text or ""):
             events.append(chunk({"content": piece}))
     events.append(chunk({}, out.finish_reason))
     if include_usage:
@@ -285,7 +184,7 @@ def chat_completions(call: Call) -> Response:
             + b"\n\n"
         )
     events.append(b"data: [DONE]\n\n")
-    return Response(content_type=_SSE_CT, events=events)
+    return Response(content_type=SSE_CT, events=events)
 
 
 # --------------------------------------------------------------------------- #
@@ -305,15 +204,15 @@ def _responses_tool_names(body: JSONDict) -> set[str]:
     return names
 
 
-def _responses_outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
+def _responses_outcome(call: Call, body: JSONDict) -> tuple[Outcome, int]:
     raw = body.get("input")
     instructions = body.get("instructions")
-    prompt_tokens = _words(instructions) if isinstance(instructions, str) else 0
+    prompt_tokens = word_count(instructions) if isinstance(instructions, str) else 0
     prompt = ""
     tool_results: list[str] | None = None
     if isinstance(raw, str):
         prompt = raw
-        prompt_tokens += _words(raw)
+        prompt_tokens += word_count(raw)
     elif isinstance(raw, list):
         items = [({"role": "user", "content": it} if isinstance(it, str) else it) for it in raw]
         if not all(isinstance(it, dict) for it in items):
@@ -321,26 +220,26 @@ def _responses_outcome(call: Call, body: JSONDict) -> tuple[_Outcome, int]:
         for it in items:
             kind = it.get("type", "message")
             if kind == "message" or (kind not in ("function_call", "function_call_output") and "role" in it):
-                text = _content_text(it.get("content"))
-                prompt_tokens += _words(text)
+                text = content_text(it.get("content"))
+                prompt_tokens += word_count(text)
                 if it.get("role") == "user":
                     prompt = text
             elif kind == "function_call_output":
-                prompt_tokens += _words(_content_text(it.get("output")))
+                prompt_tokens += word_count(content_text(it.get("output")))
             elif kind == "function_call":
-                prompt_tokens += _words(str(it.get("arguments", "")))
+                prompt_tokens += word_count(str(it.get("arguments", "")))
         if items and items[-1].get("type") == "function_call_output":
             tool_results = []
             for it in reversed(items):
                 if it.get("type") != "function_call_output":
                     break
-                tool_results.append(_content_text(it.get("output")))
+                tool_results.append(content_text(it.get("output")))
             tool_results.reverse()
     elif raw is not None:
         raise ApiError(400, "Invalid 'input': expected a string or a list.", param="input")
     else:
         raise ApiError(400, "Missing required parameter: 'input'.", param="input")
-    return _decide(call.reply, prompt, tool_results, _responses_tool_names(body)), prompt_tokens
+    return decide(call.reply, prompt, tool_results, _responses_tool_names(body)), prompt_tokens
 
 
 def _responses_sse_error(error: object) -> bytes:
@@ -360,11 +259,11 @@ def responses(call: Call) -> Response:
     """OpenAI ``POST /v1/responses`` (plain and streamed)."""
     body = call.body_object()
     out, input_tokens = _responses_outcome(call, body)
-    output_tokens = _completion_tokens(out)
+    output_tokens = token_count(out)
     rid = f"resp_{call.seq}"
     msg_id = f"msg_{call.seq}"
     created = int(time.time())
-    model = _model(body)
+    model = body_model(body)
 
     items: list[JSONDict] = []
     if out.calls:
@@ -423,7 +322,7 @@ def responses(call: Call) -> Response:
             ),
         }
 
-    if not _wants_stream(body):
+    if not wants_stream(body):
         return Response.json(response_obj("completed", items, True))
 
     events: list[bytes] = []
@@ -441,7 +340,7 @@ def responses(call: Call) -> Response:
                 output_index=idx,
                 item={**item, "arguments": "", "status": "in_progress"},
             )
-            for frag in _fragments(item["arguments"]):
+            for frag in fragments(item["arguments"]):
                 if frag:
                     emit(
                         "response.function_call_arguments.delta",
@@ -469,7 +368,7 @@ def responses(call: Call) -> Response:
                 content_index=0,
                 part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
             )
-            for piece in _pieces(text):
+            for piece in split_pieces(text):
                 emit(
                     "response.output_text.delta",
                     item_id=item["id"],
@@ -495,116 +394,23 @@ def responses(call: Call) -> Response:
             )
         emit("response.output_item.done", output_index=idx, item=item)
     emit("response.completed", response=response_obj("completed", items, True))
-    return Response(content_type=_SSE_CT, events=events, sse_error=_responses_sse_error)
+    return Response(content_type=SSE_CT, events=events, sse_error=_responses_sse_error)
 
 
 # --------------------------------------------------------------------------- #
 # Embeddings
 # --------------------------------------------------------------------------- #
 
-_LITTLE = sys.byteorder == "little"
-
-
-@lru_cache(maxsize=8192)
-def _sparse_embedding(text: str, dims: int) -> tuple[array[int], array[float]]:
-    """Normalised float32 sparse vector: (indices, values), indices sorted.
-
-    Features are hashed lower-cased words (weight 1) and character trigrams
-    (weight 0.5) with a hash-derived sign, so texts sharing words and spelling
-    get a high cosine similarity.
-    """
-    crc = zlib.crc32
-    acc: dict[int, float] = {}
-    words = _WORD_RE.findall(text.lower())
-    for h in [crc(w.encode("utf-8")) for w in words]:
-        i = h % dims
-        acc[i] = acc.get(i, 0.0) + (1.0 if h & 0x80000000 else -1.0)
-    joined = " ".join(words).encode("utf-8")
-    for h in [crc(joined[j : j + 3], 0x5EED) for j in range(len(joined) - 2)]:
-        i = h % dims
-        acc[i] = acc.get(i, 0.0) + (0.5 if h & 0x80000000 else -0.5)
-    nz = sorted((i, v) for i, v in acc.items() if v != 0.0)
-    if not nz:
-        nz = [(crc(text.encode("utf-8")) % dims, 1.0)]
-    norm = math.sqrt(sum(v * v for _, v in nz))
-    idx = array("i", [i for i, _ in nz])
-    vals = array("f", [v / norm for _, v in nz])  # rounded to float32
-    return idx, vals
-
-
-def embed_text(text: str, dims: int = 1536) -> list[float]:
-    """The fake embedding of ``text``: L2-normalised, float32-exact values,
-    identical to what ``/v1/embeddings`` returns."""
-    idx, vals = _sparse_embedding(text, dims)
-    vec = [0.0] * dims
-    for i, v in zip(idx, vals, strict=True):
-        vec[i] = v
-    return vec
-
-
-_RANK_DIMS = 256  # enough for stable similarities, cheap to compute
-
-
-def _ranked(query: str, documents: list[str], top: int | None) -> list[tuple[int, float]]:
-    """``(index, score)`` of the best ``top`` documents, best first: the cosine similarity of the
-    fake embeddings, so reranking agrees with vector search over the same texts."""
-    q = embed_text(query, _RANK_DIMS)
-    scores = [sum(a * b for a, b in zip(q, embed_text(d, _RANK_DIMS), strict=True)) for d in documents]
-    return [(i, round(scores[i], 6)) for i in sorted(range(len(documents)), key=lambda i: -scores[i])[:top]]
-
-
-@lru_cache(maxsize=1024)
-def _embedding_json(text: str, dims: int) -> str:
-    idx, vals = _sparse_embedding(text, dims)
-    parts: list[str] = ["["]
-    prev = 0  # next index to be written
-    for i, v in zip(idx, vals, strict=True):
-        parts.append("0.0," * (i - prev))
-        parts.append(repr(v))
-        parts.append(",")
-        prev = i + 1
-    parts.append("0.0," * (dims - prev))
-    out = "".join(parts)
-    return out[:-1] + "]"
-
-
-@lru_cache(maxsize=1024)
-def _embedding_b64(text: str, dims: int) -> str:
-    idx, vals = _sparse_embedding(text, dims)
-    arr = array("f", bytes(4 * dims))
-    for i, v in zip(idx, vals, strict=True):
-        arr[i] = v
-    if not _LITTLE:
-        arr.byteswap()
-    return '"' + base64.b64encode(arr.tobytes()).decode("ascii") + '"'
-
-
-def _embedding_inputs(raw: object) -> list[str]:
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list) and raw:
-        if all(isinstance(x, str) for x in raw):
-            return list(raw)
-        if all(isinstance(x, int) for x in raw):
-            return [" ".join(str(x) for x in raw)]
-        if all(isinstance(x, list) and all(isinstance(t, int) for t in x) for x in raw):
-            return [" ".join(str(t) for t in x) for x in raw]
-    raise ApiError(
-        400,
-        "'input' must be a string, an array of strings or an array of token arrays.",
-        param="input",
-    )
-
 
 @route("POST", r"/v1/embeddings")
 def embeddings(call: Call) -> Response:
     """OpenAI ``POST /v1/embeddings`` with text-derived, similarity-preserving vectors."""
     body = call.body_object()
-    texts = _embedding_inputs(body.get("input"))
+    texts = embedding_inputs(body.get("input"))
     # `output_dimension`: the size field of Mistral and Voyage, whose embeddings this route serves too
     # (the voyageai SDK sends it as null when not asked).
     asked = [body[k] for k in ("dimensions", "output_dimension") if body.get(k) is not None]
-    dims_raw = asked[0] if asked else ndims_for(_model(body))
+    dims_raw = asked[0] if asked else ndims_for(body_model(body))
     if not isinstance(dims_raw, int) or isinstance(dims_raw, bool) or not 1 <= dims_raw <= 65536:
         raise ApiError(400, "'dimensions' must be a positive integer.", param="dimensions")
     fmt = body.get("encoding_format", "float") or "float"
@@ -614,10 +420,10 @@ def embeddings(call: Call) -> Response:
             "'encoding_format' must be 'float' or 'base64'.",
             param="encoding_format",
         )
-    render = _embedding_json if fmt == "float" else _embedding_b64
+    render = embedding_json if fmt == "float" else embedding_b64
     items = [f'{{"object":"embedding","index":{i},"embedding":{render(t, dims_raw)}}}' for i, t in enumerate(texts)]
-    tokens = sum(_words(t) for t in texts)
-    model = json.dumps(_model(body))
+    tokens = sum(word_count(t) for t in texts)
+    model = json.dumps(body_model(body))
     out = (  # an `id`, as Mistral's answers (served here too) have it: the mistralai SDK requires it
         f'{{"id":"embd-{call.seq}","object":"list","data":['
         + ",".join(items)

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._openai import _model, _ranked, _words
-from ._server import ApiError, Call, Dialect, JSONDict, RecordedRequest, Response, _bearer_key, dumps, owns, route
+from ._conversation import body_model, word_count
+from ._dialect import ApiError, Dialect, JSONDict, bearer_key, dumps
+from ._routes import Call, Response, owns, route
+from ._values import RecordedRequest
+from ._vectors import ranked
 
 __all__ = ["VOYAGE_DIALECT"]
 
@@ -38,7 +41,7 @@ def _unknown_model(model: str, req: RecordedRequest) -> ApiError:
 
 VOYAGE_DIALECT = Dialect(
     name="voyage",
-    extract_key=_bearer_key,
+    extract_key=bearer_key,
     error_body=_error_body,
     status_error=_status_error,
     sse_error=_sse_error,
@@ -57,10 +60,10 @@ def rerank(call: Call) -> Response:
         raise ApiError(400, "documents must be a non-empty list of strings")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ApiError(400, "top_k must be a positive integer")
-    tokens = _words(query) * len(documents) + sum(_words(d) for d in documents)
+    tokens = word_count(query) * len(documents) + sum(word_count(d) for d in documents)
     return Response.json({
         "object": "list",
-        "data": [{"relevance_score": score, "index": i} for i, score in _ranked(query, documents, top_k)],
-        "model": _model(body),
+        "data": [{"relevance_score": score, "index": i} for i, score in ranked(query, documents, top_k)],
+        "model": body_model(body),
         "usage": {"total_tokens": tokens},
     })
