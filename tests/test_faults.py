@@ -29,7 +29,7 @@ import urllib3.util.retry
 from rig_sync import errors
 from rig_sync.completion import CompletionModel, CompletionResponse
 from rig_sync.http import RetryPolicy, Timeout
-from rig_sync.providers import anthropic, gemini, ollama, openai
+from rig_sync.providers import anthropic, gemini, ollama, openai, vertex
 from rig_sync.streaming import FinalResponse, StreamChunk, TextChunk
 from rig_sync.testing import FakeProvider, Fault
 
@@ -81,11 +81,23 @@ def ollama_model(url: str, key: str, pool_size: int = 4, retry: RetryPolicy = PO
     return ollama.Client(base_url=url, **_client_options(pool_size, retry)).completion_model("llama3")
 
 
+def vertex_model(url: str, key: str, pool_size: int = 4, retry: RetryPolicy = POLICY) -> CompletionModel:
+    client = vertex.Client(token=key, project="fake-project", base_url=url, **_client_options(pool_size, retry))
+    return client.completion_model("gemini-2.5-flash")
+
+
+def vertex_claude_model(url: str, key: str, pool_size: int = 4, retry: RetryPolicy = POLICY) -> CompletionModel:
+    client = vertex.Client(token=key, project="fake-project", base_url=url, **_client_options(pool_size, retry))
+    return client.completion_model("claude-sonnet-4-5@20250929")
+
+
 MODELS: dict[str, Callable[..., CompletionModel]] = {
     "openai": openai_model,
     "anthropic": anthropic_model,
     "gemini": gemini_model,
     "ollama": ollama_model,
+    "vertex": vertex_model,
+    "vertex_claude": vertex_claude_model,
 }
 
 # A 200 whose body is the provider's own error object, in each provider's shape.
@@ -97,6 +109,8 @@ ERROR_BODIES: dict[str, dict[str, Any]] = {
     "gemini": {"error": {"code": 503, "message": "The engine is overloaded right now", "status": "UNAVAILABLE"}},
     "ollama": {"error": "The engine is overloaded right now"},
 }
+ERROR_BODIES["vertex"] = ERROR_BODIES["gemini"]  # Gemini's wire on Vertex
+ERROR_BODIES["vertex_claude"] = ERROR_BODIES["anthropic"]  # Anthropic's wire on Vertex
 
 
 def _sse(*events: dict[str, Any], named: bool = False) -> bytes:
@@ -134,6 +148,8 @@ UNTERMINATED: dict[str, tuple[bytes, str]] = {
         + b"\n" for piece in ("Hel", "lo")
     ), "application/x-ndjson"),  # no `done: true` object
 }
+UNTERMINATED["vertex"] = UNTERMINATED["gemini"]
+UNTERMINATED["vertex_claude"] = UNTERMINATED["anthropic"]
 
 
 # --- the table ------------------------------------------------------------------------------------------
@@ -218,7 +234,8 @@ CASES: list[Case] = [
          lambda d: Fault.sse_error(after_events=4, error={"message": "boom: engine fell over", "type": "api_error"}),
          Expect(errors.InternalServerError, ATTEMPTS, True, says="boom: engine fell over"),
          # Only Anthropic's error events say (by their type) that the same request may succeed again.
-         Expect(errors.StreamError, 1, {"openai": False, "anthropic": True, "gemini": False, "ollama": False},
+         Expect(errors.StreamError, 1, {"openai": False, "anthropic": True, "gemini": False, "ollama": False,
+                                       "vertex": False, "vertex_claude": True},
                 partial=True, says="boom: engine fell over")),
 ]
 

@@ -1,7 +1,7 @@
 """Google Vertex AI through the public API: Gemini and Claude models against the payloads recorded
 from Vertex in tests/fixtures/vertex (HTTP mocked with `responses`), the paths and bodies sent, the
 credentials (TokenAuth, google-auth faked by a tiny object, a static token, express mode keys),
-errors, and no secret in anything shown."""
+errors, no secret in anything shown; and the same against FakeProvider's Vertex dialect."""
 
 from __future__ import annotations
 
@@ -19,14 +19,16 @@ import pytest
 import responses
 from conftest import FIXTURES, credentials_sent, load_bytes, load_fixture, sent_json
 
+import rig_sync.tool
 from rig_sync import errors
-from rig_sync.auth import TokenAuth
+from rig_sync.auth import HeaderAuth, TokenAuth
 from rig_sync.client import ProviderValue
 from rig_sync.client.builder import DynClientBuilder
 from rig_sync.completion import CompletionResponse, ToolDefinition, Usage
 from rig_sync.message import Message, Reasoning, Text, ToolCall
 from rig_sync.providers import vertex
 from rig_sync.streaming import FinalResponse, TextChunk, ToolCallChunk
+from rig_sync.testing import FakeProvider
 from rig_sync.transcription import TranscriptionRequest
 
 HOST = "http://127.0.0.1:9"
@@ -446,3 +448,67 @@ def test_no_token_in_reprs_errors_or_pickles(mocked: responses.RequestsMock) -> 
     assert credentials.token is not None
     fetch = vertex.Client(credentials=credentials, project=PROJECT).transport.auth
     assert credentials.token not in repr(fetch) and "FakeCredentials" in repr(fetch._fetch)  # type: ignore[union-attr]
+
+
+# --- against the loopback FakeProvider (its Vertex dialect) ---------------------------------------------
+
+
+def fake_client(fake: FakeProvider, **kwargs: Any) -> vertex.Client:
+    return vertex.Client(**{"token": fake.api_key, "project": PROJECT, "location": LOCATION, "base_url": fake.url,
+                            "max_retries": 0, **kwargs})
+
+
+@pytest.mark.parametrize("model", [GEMINI, "claude-sonnet-4-5@20250929"])
+def test_the_fake_answers_both_wires_sent_streamed_and_with_tools(fake: FakeProvider, model: str) -> None:
+    m = fake_client(fake).completion_model(model)
+    assert m.completion_request("hello there").send().text == "echo: hello there"
+    text, _, resp = streamed(m.completion_request("hello there").stream())
+    assert text == "echo: hello there" and resp.usage.total_tokens == 5
+    agent = fake_client(fake).agent(model).tool(rig_sync.tool.tool(add_numbers)).build()
+    assert agent.prompt('call:add_numbers {"a": 2, "b": 3}') == "tool result: 5"
+    wire = fake.requests[0]
+    publisher = "anthropic" if model.startswith("claude") else "google"
+    assert wire.path.startswith(f"/v1/projects/{PROJECT}/locations/{LOCATION}/publishers/{publisher}/models/")
+    assert wire.headers["authorization"] == f"Bearer {fake.api_key}"
+
+
+def add_numbers(a: int, b: int) -> int:
+    """Add two integers.
+
+    Args:
+        a: the first
+        b: the second
+    """
+    return a + b
+
+
+def test_the_fake_embeds_on_predict_and_serves_express_mode(fake: FakeProvider) -> None:
+    emb = fake_client(fake).embedding_model("text-embedding-005")
+    vectors = emb.embed_texts(["a small cat", "a tax invoice"])
+    assert [len(v.vec) for v in vectors] == [768, 768] == [emb.ndims] * 2
+    assert len(fake.requests) == 1  # one :predict for both
+    assert len(fake_client(fake).embedding_model("gemini-embedding-001", 64).embed_texts(["a", "b"])[1].vec) == 64
+    assert len(fake.requests) == 3  # gemini-embedding-001: one text per request
+    express = vertex.Client(fake.api_key, base_url=fake.url)
+    assert express.completion_model(GEMINI).completion_request("hi").send().text == "echo: hi"
+    assert fake.requests[-1].path == f"/v1/publishers/google/models/{GEMINI}:generateContent"
+    assert fake.requests[-1].headers["x-goog-api-key"] == fake.api_key
+
+
+def test_the_fake_refuses_a_request_without_a_bearer_token_as_google_does(fake: FakeProvider) -> None:
+    keyed = fake_client(fake, token=None, auth=HeaderAuth("x-goog-api-key", fake.api_key))  # a key, not a token
+    for model in (GEMINI, CLAUDE):
+        with pytest.raises(errors.AuthenticationError, match="missing required authentication credential") as info:
+            keyed.completion_model(model).completion_request("hi").send()
+        assert info.value.body["error"]["status"] == "UNAUTHENTICATED"
+        assert info.value.body["error"]["details"][0]["reason"] == "CREDENTIALS_MISSING"
+
+
+def test_the_fake_checks_the_claude_body(fake: FakeProvider) -> None:
+    wrong = fake_client(fake, anthropic_version="bedrock-2023-05-31").completion_model(CLAUDE)
+    with pytest.raises(errors.BadRequestError, match="vertex-2023-10-16") as info:
+        wrong.completion_request("hi").send()
+    assert info.value.body["type"] == "error"  # the model's own refusal: Anthropic's shape
+    fake_client(fake).completion_model(CLAUDE).completion_request("hi").send()
+    sent = fake.requests[-1].json
+    assert "model" not in sent and sent["anthropic_version"] == "vertex-2023-10-16"
