@@ -18,6 +18,15 @@
 Everything is cached under .venv/interop/ (INTEROP_CACHE overrides): the download, the build, the
 tool environment and the model, so a second run only starts the servers and runs the checks.
 Nothing here is part of `make test`.
+
+INTEROP_LLAMA_CPP_PYTHON_VERSION picks another release (default 0.3.36); give it a cache of its own.
+0.3.8 vendors an early-2025 llama.cpp (b4875, 2025-03-12), whose tree keeps the server under
+examples/ (built with LLAMA_BUILD_EXAMPLES) and whose server has no --offline; the flags follow
+the tree. The summary names the build tested, as the server reports it in GET /props, with the
+vendored commit's date: a server built from an sdist reports build number 1 (the sdist's git
+history is one commit deep), so the date is what tells an early build from a current one.
+
+    INTEROP_CACHE=.venv/interop-2025 INTEROP_LLAMA_CPP_PYTHON_VERSION=0.3.8 .venv/bin/python interop/run.py
 """
 
 from __future__ import annotations
@@ -61,6 +70,20 @@ CMAKE_FLAGS = [
     "-DLLAMA_OPENSSL=OFF",
     "-DLLAMA_CURL=OFF",  # deprecated in this tree (ignored), kept for older vendored trees
 ]
+
+
+def cmake_flags(tree: Path) -> list[str]:
+    """CMAKE_FLAGS for a tree with tools/server; older trees (early 2025 and before) keep the server under
+    examples/, configured only with LLAMA_BUILD_EXAMPLES (only the llama-server target is built)."""
+    if (tree / "tools" / "server").is_dir() or not (tree / "examples" / "server").is_dir():
+        return CMAKE_FLAGS
+    return [f for f in CMAKE_FLAGS if f != "-DLLAMA_BUILD_EXAMPLES=OFF"] + ["-DLLAMA_BUILD_EXAMPLES=ON"]
+
+
+def server_flags(tree: Path) -> list[str]:
+    """Flags every server gets; --offline (no model downloads) only where the tree has it."""
+    offline = "--offline" in (tree / "common" / "arg.cpp").read_text(errors="replace")
+    return (["--offline"] if offline else []) + ["--no-webui", "-t", "2", "-np", "1", "--no-warmup"]
 
 
 def step(title: str) -> float:
@@ -125,13 +148,14 @@ def build_server(tree: Path) -> Path:
     build = CACHE / "build"
     binary = build / "bin" / "llama-server"
     stamp = build / "rig-sync-interop.stamp"
-    want = json.dumps({"src": str(tree), "flags": CMAKE_FLAGS})
+    flags = cmake_flags(tree)
+    want = json.dumps({"src": str(tree), "flags": flags})
     if binary.is_file() and stamp.is_file() and stamp.read_text() == want:
         return binary
     t = step(f"build llama-server on the CPU (cmake, -j{JOBS}; the first build takes minutes)")
     if not stamp.is_file() or stamp.read_text() != want:
         stamp.unlink(missing_ok=True)
-        run(["cmake", "-S", str(tree), "-B", str(build), *CMAKE_FLAGS], stdout=subprocess.DEVNULL)
+        run(["cmake", "-S", str(tree), "-B", str(build), *flags], stdout=subprocess.DEVNULL)
     run(["cmake", "--build", str(build), "--target", "llama-server", "-j", JOBS])
     if not binary.is_file():
         raise SystemExit(f"interop: the build left no {binary}")
@@ -176,6 +200,34 @@ def tiny_model(py: Path, tree: Path, name: str, *flags: str) -> Path:
     return model
 
 
+def server_build(url: str) -> str:
+    """The build a running server reports in GET /props (`b<number>-<commit>`), or "unknown"."""
+    try:
+        with urllib.request.urlopen(url + "/props", timeout=5) as resp:
+            info = json.load(resp).get("build_info")
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError, AttributeError):
+        return "unknown"
+    return info if isinstance(info, str) and info else "unknown"
+
+
+def commit_date(tree: Path, build: str) -> str:
+    """The date (YYYY-MM-DD) of the vendored commit, read from the git metadata the sdist ships, if it
+    is the commit the server reports; "" otherwise. That history is one commit deep, so a server
+    built from an sdist reports build number 1 whatever its age: the date is what tells its age."""
+    commit = build.partition("-")[2]
+    if not commit or not (tree / ".git").exists():
+        return ""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env["GIT_CEILING_DIRECTORIES"] = str(tree.parent)  # never the repository around the cache
+    try:
+        out = subprocess.run(["git", "-C", str(tree), "log", "-1", "--format=%H %cs"],
+                             capture_output=True, text=True, env=env, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    full, _, date = out.stdout.strip().partition(" ")
+    return date if out.returncode == 0 and full.startswith(commit) else ""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -183,13 +235,12 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, name: str, binary: Path, model: Path, extra: list[str]) -> None:
+    def __init__(self, name: str, binary: Path, model: Path, common: list[str], extra: list[str]) -> None:
         self.name = name
         self.port = free_port()
         self.log = CACHE / "logs" / f"llama-server-{name}.log"
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        self.cmd = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port),
-                    "--offline", "--no-webui", "-t", "2", "-np", "1", "--no-warmup", *extra]
+        self.cmd = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(self.port), *common, *extra]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -243,12 +294,15 @@ def main() -> int:
     model = tiny_model(py, tree, "tiny")
     call_model = tiny_model(py, tree, "tiny-call-token", "--call-token")
 
+    common = server_flags(tree)
     servers = [
-        Server("chat", binary, model, ["--jinja", "-c", str(N_CTX)]),
-        Server("embed", binary, model, ["--embeddings", "--pooling", "mean", "-c", "512", "-b", "512", "-ub", "512"]),
-        Server("tools", binary, call_model, ["--jinja", "-c", str(N_CTX)]),
+        Server("chat", binary, model, common, ["--jinja", "-c", str(N_CTX)]),
+        Server("embed", binary, model, common,
+               ["--embeddings", "--pooling", "mean", "-c", "512", "-b", "512", "-ub", "512"]),
+        Server("tools", binary, call_model, common, ["--jinja", "-c", str(N_CTX)]),
     ]
     code = 1
+    build, date = "unknown", ""
     try:
         t = step("start llama-server x3 on 127.0.0.1 (chat with --jinja; embeddings; forced tool calls)")
         for s in servers:
@@ -257,6 +311,9 @@ def main() -> int:
         for s in servers:
             s.wait_healthy(deadline)
         done(t, "healthy: " + ", ".join(f"{s.name} {s.url}" for s in servers))
+        build = server_build(servers[0].url)
+        date = commit_date(tree, build)
+        print(f"   llama.cpp build {build}" + (f", commit of {date}" if date else ""), flush=True)
 
         t = step("pytest interop/test_llamacpp.py")
         env = dict(os.environ)
@@ -267,6 +324,8 @@ def main() -> int:
             "LLAMACPP_INTEROP_RUN": "1",  # the checks fail, never skip, when a URL is missing
             "LLAMACPP_INTEROP_N_CTX": str(N_CTX),
             "LLAMACPP_INTEROP_N_EMBD": str(N_EMBD),
+            "LLAMACPP_INTEROP_BUILD": build,  # the checks read it from the server too, and use
+            "LLAMACPP_INTEROP_BUILD_DATE": date,  # the date only where the two agree
         })
         code = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                str(HERE / "test_llamacpp.py"), *sys.argv[1:]], env=env, cwd=ROOT).returncode
@@ -278,7 +337,8 @@ def main() -> int:
     finally:
         for s in servers:
             s.stop()
-    print(f"\n== interop: {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f} s "
+    tested = f"llama.cpp {build}" + (f" of {date}" if date else "") + f" (llama-cpp-python {LLAMA_CPP_PYTHON} sdist)"
+    print(f"\n== interop: {'passed' if code == 0 else 'FAILED'} in {time.monotonic() - started:.1f} s against {tested} "
           f"(servers stopped; logs in {CACHE / 'logs'})", flush=True)
     return code
 

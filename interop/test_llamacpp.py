@@ -10,13 +10,21 @@ run every test here is skipped; `make test` never collects this folder (pytest's
 The model's weights are random, so its words are gibberish: these checks are about the wire
 (requests the server accepts, answers and streams rig_sync reads, errors it classifies), never
 about what the model says. Sampling is greedy (temperature 0), so every run asks the same.
+
+The same checks run against an early-2025 server (`INTEROP_LLAMA_CPP_PYTHON_VERSION=0.3.8`: llama.cpp
+b4875, 2025-03-12). Where that build answers differently (no streamed tool calls, an over-long prompt
+truncated, embeddings on a chat server refused with a 400), a check asserts what rig_sync does with
+that build's answer: see `Build` and `early()`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 import pytest
@@ -42,6 +50,51 @@ _MISSING = [name for name, url in (("LLAMACPP_INTEROP_URL", CHAT_URL), ("LLAMACP
 if _MISSING and os.environ.get("LLAMACPP_INTEROP_RUN"):  # under interop/run.py a skip would read as a pass
     raise RuntimeError(f"interop/run.py did not set {', '.join(_MISSING)}")
 pytestmark = pytest.mark.skipif(bool(_MISSING), reason="needs running llama-servers: run `make interop`")
+
+
+@dataclass(frozen=True)
+class Build:
+    """The llama.cpp build a server reports in GET /props: `b<number>-<commit>`.
+
+    A server built from a llama-cpp-python sdist reports number 1 whatever its age (the sdist's git
+    history is one commit deep); interop/run.py then passes the commit's date, read from that
+    history, in LLAMACPP_INTEROP_BUILD_DATE, used only when run.py saw the same build.
+    """
+
+    info: str
+    number: int
+    date: str  # YYYY-MM-DD, or "" when unknown
+
+    def up_to(self, number: int, date: str) -> bool:
+        """Whether this build is `number` (committed on `date`) or older; an unknown age is new."""
+        if self.number > 1:
+            return self.number <= number
+        return bool(self.date) and self.date <= date
+
+
+@cache
+def server_build() -> Build:
+    """The chat server's build, read once (all three servers run the same binary)."""
+    info = requests.get(str(CHAT_URL).removesuffix("/v1") + "/props", timeout=10).json().get("build_info", "")
+    match = re.fullmatch(r"b(\d+)-\w+", info or "")
+    date = os.environ.get("LLAMACPP_INTEROP_BUILD_DATE", "") if os.environ.get("LLAMACPP_INTEROP_BUILD") == info else ""
+    return Build(info or "unknown", int(match.group(1)) if match else 0, date)
+
+
+def early() -> bool:
+    """An early-2025 build: the newest checked is b4875 of 2025-03-12 (llama-cpp-python 0.3.8).
+
+    What it does that later builds do not, and each check that reads it:
+    - a streamed request with tools is refused, `500 "Cannot use tools with stream"` (streamed tool
+      calls came later): test_streamed_tool_call;
+    - context shift is on by default, so a prompt longer than the context is cut, not refused
+      (a 400 from August 2025): test_prompt_longer_than_the_context_is_context_window_exceeded;
+    - a server without --embeddings computes embeddings anyway, and refuses a model without pooling
+      with `400 "Pooling type 'none' is not OAI compatible"` (later: a 501): test_unsupported_request_is_not_retried.
+    Builds between that one and the current one are not told apart: they count as current.
+    """
+    return server_build().up_to(4875, "2025-03-12")
+
 
 # A tool whose only argument is an enum: under tool_choice "required" the server's grammar fixes
 # the whole call, so even a random model finishes it within max_tokens.
@@ -185,10 +238,24 @@ def test_forced_tool_call_is_read(tools_client: Any, force_call: dict[str, Any],
     first_call_is_complete(resp.tool_calls)
 
 
-def test_streamed_tool_call(tools_client: Any, force_call: dict[str, Any]) -> None:
+def test_streamed_tool_call(tools_client: Any, force_call: dict[str, Any],
+                            requests_seen: list[observe.RequestEvent]) -> None:
+    """The call streamed back; an early build refuses the stream, and rig_sync raises that at once."""
     model = tools_client.completion_model(MODEL)
-    with (model.completion_request("What is the weather?").tool(WEATHER).tool_choice("required")
-          .additional_params(force_call).temperature(0.0).max_tokens(96).stream()) as stream:
+    request = (model.completion_request("What is the weather?").tool(WEATHER).tool_choice("required")
+               .additional_params(force_call).temperature(0.0).max_tokens(96))
+    if early():  # `500 {"error": {"code": 500, "message": "Cannot use tools with stream", ...}}`
+        t0 = time.monotonic()
+        with pytest.raises(errors.InternalServerError) as info:
+            with request.stream() as stream:
+                list(stream)
+        assert info.value.status_code == 500
+        assert "Cannot use tools with stream" in str(info.value)
+        assert not info.value.is_retryable()
+        assert time.monotonic() - t0 < 0.3  # no backoff sleeps
+        assert [e.retries for e in requests_seen if e.status == 500] == [0]
+        return
+    with request.stream() as stream:
         chunks = list(stream)
     first_call_is_complete(stream.response.tool_calls)
     assert [c for c in chunks if isinstance(c, ToolCallChunk)], chunks
@@ -248,8 +315,17 @@ def test_embeddings_have_the_model_size() -> None:
 
 
 def test_prompt_longer_than_the_context_is_context_window_exceeded(client: Any) -> None:
+    """A 400 the server's words mark as too long. An early build (context shift on by default) cuts
+    the prompt and answers: rig_sync reads that answer, usage showing the prompt it kept."""
     prompt = "word " * (2 * N_CTX)  # byte-level vocabulary: about 5 tokens a word
     model = client.completion_model(MODEL)
+    if early():
+        resp = model.completion_request(prompt).max_tokens(4).send()
+        assert resp.usage.input_tokens is not None and 0 < resp.usage.input_tokens < N_CTX
+        with model.completion_request(prompt).max_tokens(4).stream() as stream:
+            list(stream)
+        assert stream.response.usage.input_tokens is not None and 0 < stream.response.usage.input_tokens < N_CTX
+        return
     with pytest.raises(errors.ContextWindowExceededError) as info:
         model.completion_request(prompt).max_tokens(4).send()
     assert info.value.status_code == 400
@@ -260,12 +336,15 @@ def test_prompt_longer_than_the_context_is_context_window_exceeded(client: Any) 
 
 def test_unsupported_request_is_not_retried(client: Any,
                                             requests_seen: list[observe.RequestEvent]) -> None:
-    """Embeddings on the chat server (started without --embeddings): 501, raised at once."""
+    """Embeddings on the chat server (started without --embeddings): 501, raised at once. An early
+    build tries them, and refuses the chat model's pooling (none) with a 400, raised at once too."""
+    status, kind, words = (400, errors.BadRequestError, "Pooling type 'none' is not OAI compatible") if early() \
+        else (501, errors.InternalServerError, "embeddings")
     t0 = time.monotonic()
-    with pytest.raises(errors.InternalServerError) as info:
+    with pytest.raises(kind) as info:
         client.embedding_model(MODEL).embed_texts(["hello"])
-    assert info.value.status_code == 501
+    assert info.value.status_code == status
     assert not info.value.is_retryable()
-    assert "embeddings" in str(info.value)
+    assert words in str(info.value)
     assert time.monotonic() - t0 < 0.3  # no backoff sleeps
-    assert [e.retries for e in requests_seen if e.status == 501] == [0]
+    assert [e.retries for e in requests_seen if e.status == status] == [0]
