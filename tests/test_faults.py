@@ -29,9 +29,10 @@ import urllib3.util.retry
 from rig_sync import errors
 from rig_sync.completion import CompletionModel, CompletionResponse
 from rig_sync.http import RetryPolicy, Timeout
-from rig_sync.providers import anthropic, gemini, ollama, openai, vertex
+from rig_sync.providers import anthropic, bedrock, gemini, ollama, openai, vertex
 from rig_sync.streaming import FinalResponse, StreamChunk, TextChunk
 from rig_sync.testing import FakeProvider, Fault
+from rig_sync.testing._bedrock import EVENTSTREAM_CT, event_message
 
 PROMPT = "one two three four five six seven eight nine ten"
 POLICY = RetryPolicy(max_retries=2, backoff_base=0)
@@ -91,6 +92,11 @@ def vertex_claude_model(url: str, key: str, pool_size: int = 4, retry: RetryPoli
     return client.completion_model("claude-sonnet-4-5@20250929")
 
 
+def bedrock_model(url: str, key: str, pool_size: int = 4, retry: RetryPolicy = POLICY) -> CompletionModel:
+    client = bedrock.Client(key, base_url=url, **_client_options(pool_size, retry))  # a Bedrock API key
+    return client.completion_model("amazon.nova-micro-v1:0")
+
+
 MODELS: dict[str, Callable[..., CompletionModel]] = {
     "openai": openai_model,
     "anthropic": anthropic_model,
@@ -98,6 +104,7 @@ MODELS: dict[str, Callable[..., CompletionModel]] = {
     "ollama": ollama_model,
     "vertex": vertex_model,
     "vertex_claude": vertex_claude_model,
+    "bedrock": bedrock_model,
 }
 
 # A 200 whose body is the provider's own error object, in each provider's shape.
@@ -111,6 +118,7 @@ ERROR_BODIES: dict[str, dict[str, Any]] = {
 }
 ERROR_BODIES["vertex"] = ERROR_BODIES["gemini"]  # Gemini's wire on Vertex
 ERROR_BODIES["vertex_claude"] = ERROR_BODIES["anthropic"]  # Anthropic's wire on Vertex
+ERROR_BODIES["bedrock"] = {"message": "The engine is overloaded right now"}  # its type goes in a header
 
 
 def _sse(*events: dict[str, Any], named: bool = False) -> bytes:
@@ -150,6 +158,19 @@ UNTERMINATED: dict[str, tuple[bytes, str]] = {
 }
 UNTERMINATED["vertex"] = UNTERMINATED["gemini"]
 UNTERMINATED["vertex_claude"] = UNTERMINATED["anthropic"]
+
+
+def _bedrock_event(kind: str, data: dict[str, Any]) -> bytes:
+    return event_message({":event-type": kind, ":content-type": "application/json", ":message-type": "event"},
+                         json.dumps(data).encode())
+
+
+UNTERMINATED["bedrock"] = (b"".join((  # event-stream messages, no `messageStop` (nor `metadata`)
+    _bedrock_event("messageStart", {"role": "assistant"}),
+    _bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hel"}}),
+    _bedrock_event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "lo"}}),
+    _bedrock_event("contentBlockStop", {"contentBlockIndex": 0}),
+)), EVENTSTREAM_CT)
 
 
 # --- the table ------------------------------------------------------------------------------------------
@@ -233,9 +254,10 @@ CASES: list[Case] = [
     Case("error event mid-stream",
          lambda d: Fault.sse_error(after_events=4, error={"message": "boom: engine fell over", "type": "api_error"}),
          Expect(errors.InternalServerError, ATTEMPTS, True, says="boom: engine fell over"),
-         # Only Anthropic's error events say (by their type) that the same request may succeed again.
+         # Only Anthropic's and Bedrock's error events say (by their type) that the same request may succeed again.
          Expect(errors.StreamError, 1, {"openai": False, "anthropic": True, "gemini": False, "ollama": False,
-                                       "vertex": False, "vertex_claude": True},
+                                       "vertex": False, "vertex_claude": True,
+                                       "bedrock": True},  # Bedrock's internalServerException: retry
                 partial=True, says="boom: engine fell over")),
 ]
 

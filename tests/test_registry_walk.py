@@ -176,6 +176,15 @@ NATIVE: dict[str, dict[str, Canned]] = {
         "transcription": Canned("POST", r"/publishers/google/models/test-model:generateContent$",
                                 "vertex/gemini.generate_content.text.json"),
     },
+    "bedrock": {  # the walk's key is a Bedrock API key (bearer); model ids go into the path percent-encoded
+        "completion": Canned("POST", r"/model/test-model/converse$", "bedrock/converse.text.nova_micro.json"),
+        "streaming": Canned("POST", r"/model/test-model/converse-stream$",
+                            "bedrock/converse_stream.text.nova_micro.eventstream",
+                            content_type="application/vnd.amazon.eventstream"),
+        "embeddings": Canned("POST", r"/model/amazon\.titan-embed-text-v2%3A0/invoke$",
+                             "bedrock/invoke.titan_embed_text_v2.json", inputs=("Hello, world!",),
+                             model="amazon.titan-embed-text-v2:0"),
+    },
 }
 
 # Settings a provider needs beyond a key and a base URL.

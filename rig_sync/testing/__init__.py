@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from . import _anthropic as _anthropic  # registers the Anthropic routes
 from . import _azure as _azure  # registers the Azure OpenAI routes
+from . import _bedrock as _bedrock  # registers the Amazon Bedrock routes
 from . import _cohere as _cohere  # registers the Cohere routes
 from . import _gemini as _gemini  # registers the Gemini routes
 from . import _ollama as _ollama  # registers the Ollama routes
