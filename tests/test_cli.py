@@ -25,6 +25,9 @@ from rig_sync.client.builder import builtin_provider_names, load_provider
 def expected_letters(cls: type[ProviderClient]) -> list[str]:
     """The capability letters a provider class should show, worked out from its mixins and flags."""
     chat = issubclass(cls, CompletionClient)
+    # OpenAI-compatible clients say it in their chat dialect; a client without one (Cohere) by a flag
+    dialect = getattr(cls, "chat_dialect", None)
+    forces_named = dialect.named_tool_choice if dialect is not None else getattr(cls, "named_tool_choice", True)
     flags = [
         ("C", chat),
         ("S", chat and cls.streams_completions),
@@ -35,7 +38,7 @@ def expected_letters(cls: type[ProviderClient]) -> list[str]:
         ("R", issubclass(cls, RerankClient)),
         ("L", issubclass(cls, ModelListingClient)),
         # "tools*": no forcing one named tool (sent as "required" with only that tool)
-        ("tools" if getattr(cls, "named_tool_choice", True) else "tools*", chat and cls.supports_tools),
+        ("tools" if forces_named else "tools*", chat and cls.supports_tools),
     ]
     return [letter for letter, has in flags if has]
 

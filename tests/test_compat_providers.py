@@ -42,8 +42,9 @@ def test_module_client_is_its_row(name: str) -> None:
     assert module.ClientBuilder is cls.Builder and cls.__module__ == module.__name__
     assert (cls.provider, cls.default_base_url) == (name, row.base_url)
     assert set(cls.capabilities()) == set(row.capabilities)
+    assert cls.chat_dialect is row.dialect
     assert (cls.supports_tools, cls.streams_completions, cls.requires_api_key) == (
-        row.tools, row.streaming, row.requires_api_key)
+        row.dialect.tools, row.dialect.streaming, row.requires_api_key)
     assert cls.env_api_key == (row.env_api_key or (f"{name.upper()}_API_KEY",))
     assert cls.env_base_url == (row.env_base_url or (f"{name.upper()}_BASE_URL",))
     client = client_of(name)
@@ -62,7 +63,7 @@ def test_a_row_cannot_name_a_model_for_a_capability_it_lacks() -> None:
 # --- chat deviations ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(n for n, row in ROWS.items() if not row.tools))
+@pytest.mark.parametrize("name", sorted(n for n, row in ROWS.items() if not row.dialect.tools))
 def test_tools_are_refused_where_the_provider_has_none(name: str, mocked: responses.RequestsMock) -> None:
     model = client_of(name).completion_model("some-model")
     with pytest.raises(UnsupportedFeature, match="tool calling"):
@@ -81,7 +82,7 @@ def test_stream_options_only_where_accepted(name: str, mocked: responses.Request
     assert chunks[-1].response.usage.total_tokens > 0
     sent = sent_json(mocked)
     assert sent["stream"] is True
-    assert ("stream_options" in sent) == row.stream_usage
+    assert ("stream_options" in sent) == row.dialect.stream_usage
 
 
 @pytest.mark.parametrize("name", ["perplexity", "mira", "groq"])

@@ -150,9 +150,9 @@ def test_llamacpp_stream_asks_for_usage_and_reads_it(mocked: responses.RequestsM
 def test_rows_that_accept_stream_options_ask_for_usage(name: str, mocked: responses.RequestsMock) -> None:
     # Perplexity and Mira send usage unasked; Mistral's schema forbids unknown fields.
     row = ROWS[name]
-    assert row.stream_usage == (name not in ("perplexity", "mira", "mistral"))
+    assert row.dialect.stream_usage == (name not in ("perplexity", "mira", "mistral"))
     stream(mocked, row.base_url + "/chat/completions", sse(LLAMA_TEXT, LLAMA_STOP, LLAMA_USAGE), name)
-    assert ("stream_options" in sent_json(mocked)) == row.stream_usage
+    assert ("stream_options" in sent_json(mocked)) == row.dialect.stream_usage
 
 
 # --- assistant tool-call turns carry "content": null -------------------------------------------------
@@ -163,7 +163,7 @@ def _tool_turn_history() -> list[Message]:
             Message.tool_result("call_1", "2")]
 
 
-OPENAI_FORMAT = ["openai", *sorted(name for name, row in ROWS.items() if row.tools)]
+OPENAI_FORMAT = ["openai", *sorted(name for name, row in ROWS.items() if row.dialect.tools)]
 
 
 @pytest.mark.parametrize("name", OPENAI_FORMAT)

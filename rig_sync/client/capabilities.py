@@ -273,6 +273,15 @@ def _never(_: type[Any]) -> bool:
     return False
 
 
+def _narrows_named_tool(cls: type[Any]) -> bool:
+    """A named tool choice goes as "required" with only that tool offered: as its chat dialect says
+    (`chat_dialect.named_tool_choice`, OpenAI-compatible clients), or its `named_tool_choice` flag
+    (a client without a dialect, e.g. Cohere)."""
+    dialect = getattr(cls, "chat_dialect", None)
+    forces = dialect.named_tool_choice if dialect is not None else getattr(cls, "named_tool_choice", True)
+    return not forces
+
+
 @attrs.frozen
 class Feature:
     """A column of the matrix that qualifies a capability (streaming, tools), read off the client
@@ -312,7 +321,7 @@ TABLE: tuple[CapabilityRow, ...] = (
         {"completion": "completion_model", "agent": "agent"},
         (Feature("S", "streaming", lambda cls: bool(getattr(cls, "streams_completions", False))),
          Feature("tools", "tool calling", lambda cls: bool(getattr(cls, "supports_tools", False)),
-                 partly=lambda cls: not getattr(cls, "named_tool_choice", True),
+                 partly=_narrows_named_tool,
                  note="no forcing one named tool; a named choice goes as \"required\" with only that tool "
                       "offered", last=True)),
     ),

@@ -1,13 +1,14 @@
 """OpenAI-compatible providers as rows of one table.
 
 A provider that speaks OpenAI's wire format is a `CompatProvider` row: its name, default base
-URL, environment variables, the capabilities it really has, and small named deviations (no
-tools, no streaming usage, how its streams end, its word for a required tool choice, whether it
-can force one named tool, float embeddings, extra headers). Where a capability sits on an
-endpoint of the provider's own, the row's `models` names the class serving it (see
-`_compat_media`). `client_class(row)` turns a row into a real client class with exactly the
-capability mixins it claims; each `rig_sync.providers.<name>` module is three lines that pick
-its row. Adding a compatible provider is adding a row.
+URL, environment variables, the capabilities it really has, its chat `dialect` (a `ChatDialect`
+value: no tools, no streaming usage, how its streams end, its word for a required tool choice,
+whether it can force one named tool, how it spells user parts) and small named deviations of
+its other endpoints (float embeddings, extra headers). Where a capability sits on an endpoint of
+the provider's own, the row's `models` names the class serving it (see `_compat_media`).
+`client_class(row)` turns a row into a real client class with exactly the capability mixins it
+claims, its dialect as the class's `chat_dialect`; each `rig_sync.providers.<name>` module is
+three lines that pick its row. Adding a compatible provider is adding a row.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ._compat_media import (
     HyperbolicAudioGenerationModel,
     HyperbolicImageGenerationModel,
 )
-from ._openai_chat import OPENAI_PARTS, ChatCompletionsModel, PartDialect
+from ._openai_chat import OPENAI_DIALECT, ChatCompletionsModel, ChatDialect, PartDialect
 from ._openai_media import (
     KNOWN_NDIMS,
     AudioGenerationModel,
@@ -57,15 +58,7 @@ class CompatProvider:
     name: str
     base_url: str
     capabilities: frozenset[str] = frozenset({"completion"})
-    tools: bool = True
-    streaming: bool = True
-    stream_usage: bool = True  # accepts stream_options.include_usage (False: the field is left out)
-    done_marker: bool = True  # ends streams with `data: [DONE]` (False: a finish reason ends them)
-    end_object: str | None = None  # the `object` of a chunk that ends its streams as `[DONE]` does
-    required_tool_choice: str = "required"  # its word for ToolChoice "required" (Mistral: "any")
-    # False: tool_choice is a string only; a named tool goes as "required" with only that tool
-    named_tool_choice: bool = True
-    user_parts: PartDialect = OPENAI_PARTS  # how it spells audio and document parts
+    dialect: ChatDialect = OPENAI_DIALECT  # how its chat completions deviate from OpenAI's
     requires_api_key: bool = True
     env_api_key: tuple[str, ...] | None = None  # default: <NAME>_API_KEY
     env_base_url: tuple[str, ...] | None = None  # default: <NAME>_BASE_URL
@@ -86,12 +79,24 @@ class CompatProvider:
 
 
 class OpenAICompletion(CompletionClient):
-    """Chat models on `/chat/completions`."""
+    """Chat models on `/chat/completions`, in the class's `chat_dialect`.
 
-    stream_usage: ClassVar[bool] = True
-    required_tool_choice: ClassVar[str] = "required"
-    named_tool_choice: ClassVar[bool] = True
+    The tools and streaming every client class declares (`supports_tools`, `streams_completions`:
+    the CLI's matrix, `prompt --stream`) follow the dialect; a subclass that sets only those
+    flags has them in its dialect too."""
+
+    chat_dialect: ClassVar[ChatDialect] = OPENAI_DIALECT
+    supports_tools: ClassVar[bool]  # ProviderClient's, set from the dialect below
+    streams_completions: ClassVar[bool]
     completion_model_class: ClassVar[Any] = ChatCompletionsModel  # a row may name a subclass
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "chat_dialect" not in own and ("supports_tools" in own or "streams_completions" in own):
+            cls.chat_dialect = attrs.evolve(cls.chat_dialect, tools=cls.supports_tools,
+                                            streaming=cls.streams_completions)
+        cls.supports_tools, cls.streams_completions = cls.chat_dialect.tools, cls.chat_dialect.streaming
 
     def completion_model(self, model: str) -> ChatCompletionsModel:
         made: ChatCompletionsModel = self.completion_model_class(self, model)
@@ -203,11 +208,12 @@ ROWS: dict[str, CompatProvider] = {
         CompatProvider("openrouter", "https://openrouter.ai/api/v1", _CL, verify_path="/key"),
         # Perplexity sends no `[DONE]`: a stream ends at its finish reason, or (stream_mode "concise")
         # at a `chat.completion.done` chunk; usage rides on its chunks unasked.
-        CompatProvider("perplexity", "https://api.perplexity.ai", tools=False, stream_usage=False,
-                       done_marker=False, end_object="chat.completion.done"),
+        CompatProvider("perplexity", "https://api.perplexity.ai",
+                       dialect=ChatDialect(tools=False, stream_usage=False, done_marker=False,
+                                           end_object="chat.completion.done")),
         CompatProvider("moonshot", "https://api.moonshot.ai/v1", _CL),
         CompatProvider("galadriel", "https://api.galadriel.com/v1/verified"),
-        CompatProvider("mira", "https://api.mira.network/v1", tools=False, stream_usage=False),
+        CompatProvider("mira", "https://api.mira.network/v1", dialect=ChatDialect(tools=False, stream_usage=False)),
         CompatProvider(
             "huggingface", "https://router.huggingface.co/v1",
             _CL | {"transcription", "image_generation"},
@@ -217,7 +223,7 @@ ROWS: dict[str, CompatProvider] = {
         ),
         CompatProvider(
             "hyperbolic", "https://api.hyperbolic.xyz/v1",
-            _CL | {"image_generation", "audio_generation"}, tools=False,
+            _CL | {"image_generation", "audio_generation"}, dialect=ChatDialect(tools=False),
             models={"image_generation": HyperbolicImageGenerationModel,
                     "audio_generation": HyperbolicAudioGenerationModel},
         ),
@@ -225,15 +231,17 @@ ROWS: dict[str, CompatProvider] = {
         # as a string only: an object is logged as the wrong type and taken for "auto".
         CompatProvider(
             "llamacpp", "http://localhost:8080/v1", _CEL, requires_api_key=False,
-            env_base_url=("LLAMACPP_API_BASE_URL", "LLAMACPP_BASE_URL"), named_tool_choice=False,
+            env_base_url=("LLAMACPP_API_BASE_URL", "LLAMACPP_BASE_URL"),
+            dialect=ChatDialect(named_tool_choice=False),
         ),
         # Mistral's chat request forbids unknown fields (no stream_options; usage rides on the last
         # chunk anyway), spells "required" as "any", sends audio as a bare base64 string and takes
         # documents by URL only; its embeddings schema documents float vectors only and sizes them
         # with `output_dimension`.
         CompatProvider(
-            "mistral", "https://api.mistral.ai/v1", _CEL, stream_usage=False, required_tool_choice="any",
-            user_parts=PartDialect(bare_audio=True, documents_by_url=True),
+            "mistral", "https://api.mistral.ai/v1", _CEL,
+            dialect=ChatDialect(stream_usage=False, required_tool_choice="any",
+                                user_parts=PartDialect(bare_audio=True, documents_by_url=True)),
             max_documents=512, embedding_encoding=None, dimensions_field="output_dimension",
             known_ndims=(("mistral-embed", 1024), ("codestral-embed", 1536)),
         ),
@@ -248,9 +256,12 @@ class _CompatClient(ProviderClient):
         return dict(self.row.headers)
 
 
-def client_class(name: str, module: str) -> type[Any]:
-    """The client class for the row `name`, with exactly the capability mixins it claims."""
-    row = ROWS[name]
+def client_class(row: CompatProvider | str, module: str = __name__) -> type[Any]:
+    """The client class for `row` (or the row of `ROWS` named so), defined in `module`, with
+    exactly the capability mixins it claims and its dialect as `chat_dialect`."""
+    if isinstance(row, str):
+        row = ROWS[row]
+    name = row.name
     mixins = tuple(mixin for cap, mixin in MIXINS.items() if cap in row.capabilities)  # in the table's order
     namespace: dict[str, Any] = {
         "__module__": module,
@@ -259,14 +270,7 @@ def client_class(name: str, module: str) -> type[Any]:
         "default_base_url": row.base_url,
         "row": row,
         "requires_api_key": row.requires_api_key,
-        "streams_completions": row.streaming,
-        "supports_tools": row.tools,
-        "stream_usage": row.stream_usage,
-        "stream_done_marker": row.done_marker,
-        "stream_end_object": row.end_object,
-        "required_tool_choice": row.required_tool_choice,
-        "named_tool_choice": row.named_tool_choice,
-        "user_parts": row.user_parts,
+        "chat_dialect": row.dialect,
         "max_documents": row.max_documents,
         "embedding_encoding": row.embedding_encoding,
         "dimensions_field": row.dimensions_field,

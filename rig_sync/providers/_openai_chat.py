@@ -1,14 +1,15 @@
 """OpenAI Chat Completions (`POST /chat/completions`): wire format and completion model.
 
 Shared by OpenAI and every OpenAI-compatible provider (groq, deepseek, xai, together, …): a
-provider that speaks this format differs only in its client settings, never in this code.
+provider that speaks this format differs only in its `ChatDialect` (a value its client class
+carries as `chat_dialect`), never in this code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -52,7 +53,8 @@ from ._openai_wire import (
     user_messages,
 )
 
-__all__ = ["ChatCompletionsModel", "PartDialect", "OPENAI_PARTS", "converter", "usage_from"]
+__all__ = ["ChatCompletionsModel", "ChatDialect", "OPENAI_DIALECT", "PartDialect", "OPENAI_PARTS", "converter",
+           "dialect_of", "usage_from"]
 
 converter = _wire.make_converter()
 
@@ -112,6 +114,50 @@ class PartDialect:
 
 
 OPENAI_PARTS = PartDialect()
+
+
+@attrs.frozen
+class ChatDialect:
+    """How a provider's Chat Completions deviate from OpenAI's (the defaults are OpenAI's).
+
+    `tools`: it takes tools (False: a request with tools is refused before sending).
+    `streaming`: it streams (False: `stream()` is refused).
+    `stream_usage`: it accepts `stream_options.include_usage` (False: the field is left out, for
+    servers that reject it or send usage unasked).
+    `done_marker`: its streams end with `data: [DONE]` (False: a finish reason ends them).
+    `end_object`: the `object` of a chunk that ends its streams as `[DONE]` does (Perplexity's
+    "chat.completion.done").
+    `required_tool_choice`: its word for ToolChoice "required" (Mistral: "any").
+    `named_tool_choice`: it can force one named tool (False: tool_choice is a string only, and a
+    named tool goes as `required_tool_choice` with only that tool offered).
+    `user_parts`: how it spells audio and document parts of a user message."""
+
+    tools: bool = True
+    streaming: bool = True
+    stream_usage: bool = True
+    done_marker: bool = True
+    end_object: str | None = None
+    required_tool_choice: str = "required"
+    named_tool_choice: bool = True
+    user_parts: PartDialect = OPENAI_PARTS
+
+
+OPENAI_DIALECT = ChatDialect()
+
+
+@runtime_checkable
+class _SpeaksDialect(Protocol):
+    @property
+    def chat_dialect(self) -> ChatDialect: ...
+
+
+def dialect_of(client: Any) -> ChatDialect:
+    """The dialect a client speaks: its class's `chat_dialect`; for a client class of its own that
+    names none, OpenAI's, with the tools and streaming every client class declares
+    (`supports_tools`, `streams_completions`)."""
+    if isinstance(client, _SpeaksDialect):
+        return client.chat_dialect
+    return attrs.evolve(OPENAI_DIALECT, tools=client.supports_tools, streaming=client.streams_completions)
 
 
 @attrs.define
@@ -187,31 +233,24 @@ def _tool_choice(choice: ToolChoice | None, required: str) -> str | dict[str, An
 
 
 def chat_body(model: str, request: CompletionRequest, provider: str, *, stream: bool,
-              supports_tools: bool = True, stream_usage: bool = True,
-              required_tool_choice: str = "required", named_tool_choice: bool = True,
-              parts: PartDialect = OPENAI_PARTS) -> dict[str, Any]:
-    """The JSON body for one chat completion (shared by every OpenAI-compatible provider).
-
-    `stream_usage=False` leaves out `stream_options` (providers that reject it, or send usage
-    unasked); `required_tool_choice` is the provider's word for "must call a tool" (Mistral: "any");
-    `named_tool_choice=False` sends a named tool choice as that word with only that tool (for
-    servers that take no named choice); `parts` is how it spells audio and documents.
-    """
-    if request.tools and not supports_tools:
+              dialect: ChatDialect = OPENAI_DIALECT) -> dict[str, Any]:
+    """The JSON body for one chat completion (shared by every OpenAI-compatible provider), as
+    `dialect` spells it (see `ChatDialect`)."""
+    if request.tools and not dialect.tools:
         raise UnsupportedFeature(f"{provider} does not support tool calling; send the request without tools")
-    offered, choice = (request.tools, request.tool_choice) if named_tool_choice else narrow_named_tool(
+    offered, choice = (request.tools, request.tool_choice) if dialect.named_tool_choice else narrow_named_tool(
         request, provider)
     body = _wire.encode(
         converter,
         _ChatRequest(
             model=model,
-            messages=_messages(request, provider, parts),
+            messages=_messages(request, provider, dialect.user_parts),
             temperature=request.temperature,
             max_tokens=request.max_tokens,
             tools=tools(offered) or None,
-            tool_choice=_tool_choice(choice, required_tool_choice) if offered else None,
+            tool_choice=_tool_choice(choice, dialect.required_tool_choice) if offered else None,
             stream=True if stream else None,
-            stream_options=_StreamOptions() if stream and stream_usage else None,
+            stream_options=_StreamOptions() if stream and dialect.stream_usage else None,
         ),
     )
     return deep_merge(body, request.additional_params)
@@ -435,14 +474,14 @@ def _plain_text_delta(data: Any) -> str | None:
     return content if content.__class__ is str else None
 
 
-def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = True,
-                end_object: str | None = None) -> Iterator[StreamChunk]:
+def stream_chat(events: Iterator[Any], provider: str, dialect: ChatDialect = OPENAI_DIALECT) -> Iterator[StreamChunk]:
     """Chunks from an OpenAI-style SSE stream. It is complete at `data: [DONE]`, or at a chunk whose
-    `object` is `end_object` (Perplexity's "chat.completion.done"); a provider without that marker
-    (`require_done=False`) is complete once a finish reason arrived. A stream cut short raises
+    `object` is the dialect's `end_object` (Perplexity's "chat.completion.done"); a provider without
+    that marker (`done_marker=False`) is complete once a finish reason arrived. A stream cut short raises
     `StreamError`, never passes for a shorter answer; so does an error event (`data: {"error": …}`,
     or llama.cpp's `error:` line), and a stream with no content, no tool call and no finish reason,
     which is no answer at all."""
+    require_done, end_object = dialect.done_marker, dialect.end_object
     text: list[str] = []
     reasoning: list[str] = []
     calls = ToolCallAssembler(provider)
@@ -541,27 +580,25 @@ def stream_chat(events: Iterator[Any], provider: str, *, require_done: bool = Tr
 
 
 class ChatCompletionsModel(ModelView, BaseCompletionModel):
-    """A chat model on `POST {base_url}/chat/completions`."""
+    """A chat model on `POST {base_url}/chat/completions`, speaking its client's `ChatDialect`
+    (read once, here: `dialect`)."""
 
     path = "/chat/completions"
+
+    def __init__(self, client: Any, model: str) -> None:
+        super().__init__(client, model)
+        self.dialect: ChatDialect = dialect_of(client)
 
     def _body(self, request: CompletionRequest, stream: bool) -> dict[str, Any]:
         if not isinstance(request, CompletionRequest):
             raise InvalidRequestError(f"expected a CompletionRequest, got {type(request).__name__}")
-        return chat_body(self.model, request, self.provider, stream=stream,
-                         supports_tools=self.client.supports_tools,
-                         stream_usage=getattr(self.client, "stream_usage", True),
-                         required_tool_choice=getattr(self.client, "required_tool_choice", "required"),
-                         named_tool_choice=getattr(self.client, "named_tool_choice", True),
-                         parts=getattr(self.client, "user_parts", OPENAI_PARTS))
+        return chat_body(self.model, request, self.provider, stream=stream, dialect=self.dialect)
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
         return self._complete(self.path, self._body(request, stream=False), parse_chat_response)
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
-        if not self.client.streams_completions:
+        if not self.dialect.streaming:
             raise UnsupportedFeature(f"{self.provider} does not support streaming")
         body = self._body(request, stream=True)
-        parse = partial(stream_chat, require_done=getattr(self.client, "stream_done_marker", True),
-                        end_object=getattr(self.client, "stream_end_object", None))
-        return self._stream(self.path, body, parse, raw=request.keep_raw_events)
+        return self._stream(self.path, body, partial(stream_chat, dialect=self.dialect), raw=request.keep_raw_events)

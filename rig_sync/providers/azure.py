@@ -120,6 +120,7 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
     env_api_version: ClassVar[tuple[str, ...]] = ("OPENAI_API_VERSION", "AZURE_API_VERSION")
     env_options: ClassVar[tuple[str, ...]] = (*env_token, *env_api_version)
     requires_api_key: ClassVar[bool] = False  # a key or a token: checked in __init__
+    chat_dialect: ClassVar[_openai_chat.ChatDialect] = _openai_chat.OPENAI_DIALECT  # Chat Completions as OpenAI's
 
     def __init__(self, api_key: str | None = None, *, endpoint: str | None = None, base_url: str | None = None,
                  api_version: str | None = None, token: str | None = None,

@@ -21,7 +21,7 @@ from ._compat import (
     OpenAIModelListing,
     OpenAITranscription,
 )
-from ._openai_chat import ChatCompletionsModel
+from ._openai_chat import OPENAI_DIALECT, ChatCompletionsModel, ChatDialect
 from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
 from ._openai_responses import ResponsesModel
 
@@ -49,6 +49,7 @@ class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscrip
     provider: ClassVar[str] = "openai"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
     env_options: ClassVar[tuple[str, ...]] = ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
+    chat_dialect: ClassVar[ChatDialect] = OPENAI_DIALECT
 
     def _configure(self, options: Mapping[str, Any]) -> None:
         options = dict(options)
