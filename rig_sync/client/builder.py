@@ -194,9 +194,20 @@ class DynClientBuilder:
         self._clients: dict[Hashable, Any] = {}
         self._building: dict[Hashable, threading.Lock] = {}  # one lock per client being built
         self._builtins: dict[str, ClientFactory] = {}  # those still registered answer capability questions early
+        # Plug-ins are looked for only when a name is not built in, or all names are listed: reading
+        # every installed package's metadata costs tens of milliseconds.
+        self._plugins_pending = include_builtins
         if include_builtins:
-            for name in provider_names():
+            for name in builtin_provider_names():
                 self._factories[name] = self._builtins[name] = _builtin_factory(name)
+
+    def _add_plugins(self) -> None:
+        with self._lock:
+            if self._plugins_pending:
+                self._plugins_pending = False
+                for name in plugin_provider_names():
+                    if name not in self._factories:  # one registered by hand first keeps its place
+                        self._factories[name] = self._builtins[name] = _builtin_factory(name)
 
     # --- registry -------------------------------------------------------------------------------
 
@@ -225,12 +236,15 @@ class DynClientBuilder:
             client.close()
 
     def providers(self) -> list[str]:
+        self._add_plugins()
         with self._lock:
             return sorted(self._factories)
 
     def factory(self, provider: str) -> ClientFactory:
         if not isinstance(provider, str):
             raise TypeError(f"provider name must be a string, not {type(provider).__name__}")
+        if self._plugins_pending and provider not in self._factories:
+            self._add_plugins()
         with self._lock:
             found = self._factories.get(provider)
             if found is None:  # "OpenAI" means "openai", unless the case is all that tells two apart
@@ -247,6 +261,7 @@ class DynClientBuilder:
     # --- clients --------------------------------------------------------------------------------
 
     def __repr__(self) -> str:
+        self._add_plugins()
         with self._lock:
             known, cached = sorted(self._factories), list(self._clients)
         # A client built from a ProviderValue is shown by provider only: the value may hold a key.
