@@ -47,6 +47,7 @@ MODEL_FACTORY = {
     "transcription": "transcription_model",
     "image_generation": "image_generation_model",
     "audio_generation": "audio_generation_model",
+    "rerank": "rerank_model",
 }
 
 

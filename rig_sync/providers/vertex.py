@@ -66,7 +66,7 @@ _API_VERSION = re.compile(r"v\d+(alpha|beta)?\d*")
 
 
 def _is_claude(model: str) -> bool:
-    return model.rpartition("/")[2].lower().startswith("claude")
+    return isinstance(model, str) and model.rpartition("/")[2].lower().startswith("claude")
 
 
 class _OnVertex(ModelPaths):
