@@ -348,3 +348,15 @@ def test_unsupported_request_is_not_retried(client: Any,
     assert words in str(info.value)
     assert time.monotonic() - t0 < 0.3  # no backoff sleeps
     assert [e.retries for e in requests_seen if e.status == status] == [0]
+
+
+def test_an_embedding_input_past_the_batch_is_raised_once(requests_seen: list[observe.RequestEvent]) -> None:
+    """The embeddings server (-ub 512) answers an input longer than its batch with a 500 ("input (…
+    tokens) is too large to process"), on both builds: it can never be served, so it is not retried."""
+    t0 = time.monotonic()
+    with llamacpp.Client(base_url=EMBED_URL) as c, pytest.raises(errors.InternalServerError) as info:
+        c.embedding_model(MODEL).embed_texts(["word " * 600])
+    assert info.value.status_code == 500 and "too large to process" in str(info.value)
+    assert not info.value.is_retryable()
+    assert time.monotonic() - t0 < 0.3  # no backoff sleeps
+    assert [e.retries for e in requests_seen if e.status == 500] == [0]

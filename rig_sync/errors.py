@@ -341,6 +341,8 @@ _DETERMINISTIC_500_MESSAGES = (  # lower case, found anywhere in the message
     "tools param requires --jinja",  # llama.cpp: a request with tools to a server without --jinja
     "unsupported param",  # llama.cpp: "Unsupported param: tool_choice"
     "expected 'content'",  # llama.cpp's check of the messages ("Failed to parse messages: Expected …")
+    "is too large to process",  # llama.cpp: an embedding input longer than the server's batch
+    "context shift is disabled",  # llama.cpp (before May 2025): generating past the context
 )
 # A failure to parse what the model wrote is not the request's: a new sample may parse. Its message
 # quotes the model's output, which may say anything, so it is retried whatever else it holds.
@@ -421,6 +423,12 @@ _CONTEXT_MARKERS = (
 )
 
 
+def overflows_context(text: str) -> bool:
+    """Whether an error's code or message says the prompt is longer than the model's context."""
+    haystack = text.lower()
+    return any(marker in haystack for marker in _CONTEXT_MARKERS)
+
+
 def status_error(
     status_code: int,
     message: str,
@@ -439,8 +447,7 @@ def status_error(
     if cls is None:
         cls = InternalServerError if status_code >= 500 else APIStatusError
     if cls is BadRequestError:
-        haystack = f"{code or ''} {message}".lower()
-        if any(marker in haystack for marker in _CONTEXT_MARKERS):
+        if overflows_context(f"{code or ''} {message}"):
             cls = ContextWindowExceededError
     if kind is None and status_code != 529 and code in ("overloaded_error", "overloaded"):
         cls = OverloadedError

@@ -15,7 +15,7 @@ import responses
 
 from rig_sync.client import ProviderClient
 from rig_sync.completion import ToolChoice, ToolDefinition
-from rig_sync.errors import InvalidRequestError, ResponseDecodeError, StreamError
+from rig_sync.errors import ContextWindowExceededError, InvalidRequestError, ResponseDecodeError, StreamError
 from rig_sync.message import Message, ToolCall
 from rig_sync.providers._compat import ROWS
 from tests.conftest import sent_json
@@ -218,6 +218,23 @@ def test_llamacpp_error_line_after_text_is_a_stream_error(mocked: responses.Requ
 def test_llamacpp_error_data_is_a_stream_error(mocked: responses.RequestsMock) -> None:
     with pytest.raises(StreamError, match="Failed to parse tool call arguments"):
         stream(mocked, LLAMACPP, sse(LLAMA_TEXT, LLAMA_ERROR_DATA, done=False), "llamacpp")
+
+
+# llama-server b4875 started with --no-context-shift answers an over-long streamed prompt with a 200
+# whose stream is this line, then [DONE] (seen by `make interop` against llama-cpp-python 0.3.8).
+LLAMA_OVERFLOW_LINE = (b'error: {"code":400,"message":"the request exceeds the available context size. try increasing '
+                       b'the context size or enable context shift","type":"invalid_request_error"}\n\n')
+
+
+@pytest.mark.parametrize("events", [(LLAMA_OVERFLOW_LINE,), (json.loads(LLAMA_OVERFLOW_LINE[7:]),)],
+                         ids=["error-line", "error-data"])
+def test_llamacpp_context_overflow_in_a_stream_is_context_window_exceeded(
+        events: tuple[Any, ...], mocked: responses.RequestsMock) -> None:
+    """Streamed, as unstreamed: the same error class for the same mistake."""
+    data = events if isinstance(events[0], bytes) else ({"error": events[0]},)
+    with pytest.raises(ContextWindowExceededError, match="exceeds the available context size") as info:
+        stream(mocked, LLAMACPP, sse(*data), "llamacpp")
+    assert info.value.provider == "llamacpp" and info.value.status_code == 400 and not info.value.is_retryable()
 
 
 @pytest.mark.parametrize("name", ["openai", "llamacpp", "groq"])

@@ -288,6 +288,11 @@ def test_a_huge_500_is_retried_without_being_buffered(chunked: bool) -> None:
     (501, {}, TRANSIENT, False),
     (400, {}, TRANSIENT, False),
     (429, {}, TOOLS_WITH_STREAM, True),
+    # llama-server (current, and b4875 without the counts): an embedding input past its batch
+    (500, {}, {"error": {"code": 500, "message": "input (600 tokens) is too large to process. increase the "
+                         "physical batch size (current batch size: 512)", "type": "server_error"}}, False),
+    # llama-server b4875 with --no-context-shift, generating past the context
+    (500, {}, {"error": {"code": 500, "message": "context shift is disabled", "type": "server_error"}}, False),
 ])
 def test_answer_is_retryable(status: int, headers: dict[str, str], body: Any, retryable: bool) -> None:
     assert errors.answer_is_retryable(status, headers, body) is retryable

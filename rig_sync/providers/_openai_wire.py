@@ -14,7 +14,7 @@ import attrs
 
 from .. import _json
 from ..completion import ToolDefinition
-from ..errors import StreamError
+from ..errors import APIError, StreamError, overflows_context, status_error
 from ..message import Image, Message, Part, Text, ToolResult
 
 __all__ = ["ImageURL", "TextPart", "ImagePart", "Function", "ToolCall", "ChatMessage", "FunctionDef", "Tool",
@@ -130,16 +130,19 @@ def _error_parts(data: Any) -> tuple[str | None, str]:
     return code, said[:2000] if said else f"no message given: {_json.dumps(data).decode()[:300]}"
 
 
-def stream_error(data: Any, provider: str) -> StreamError:
+def stream_error(data: Any, provider: str) -> APIError:
     """The `StreamError` for an error a server sent mid-stream (`data`: the event's JSON value, or
     its data text, read as JSON where it is): its message says what the server said, and its code
     where it gave one. Not retryable: unlike Anthropic's, these error events do not say whether the
-    same request may succeed again."""
+    same request may succeed again. A prompt too long for the context (llama.cpp says so in its
+    stream) is `ContextWindowExceededError`, as it is unstreamed."""
     if isinstance(data, str):
         try:
             data = _json.loads(data)
         except _json.JSONDecodeError:
             pass
     code, said = _error_parts(data)
+    if overflows_context(f"{code or ''} {said}"):
+        return status_error(400, said, provider=provider, body=data, code=str(code) if code else None)
     label = f" ({code})" if code else ""
     return StreamError(f"{provider} reported an error mid-stream{label}: {said}", provider=provider, body=data)
