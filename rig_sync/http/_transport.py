@@ -567,6 +567,8 @@ class Transport:
             body = content.decode("utf-8", "replace")[:2000]
         fallback = body.strip()[:300] if isinstance(body, str) and body.strip() else f"HTTP {status}"
         message, code = describe_error(self.conventions.error_body(body), fallback)
+        if self.conventions.error_code is not None:
+            code = self.conventions.error_code(headers, body) or code
         decide = self.conventions.error_class
         if status == 404 and self._prefix_hint:
             message = f"{message} ({self._prefix_hint})"

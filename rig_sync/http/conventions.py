@@ -7,7 +7,7 @@ error message and the error class through it. Rate-limit headers other than the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import attrs
@@ -25,6 +25,8 @@ class Conventions:
 
     - `request_id_headers`: headers naming the request, read after the common ones.
     - `error_body`: the error object inside the provider's error body (e.g. a body wrapped in a list).
+    - `error_code`: the provider's error code where the body does not carry it (e.g. in a header),
+      given the headers and the decoded body (None keeps the body's code).
     - `error_class`: the error class for an answer whose status alone misleads, given the status, the
       provider's error code and the decoded body (None keeps the class the status gives).
     - `secret_headers`: (lower-case) header names that carry the provider's credentials, kept secret
@@ -33,6 +35,7 @@ class Conventions:
 
     request_id_headers: tuple[str, ...] = ()
     error_body: Callable[[Any], Any] = _unchanged
+    error_code: Callable[[Mapping[str, str], Any], str | None] | None = None
     error_class: Callable[[int, str | None, Any], type[Any] | None] | None = None
     secret_headers: frozenset[str] = frozenset()
 

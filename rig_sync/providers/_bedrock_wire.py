@@ -59,14 +59,13 @@ from ..errors import (
     RequestTimeoutStatusError,
     ResponseDecodeError,
     UnsupportedFeature,
-    status_error,
 )
 from ..http import Conventions
 from ..message import Audio, DocumentContent, Image, Message, Part, Reasoning, Text, ToolCall, ToolResult
 from ..streaming import parse_tool_call
 from ._common import model_in_path, usage_of
 
-__all__ = ["converter", "CONVENTIONS", "ERROR_CLASSES", "error_type", "remap_error", "model_path",
+__all__ = ["converter", "CONVENTIONS", "ERROR_CLASSES", "error_type", "model_path",
            "converse_body", "parse_converse", "refuse_error_body", "usage_from", "BLOCKED_STOP_REASONS"]
 
 converter = _wire.make_converter()
@@ -129,27 +128,12 @@ def _class_for(kind: str | None, message: str) -> type[APIStatusError] | None:
 
 def _error_class(status: int, code: str | None, body: Any) -> type[APIStatusError] | None:
     message = body.get("message") if isinstance(body, dict) else None
-    return _class_for(error_type(None, body), message if isinstance(message, str) else "")
+    return _class_for(code, message if isinstance(message, str) else "")
 
 
-# The request id and, where the body names it (`__type`), the error type; the type in the
-# `x-amzn-errortype` header reaches the error through `remap_error` (the conventions see no headers).
-CONVENTIONS = Conventions(request_id_headers=("x-amzn-requestid",), error_class=_error_class,
-                          secret_headers=frozenset({"x-amz-security-token"}))
-
-
-def remap_error(err: APIStatusError) -> APIStatusError:
-    """`err` as the class its Bedrock error type says (`x-amzn-errortype`), with the type as its code."""
-    kind = error_type(err.headers, err.body)
-    if kind is None:
-        return err
-    cls = _class_for(kind, err.message) or type(err)
-    if type(err) is cls and err.code == kind:
-        return err
-    mapped = status_error(err.status_code, err.message, provider=err.provider, request_id=err.request_id,
-                          headers=err.headers, body=err.body, retry_after=err.retry_after, code=kind, kind=cls)
-    mapped.__traceback__ = err.__traceback__
-    return mapped
+# The request id, and the error type (from `x-amzn-errortype` or the body) as the error's code and class.
+CONVENTIONS = Conventions(request_id_headers=("x-amzn-requestid",), error_code=error_type,
+                          error_class=_error_class, secret_headers=frozenset({"x-amz-security-token"}))
 
 
 # --- model paths ----------------------------------------------------------------------------------

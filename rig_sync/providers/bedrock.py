@@ -33,9 +33,7 @@ stream's framing in `_bedrock_stream`.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from .. import _wire
@@ -44,7 +42,7 @@ from ..auth import Auth, BearerAuth
 from ..client import CompletionClient, EmbeddingsClient, ProviderClient, _first_env
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Usage
 from ..embeddings import BaseEmbeddingModel
-from ..errors import APIStatusError, ClientBuildError, InvalidRequestError, UnsupportedFeature
+from ..errors import ClientBuildError, InvalidRequestError, UnsupportedFeature
 from ..http import Conventions, shown_url
 from ..streaming import StreamingCompletionResponse
 from . import _bedrock_wire as wire
@@ -75,26 +73,13 @@ _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")  # it goes into the host nam
 _REGION_IN_HOST = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z]{2}(?:-[a-z]+)+-\d{1,2})\.amazonaws\.com")
 
 
-@contextlib.contextmanager
-def _bedrock_errors() -> Iterator[None]:
-    """Status errors as the class their `x-amzn-errortype` says (the transport reads the status and body)."""
-    try:
-        yield
-    except APIStatusError as err:
-        mapped = wire.remap_error(err)
-        if mapped is err:
-            raise
-        raise mapped from None
-
-
 class CompletionModel(ModelView, BaseCompletionModel):
     """A model on `POST /model/{modelId}/converse` and `/converse-stream`."""
 
     def completion(self, request: CompletionRequest) -> CompletionResponse:
         body = wire.converse_body(self._expect(request, CompletionRequest), self.provider)
-        with _bedrock_errors():
-            answer = self._send("POST", wire.model_path(self.provider, self.model, "converse"), "completion",
-                                json=body)
+        answer = self._send("POST", wire.model_path(self.provider, self.model, "converse"), "completion",
+                            json=body)
         response = wire.parse_converse(answer.json(), self.provider, request_id=answer.request_id, model=self.model)
         self._report("completion", response.usage)
         return response
@@ -102,10 +87,9 @@ class CompletionModel(ModelView, BaseCompletionModel):
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = wire.converse_body(self._expect(request, CompletionRequest), self.provider)
         path = wire.model_path(self.provider, self.model, "converse-stream")
-        with _bedrock_errors():
-            # events=True: a JSON or HTML document in place of the event stream is an error.
-            return self._stream(path, body, stream_converse, framing=iter_event_messages, events=True,
-                                raw=request.keep_raw_events)
+        # events=True: a JSON or HTML document in place of the event stream is an error.
+        return self._stream(path, body, stream_converse, framing=iter_event_messages, events=True,
+                            raw=request.keep_raw_events)
 
 
 # Vector sizes by default (Titan v2 and Cohere v4 take `dimensions` / `output_dimension`).
@@ -158,8 +142,7 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
                               normalize=self.normalize)
 
     def _invoke(self, body: dict[str, Any]) -> tuple[Any, int | None]:
-        with _bedrock_errors():
-            answer = self._send("POST", self._path, "embeddings", json=body, headers={"Accept": "application/json"})
+        answer = self._send("POST", self._path, "embeddings", json=body, headers={"Accept": "application/json"})
         counted = answer.headers.get("x-amzn-bedrock-input-token-count", "")
         data = answer.json()
         wire.refuse_error_body(data, "embeddings answer", self.provider)
