@@ -9,6 +9,10 @@
 
 Scores are cosine similarities; a document with several vectors scores its best one. numpy is used
 when installed (the `numpy` extra); the pure-Python path gives the same ranking.
+
+The checks every store shares (`parse_row`, `check_vector`, `check_search_args`, `value_kind`,
+`check_ids`), the `Closable` lifecycle and the query-embedding `EmbeddingIndex` are public here so
+the database stores in `rig_sync.vector_stores` reuse them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import threading
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import mul
+from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 import attrs
@@ -44,6 +49,8 @@ __all__ = [
     "VectorStoreIndex",
     "InMemoryVectorStore",
     "InMemoryVectorIndex",
+    "EmbeddingIndex",
+    "VectorSearcher",
 ]
 
 try:  # imported by name so type checking works with or without the optional extra
@@ -82,8 +89,9 @@ _LEAF_OPS = ("eq", "gt", "lt")
 _BRANCH_OPS = ("and", "or")
 
 
-def _kind(value: Any) -> str:
-    """The comparison family of a value; values of different families never match."""
+def value_kind(value: Any) -> str:
+    """The comparison family of a value ("bool", "number", "str", "none" or "other"); values of
+    different families never match."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, numbers.Real):
@@ -121,7 +129,7 @@ class Filter:
             raise FilterError(f"{self.op!r} needs a non-empty string key, not {self.key!r}")
         if self.children:
             raise FilterError(f"{self.op!r} compares one key and takes no sub-filters")
-        kind = _kind(self.value)
+        kind = value_kind(self.value)
         allowed = ("str", "number", "bool", "none") if self.op == "eq" else ("str", "number")
         if kind not in allowed or (kind == "number" and math.isnan(self.value)):
             raise FilterError(
@@ -180,7 +188,7 @@ class Filter:
         if self.key is None or self.key not in metadata:
             return False
         actual = metadata[self.key]
-        if _kind(actual) != _kind(self.value):
+        if value_kind(actual) != value_kind(self.value):
             return False
         if self.op == "eq":
             return bool(actual == self.value)
@@ -195,7 +203,7 @@ def _check_samples(_: Any, __: Any, value: Any) -> None:
 
 
 def _check_threshold(_: Any, __: Any, value: Any) -> None:
-    if value is not None and (_kind(value) != "number" or not math.isfinite(value)):
+    if value is not None and (value_kind(value) != "number" or not math.isfinite(value)):
         raise InvalidRequestError(f"threshold must be a finite number or None, not {value!r}")
 
 
@@ -207,6 +215,12 @@ def _check_filter(_: Any, __: Any, value: Any) -> None:
 def _check_query(_: Any, __: Any, value: Any) -> None:
     if not isinstance(value, str) or not value:
         raise InvalidRequestError(f"query must be a non-empty string, not {value!r:.80}")
+
+
+def check_search_args(n: Any, threshold: Any, filter: Any) -> None:
+    """The checks `VectorSearchRequest` makes, for callers searching with a vector."""
+    for check, value in ((_check_samples, n), (_check_threshold, threshold), (_check_filter, filter)):
+        check(None, None, value)
 
 
 @attrs.frozen
@@ -240,14 +254,21 @@ class VectorStoreIndex(Protocol):
 
 
 @attrs.frozen
-class _Vec:
+class CheckedVector:
     """A stored vector and its L2 norm (kept as given, so save/load round-trips exactly)."""
 
     values: array[float]
     norm: float
 
+    def unit(self) -> array[float]:
+        """The vector scaled to length 1 (cosine similarity is then a dot product); every component
+        lies in [-1, 1], so it fits a float32 column even when the raw values would not."""
+        norm = self.norm
+        return array("d", (v / norm for v in self.values))
 
-def _to_vec(raw: Any, where: str) -> _Vec:
+
+def check_vector(raw: Any, where: str) -> CheckedVector:
+    """A vector (a sequence of numbers or an `Embedding`) checked: not empty, finite, not zero."""
     if isinstance(raw, Embedding):
         raw = raw.vec
     try:
@@ -261,13 +282,13 @@ def _to_vec(raw: Any, where: str) -> _Vec:
         raise InvalidVectorError(f"{where}: vector contains NaN or infinity")
     if norm == 0.0:
         raise InvalidVectorError(f"{where}: zero vector has no direction (cosine similarity is undefined)")
-    return _Vec(values, norm)
+    return CheckedVector(values, norm)
 
 
-def _to_vecs(value: Any, where: str) -> tuple[_Vec, ...]:
+def check_vectors(value: Any, where: str) -> tuple[CheckedVector, ...]:
     """A document's vectors from one Embedding / vector or a sequence of them."""
     if isinstance(value, Embedding):
-        return (_to_vec(value, where),)
+        return (check_vector(value, where),)
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise InvalidVectorError(
             f"{where}: expected a vector, an Embedding, or a list of them, not {type(value).__name__}"
@@ -276,18 +297,27 @@ def _to_vecs(value: Any, where: str) -> tuple[_Vec, ...]:
     if not items:
         raise InvalidVectorError(f"{where}: no vectors")
     if isinstance(items[0], numbers.Real):
-        return (_to_vec(items, where),)
-    return tuple(_to_vec(item, f"{where}, vector {i}") for i, item in enumerate(items))
+        return (check_vector(items, where),)
+    return tuple(check_vector(item, f"{where}, vector {i}") for i, item in enumerate(items))
 
 
 @attrs.frozen
-class _Entry(Generic[D]):
+class Entry(Generic[D]):
+    """One parsed row: the document, its vectors and the metadata given with it (or None)."""
+
     document: D
-    vecs: tuple[_Vec, ...]
+    vecs: tuple[CheckedVector, ...]
     metadata: Mapping[str, Any] | None
 
+    @property
+    def filtered_fields(self) -> Mapping[str, Any]:
+        """What filters read: the metadata, else a dict document itself, else nothing."""
+        if self.metadata is not None:
+            return self.metadata
+        return self.document if isinstance(self.document, Mapping) else {}
 
-def _parse_row(row: Any, position: int) -> tuple[str, _Entry[Any]]:
+
+def parse_row(row: Any, position: int) -> tuple[str, Entry[Any]]:
     """`(id, document, vectors)` or `(id, document, vectors, metadata)` → (id, entry)."""
     if not isinstance(row, tuple | list) or len(row) not in (3, 4):
         raise TypeError(f"row {position}: expected (id, document, vectors[, metadata]), not {row!r:.80}")
@@ -299,8 +329,8 @@ def _parse_row(row: Any, position: int) -> tuple[str, _Entry[Any]]:
         raise TypeError(f"row {position}: id must be a str or int, not {type(doc_id).__name__}")
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"row {position} ({doc_id!r}): metadata must be a mapping, not {type(metadata).__name__}")
-    vecs = _to_vecs(vectors, f"document {doc_id!r}")
-    return doc_id, _Entry(document, vecs, None if metadata is None else dict(metadata))
+    vecs = check_vectors(vectors, f"document {doc_id!r}")
+    return doc_id, Entry(document, vecs, None if metadata is None else dict(metadata))
 
 
 # --- search -------------------------------------------------------------------------------------
@@ -309,7 +339,7 @@ def _parse_row(row: Any, position: int) -> tuple[str, _Entry[Any]]:
 class _Snapshot:
     """An immutable view of the store for readers; the numpy matrix is built on first use."""
 
-    def __init__(self, entries: Mapping[str, _Entry[Any]], ndims: int | None) -> None:
+    def __init__(self, entries: Mapping[str, Entry[Any]], ndims: int | None) -> None:
         self.ids = list(entries)
         self.entries = list(entries.values())
         self.ndims = ndims
@@ -317,10 +347,7 @@ class _Snapshot:
         self._numpy: tuple[Any, Any, Any] | None = None
 
     def metadata(self, position: int) -> Mapping[str, Any]:
-        entry = self.entries[position]
-        if entry.metadata is not None:
-            return entry.metadata
-        return entry.document if isinstance(entry.document, Mapping) else {}
+        return self.entries[position].filtered_fields
 
     def _matrix(self) -> tuple[Any, Any, Any]:
         """(rows-by-ndims matrix, row norms, first row of each document or None when one row each)."""
@@ -335,7 +362,9 @@ class _Snapshot:
                 self._numpy = (matrix.reshape(len(vecs), -1), norms, starts)
             return self._numpy
 
-    def top(self, query: _Vec, n: int, threshold: float | None, keep: Filter | None) -> list[tuple[float, int]]:
+    def top(
+        self, query: CheckedVector, n: int, threshold: float | None, keep: Filter | None
+    ) -> list[tuple[float, int]]:
         """(score, position) of the best `n` documents, best first; ties go to the earlier insert."""
         if not self.entries:
             return []
@@ -347,7 +376,7 @@ class _Snapshot:
         return self._top_pure(query, n, threshold, allowed)
 
     def _top_pure(
-        self, query: _Vec, n: int, threshold: float | None, allowed: list[int] | None
+        self, query: CheckedVector, n: int, threshold: float | None, allowed: list[int] | None
     ) -> list[tuple[float, int]]:
         q = query.values
 
@@ -363,7 +392,7 @@ class _Snapshot:
         return heapq.nlargest(n, scored, key=lambda pair: (pair[0], -pair[1]))
 
     def _top_numpy(
-        self, query: _Vec, n: int, threshold: float | None, allowed: list[int] | None
+        self, query: CheckedVector, n: int, threshold: float | None, allowed: list[int] | None
     ) -> list[tuple[float, int]]:
         np = _np
         matrix, norms, starts = self._matrix()
@@ -385,6 +414,70 @@ class _Snapshot:
         return [(float(scores[o]), int(positions[o])) for o in order]
 
 
+def check_ids(ids: Any) -> list[str]:
+    """Document ids for `delete`: one id or an iterable of them, each a str or an int (as inserted)."""
+    if isinstance(ids, str) or (isinstance(ids, int) and not isinstance(ids, bool)):
+        ids = [ids]
+    if isinstance(ids, bytes | Mapping) or not isinstance(ids, Iterable):
+        raise TypeError(f"ids must be an id or an iterable of ids (str or int), not {type(ids).__name__}")
+    checked: list[str] = []
+    for doc_id in ids:
+        if isinstance(doc_id, int) and not isinstance(doc_id, bool):
+            doc_id = str(doc_id)
+        if not isinstance(doc_id, str):
+            raise TypeError(f"a document id is a str or an int, not {type(doc_id).__name__}")
+        checked.append(doc_id)
+    return checked
+
+
+def document_pairs(documents: Iterable[Any]) -> list[tuple[Any, Any]]:
+    """`(document, vectors)` pairs from `EmbeddingsBuilder.build()` output or from `Embedding`s
+    (`batch.embed_texts` output), where each text is its own document."""
+    if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Iterable):
+        raise TypeError(f"documents must be an iterable of (document, vectors) pairs, not {type(documents).__name__}")
+    pairs: list[tuple[Any, Any]] = []
+    for position, item in enumerate(documents):
+        if isinstance(item, Embedding):
+            pairs.append((item.document, item))
+        elif isinstance(item, tuple | list) and len(item) == 2:
+            pairs.append((item[0], item[1]))
+        else:
+            raise TypeError(f"document {position}: expected (document, vectors) or an Embedding, not {item!r:.80}")
+    return pairs
+
+
+_C = TypeVar("_C", bound="Closable")
+
+
+class Closable:
+    """`close()`, `with store:` and the check each operation makes first: a closed store raises
+    `VectorStoreError` instead of answering from released resources."""
+
+    _closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def check_open(self) -> None:
+        """Raise `VectorStoreError` if the store is closed."""
+        if self._closed:
+            raise VectorStoreError(f"{type(self).__name__} is closed; open the store again to use it")
+
+    def close(self) -> None:
+        """Release the store; later calls raise `VectorStoreError`. Closing twice is harmless."""
+        self._closed = True
+
+    def __enter__(self: _C) -> _C:
+        self.check_open()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 # --- the store ----------------------------------------------------------------------------------
 
 _FORMAT = "rig_sync.InMemoryVectorStore"
@@ -392,16 +485,17 @@ _converter = cattrs.Converter()
 _LOAD_ERRORS: tuple[type[Exception], ...] = (*_json.JSONDecodeError, KeyError, TypeError, cattrs.BaseValidationError)
 
 
-class InMemoryVectorStore(Generic[D]):
+class InMemoryVectorStore(Closable, Generic[D]):
     """Documents with one or more vectors each (and optional metadata), searched by cosine similarity.
 
     Writers take a lock; readers search an immutable snapshot, so queries from many threads run
-    safely while another thread inserts. Inserting an existing id replaces that document.
+    safely while another thread inserts. Inserting an existing id replaces that document (in its
+    place: ties keep insertion order). `close()` drops the documents; later calls raise.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: dict[str, _Entry[D]] = {}
+        self._entries: dict[str, Entry[D]] = {}
         self._ndims: int | None = None
         self._snapshot: _Snapshot | None = None
         self._auto_id = 0
@@ -428,10 +522,13 @@ class InMemoryVectorStore(Generic[D]):
         return store
 
     def add_documents(
-        self, documents: Iterable[tuple[D, Vectors]], *, id_fn: Callable[[D], str] | None = None
+        self, documents: Iterable[tuple[D, Vectors] | Embedding], *, id_fn: Callable[[D], str] | None = None
     ) -> None:
-        """Insert `(document, vectors)` pairs under `id_fn(document)` or generated ids `doc<n>`."""
-        pairs = list(documents)
+        """Insert `(document, vectors)` pairs (`EmbeddingsBuilder.build()` output) or `Embedding`s
+        (`batch.embed_texts` output: the text is the document) under `id_fn(document)` or
+        generated ids `doc<n>`."""
+        self.check_open()
+        pairs = document_pairs(documents)
         if id_fn is not None:
             self.insert_documents([(id_fn(doc), doc, vecs) for doc, vecs in pairs])
             return
@@ -445,7 +542,8 @@ class InMemoryVectorStore(Generic[D]):
         `vectors` is one vector / `Embedding` or a list of them. Without metadata, a dict document
         is its own metadata for filters.
         """
-        parsed = [_parse_row(row, i) for i, row in enumerate(rows)]
+        self.check_open()
+        parsed = [parse_row(row, i) for i, row in enumerate(rows)]
         if not parsed:
             return
         dims = {len(vec.values) for _, entry in parsed for vec in entry.vecs}
@@ -453,6 +551,7 @@ class InMemoryVectorStore(Generic[D]):
             raise DimensionMismatchError(f"vectors in one insert have different dimensions: {sorted(dims)}")
         [ndims] = dims
         with self._lock:
+            self.check_open()
             if self._ndims is not None and ndims != self._ndims:
                 raise DimensionMismatchError(f"vectors have {ndims} dimensions, the store holds {self._ndims}")
             self._ndims = ndims
@@ -461,10 +560,26 @@ class InMemoryVectorStore(Generic[D]):
 
     add_documents_with_ids = insert_documents
 
+    def delete(self, ids: str | int | Iterable[str | int]) -> int:
+        """Remove the documents with these ids (missing ids are ignored); returns how many went."""
+        doc_ids = check_ids(ids)
+        with self._lock:
+            self.check_open()
+            removed = sum(self._entries.pop(doc_id, None) is not None for doc_id in doc_ids)
+            if removed:
+                self._snapshot = None
+            return removed
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._entries, self._snapshot = {}, None
+
     # reading
 
     def _snap(self) -> _Snapshot:
         with self._lock:
+            self.check_open()
             if self._snapshot is None:
                 self._snapshot = _Snapshot(self._entries, self._ndims)
             return self._snapshot
@@ -476,17 +591,22 @@ class InMemoryVectorStore(Generic[D]):
 
     def __len__(self) -> int:
         with self._lock:
+            self.check_open()
             return len(self._entries)
 
     def __contains__(self, doc_id: object) -> bool:
         with self._lock:
+            self.check_open()
             return doc_id in self._entries
 
     def __repr__(self) -> str:
+        if self._closed:
+            return "InMemoryVectorStore(closed)"
         return f"InMemoryVectorStore({len(self)} documents, ndims={self._ndims})"
 
-    def _entry(self, doc_id: str) -> _Entry[D] | None:
+    def _entry(self, doc_id: str) -> Entry[D] | None:
         with self._lock:  # a reader never sees half of a batch insert
+            self.check_open()
             return self._entries.get(doc_id)
 
     def get_document(self, doc_id: str) -> D | None:
@@ -503,6 +623,7 @@ class InMemoryVectorStore(Generic[D]):
 
     def __getstate__(self) -> dict[str, Any]:
         with self._lock:
+            self.check_open()
             return {"entries": dict(self._entries), "ndims": self._ndims, "auto_id": self._auto_id}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -514,14 +635,14 @@ class InMemoryVectorStore(Generic[D]):
         filter: Filter | None = None,
     ) -> list[tuple[float, str, D]]:
         """The `n` documents nearest an already-embedded query: `(score, id, document)`, best first."""
-        for check, value in ((_check_samples, n), (_check_threshold, threshold), (_check_filter, filter)):
-            check(None, None, value)
+        check_search_args(n, threshold, filter)
         snap = self._snap()
-        hits = snap.top(_to_vec(vector, "query"), n, threshold, filter)
+        hits = snap.top(check_vector(vector, "query"), n, threshold, filter)
         return [(score, snap.ids[pos], snap.entries[pos].document) for score, pos in hits]
 
     def index(self, model: EmbeddingModel) -> InMemoryVectorIndex[D]:
         """A searchable index that embeds queries with `model`; it sees later inserts too."""
+        self.check_open()
         return InMemoryVectorIndex(self, model)
 
     # persistence
@@ -592,10 +713,22 @@ class InMemoryVectorStore(Generic[D]):
         return store
 
 
-class InMemoryVectorIndex(Generic[D]):
-    """An `InMemoryVectorStore` searched by text: queries are embedded with the model's `embed_text`."""
+class VectorSearcher(Protocol[D]):
+    """A store searched with an already-embedded query (every store in rig_sync is one)."""
 
-    def __init__(self, store: InMemoryVectorStore[D], model: EmbeddingModel) -> None:
+    @property
+    def ndims(self) -> int | None: ...
+
+    def search_vector(
+        self, vector: Sequence[float] | Embedding, n: int, *, threshold: float | None = None,
+        filter: Filter | None = None,
+    ) -> list[tuple[float, str, D]]: ...
+
+
+class EmbeddingIndex(Generic[D]):
+    """A `VectorStoreIndex` over any `VectorSearcher`: queries are embedded with the model's `embed_text`."""
+
+    def __init__(self, store: VectorSearcher[D], model: EmbeddingModel) -> None:
         if not callable(getattr(model, "embed_text", None)):
             raise TypeError(f"a vector index needs an EmbeddingModel to embed queries, not {type(model).__name__}")
         ndims = model.ndims
@@ -607,7 +740,7 @@ class InMemoryVectorIndex(Generic[D]):
         self.model = model
 
     def __repr__(self) -> str:
-        return f"InMemoryVectorIndex({self.store!r}, model={self.model.provider}:{self.model.model})"
+        return f"{type(self).__name__}({self.store!r}, model={self.model.provider}:{self.model.model})"
 
     def search(self, request: VectorSearchRequest) -> list[tuple[float, str, D]]:
         vector = self.model.embed_text(request.query).vec
@@ -621,3 +754,12 @@ class InMemoryVectorIndex(Generic[D]):
 
     def top_n_ids(self, query: str, n: int) -> list[tuple[float, str]]:
         return self.search_ids(VectorSearchRequest(query, n))
+
+
+class InMemoryVectorIndex(EmbeddingIndex[D]):
+    """An `InMemoryVectorStore` searched by text: queries are embedded with the model's `embed_text`."""
+
+    store: InMemoryVectorStore[D]
+
+    def __init__(self, store: InMemoryVectorStore[D], model: EmbeddingModel) -> None:
+        super().__init__(store, model)
