@@ -44,6 +44,8 @@ __all__ = [
     "FilterError",
     "InvalidVectorError",
     "DimensionMismatchError",
+    "StoreClosedError",
+    "StoreUnavailableError",
     "Filter",
     "VectorSearchRequest",
     "VectorStoreIndex",
@@ -81,6 +83,15 @@ class InvalidVectorError(VectorStoreError, ValueError):
 
 class DimensionMismatchError(InvalidVectorError):
     """A vector's length differs from the store's (or the embedding model's) dimension."""
+
+
+class StoreClosedError(VectorStoreError):
+    """The store was closed; open it again to use it."""
+
+
+class StoreUnavailableError(VectorStoreError):
+    """A store cannot open: an optional package or database extension is missing, or the database
+    cannot be reached. The message names the fix (usually a `pip install 'rig-sync[...]'`)."""
 
 
 # --- filters ------------------------------------------------------------------------------------
@@ -451,7 +462,7 @@ _C = TypeVar("_C", bound="Closable")
 
 class Closable:
     """`close()`, `with store:` and the check each operation makes first: a closed store raises
-    `VectorStoreError` instead of answering from released resources."""
+    `StoreClosedError` (a `VectorStoreError`) instead of answering from released resources."""
 
     _closed = False
 
@@ -462,7 +473,7 @@ class Closable:
     def check_open(self) -> None:
         """Raise `VectorStoreError` if the store is closed."""
         if self._closed:
-            raise VectorStoreError(f"{type(self).__name__} is closed; open the store again to use it")
+            raise StoreClosedError(f"{type(self).__name__} is closed; open the store again to use it")
 
     def close(self) -> None:
         """Release the store; later calls raise `VectorStoreError`. Closing twice is harmless."""

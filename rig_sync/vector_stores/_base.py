@@ -17,6 +17,7 @@ match as `Filter.matches` does, and the dimension is fixed by the first insert.
 from __future__ import annotations
 
 import abc
+import importlib
 import json
 import math
 import numbers
@@ -34,6 +35,7 @@ from ..vector_store import (
     EmbeddingIndex,
     Filter,
     FilterError,
+    StoreUnavailableError,
     VectorStoreError,
     check_ids,
     check_search_args,
@@ -54,12 +56,23 @@ __all__ = [
     "decode_json",
     "compile_filter",
     "DatabaseVectorStore",
+    "import_optional",
 ]
 
 D = TypeVar("D")
 
 FieldValue = str | int | float | bool | None
 """A metadata value a filter can match: the other kinds (lists, dicts, NaN) never match anything."""
+
+
+def import_optional(module: str, extra: str, what: str) -> Any:
+    """The optional `module`, or `StoreUnavailableError` naming `pip install 'rig-sync[extra]'`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise StoreUnavailableError(
+            f"{what} needs the {module!r} package, which is not installed ({exc}): pip install 'rig-sync[{extra}]'"
+        ) from None
 
 
 # --- JSON ---------------------------------------------------------------------------------------
