@@ -11,8 +11,9 @@ Scores are cosine similarities; a document with several vectors scores its best 
 when installed (the `numpy` extra); the pure-Python path gives the same ranking.
 
 The checks every store shares (`parse_row`, `check_vector`, `check_search_args`, `value_kind`,
-`check_ids`), the `Closable` lifecycle and the query-embedding `EmbeddingIndex` are public here so
-the database stores in `rig_sync.vector_stores` reuse them.
+`check_ids`, `common_ndims`, `check_ndims`, `chunks`), the `Closable` lifecycle and the
+query-embedding `EmbeddingIndex` are public here so the database stores in
+`rig_sync.vector_stores` reuse them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import tempfile
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from operator import mul
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -425,6 +426,43 @@ class _Snapshot:
         return [(float(scores[o]), int(positions[o])) for o in order]
 
 
+def common_ndims(vectors: Iterable[CheckedVector]) -> int:
+    """The one dimension of `vectors` (at least one); `DimensionMismatchError` if they differ."""
+    dims = {len(vec.values) for vec in vectors}
+    if len(dims) > 1:
+        raise DimensionMismatchError(f"vectors in one insert have different dimensions: {sorted(dims)}")
+    [ndims] = dims
+    return ndims
+
+
+def check_ndims(found: int, stored: int | None) -> None:
+    """`DimensionMismatchError` naming both dimensions unless `found` fits a store holding `stored`."""
+    if stored is not None and found != stored:
+        raise DimensionMismatchError(
+            f"vectors have {found} dimensions, the store holds {stored}; embed with the model the store "
+            "was built with, or use another store"
+        )
+
+
+T = TypeVar("T")
+
+
+def chunks(items: Iterable[T], size: int | None) -> Iterator[list[T]]:
+    """`items` in lists of `size`, read lazily (all in one list when `size` is None; none if empty)."""
+    if size is not None:
+        whole(size, "batch_size", minimum=1)
+    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
+        raise TypeError(f"expected an iterable of rows, not {type(items).__name__}")
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def check_ids(ids: Any) -> list[str]:
     """Document ids for `delete`: one id or an iterable of them, each a str or an int (as inserted)."""
     if isinstance(ids, str) or (isinstance(ids, int) and not isinstance(ids, bool)):
@@ -547,27 +585,22 @@ class InMemoryVectorStore(Closable, Generic[D]):
             first, self._auto_id = self._auto_id, self._auto_id + len(pairs)
         self.insert_documents([(f"doc{first + i}", doc, vecs) for i, (doc, vecs) in enumerate(pairs)])
 
-    def insert_documents(self, rows: Iterable[Sequence[Any]]) -> None:
+    def insert_documents(self, rows: Iterable[Sequence[Any]], *, batch_size: int | None = None) -> None:
         """Insert `(id, document, vectors)` or `(id, document, vectors, metadata)` rows, all or none.
 
         `vectors` is one vector / `Embedding` or a list of them. Without metadata, a dict document
-        is its own metadata for filters.
+        is its own metadata for filters. With `batch_size`, rows are read lazily and applied that
+        many at a time (as the database stores commit them): a bad row keeps the batches before it.
         """
         self.check_open()
-        parsed = [parse_row(row, i) for i, row in enumerate(rows)]
-        if not parsed:
-            return
-        dims = {len(vec.values) for _, entry in parsed for vec in entry.vecs}
-        if len(dims) > 1:
-            raise DimensionMismatchError(f"vectors in one insert have different dimensions: {sorted(dims)}")
-        [ndims] = dims
-        with self._lock:
-            self.check_open()
-            if self._ndims is not None and ndims != self._ndims:
-                raise DimensionMismatchError(f"vectors have {ndims} dimensions, the store holds {self._ndims}")
-            self._ndims = ndims
-            self._entries.update(parsed)
-            self._snapshot = None
+        for batch in chunks((parse_row(row, i) for i, row in enumerate(rows)), batch_size):
+            ndims = common_ndims(vec for _, entry in batch for vec in entry.vecs)
+            with self._lock:
+                self.check_open()
+                check_ndims(ndims, self._ndims)
+                self._ndims = ndims
+                self._entries.update(batch)
+                self._snapshot = None
 
     add_documents_with_ids = insert_documents
 

@@ -26,7 +26,6 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
-from .._checks import whole
 from ..embeddings import Embedding
 from ..vector_store import (
     CheckedVector,
@@ -38,8 +37,11 @@ from ..vector_store import (
     StoreUnavailableError,
     VectorStoreError,
     check_ids,
+    check_ndims,
     check_search_args,
     check_vector,
+    chunks,
+    common_ndims,
     document_pairs,
     parse_row,
     value_kind,
@@ -173,36 +175,14 @@ def prepare_row(row: Any, position: int) -> StoredRow:
 
 def batches(rows: Iterable[Any], batch_size: int | None) -> Iterator[list[StoredRow]]:
     """Prepared rows in lists of `batch_size` (all of them in one list when None), read lazily."""
-    if batch_size is not None:
-        whole(batch_size, "batch_size", minimum=1)
     if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
         raise TypeError(f"rows must be an iterable of (id, document, vectors[, metadata]), not {type(rows).__name__}")
-    batch: list[StoredRow] = []
-    for position, row in enumerate(rows):
-        batch.append(prepare_row(row, position))
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    return chunks((prepare_row(row, position) for position, row in enumerate(rows)), batch_size)
 
 
 def batch_ndims(batch: Sequence[StoredRow]) -> int:
     """The one dimension of every vector in `batch`; `DimensionMismatchError` if they differ."""
-    dims = {len(vec.values) for row in batch for vec in row.vectors}
-    if len(dims) > 1:
-        raise DimensionMismatchError(f"vectors in one insert have different dimensions: {sorted(dims)}")
-    [ndims] = dims
-    return ndims
-
-
-def check_ndims(found: int, stored: int | None) -> None:
-    """`DimensionMismatchError` naming both dimensions unless `found` fits a store holding `stored`."""
-    if stored is not None and found != stored:
-        raise DimensionMismatchError(
-            f"vectors have {found} dimensions, the store holds {stored}; embed with the model the store "
-            "was built with, or use another store"
-        )
+    return common_ndims(vec for row in batch for vec in row.vectors)
 
 
 # --- filters ------------------------------------------------------------------------------------
