@@ -37,7 +37,7 @@ import cattrs
 from . import _json
 from ._checks import whole
 from .embeddings import Embedding, EmbeddingModel
-from .errors import InvalidRequestError, RigError
+from .errors import InvalidRequestError, InvalidTypeError, RigError
 
 __all__ = [
     "USE_NUMPY",
@@ -332,15 +332,17 @@ class Entry(Generic[D]):
 def parse_row(row: Any, position: int) -> tuple[str, Entry[Any]]:
     """`(id, document, vectors)` or `(id, document, vectors, metadata)` → (id, entry)."""
     if not isinstance(row, tuple | list) or len(row) not in (3, 4):
-        raise TypeError(f"row {position}: expected (id, document, vectors[, metadata]), not {row!r:.80}")
+        raise InvalidTypeError(f"row {position}: expected (id, document, vectors[, metadata]), not {row!r:.80}")
     doc_id, document, vectors = row[0], row[1], row[2]
     metadata = row[3] if len(row) == 4 else None
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
     if not isinstance(doc_id, str):
-        raise TypeError(f"row {position}: id must be a str or int, not {type(doc_id).__name__}")
+        raise InvalidTypeError(f"row {position}: id must be a str or int, not {type(doc_id).__name__}")
     if metadata is not None and not isinstance(metadata, Mapping):
-        raise TypeError(f"row {position} ({doc_id!r}): metadata must be a mapping, not {type(metadata).__name__}")
+        raise InvalidTypeError(
+            f"row {position} ({doc_id!r}): metadata must be a mapping, not {type(metadata).__name__}"
+        )
     vecs = check_vectors(vectors, f"document {doc_id!r}")
     return doc_id, Entry(document, vecs, None if metadata is None else dict(metadata))
 
@@ -451,8 +453,6 @@ def chunks(items: Iterable[T], size: int | None) -> Iterator[list[T]]:
     """`items` in lists of `size`, read lazily (all in one list when `size` is None; none if empty)."""
     if size is not None:
         whole(size, "batch_size", minimum=1)
-    if isinstance(items, str | bytes | Mapping) or not isinstance(items, Iterable):
-        raise TypeError(f"expected an iterable of rows, not {type(items).__name__}")
     batch: list[T] = []
     for item in items:
         batch.append(item)
@@ -463,18 +463,27 @@ def chunks(items: Iterable[T], size: int | None) -> Iterator[list[T]]:
         yield batch
 
 
+def check_rows(rows: Any) -> Iterable[Any]:
+    """`rows` if it can be rows to insert: an iterable, but not a string, bytes or a single dict."""
+    if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+        raise InvalidTypeError(
+            f"rows must be an iterable of (id, document, vectors[, metadata]), not {type(rows).__name__}"
+        )
+    return rows
+
+
 def check_ids(ids: Any) -> list[str]:
     """Document ids for `delete`: one id or an iterable of them, each a str or an int (as inserted)."""
     if isinstance(ids, str) or (isinstance(ids, int) and not isinstance(ids, bool)):
         ids = [ids]
     if isinstance(ids, bytes | Mapping) or not isinstance(ids, Iterable):
-        raise TypeError(f"ids must be an id or an iterable of ids (str or int), not {type(ids).__name__}")
+        raise InvalidTypeError(f"ids must be an id or an iterable of ids (str or int), not {type(ids).__name__}")
     checked: list[str] = []
     for doc_id in ids:
         if isinstance(doc_id, int) and not isinstance(doc_id, bool):
             doc_id = str(doc_id)
         if not isinstance(doc_id, str):
-            raise TypeError(f"a document id is a str or an int, not {type(doc_id).__name__}")
+            raise InvalidTypeError(f"a document id is a str or an int, not {type(doc_id).__name__}")
         checked.append(doc_id)
     return checked
 
@@ -483,7 +492,9 @@ def document_pairs(documents: Iterable[Any]) -> list[tuple[Any, Any]]:
     """`(document, vectors)` pairs from `EmbeddingsBuilder.build()` output or from `Embedding`s
     (`batch.embed_texts` output), where each text is its own document."""
     if isinstance(documents, str | bytes | Mapping) or not isinstance(documents, Iterable):
-        raise TypeError(f"documents must be an iterable of (document, vectors) pairs, not {type(documents).__name__}")
+        raise InvalidTypeError(
+            f"documents must be an iterable of (document, vectors) pairs, not {type(documents).__name__}"
+        )
     pairs: list[tuple[Any, Any]] = []
     for position, item in enumerate(documents):
         if isinstance(item, Embedding):
@@ -491,7 +502,9 @@ def document_pairs(documents: Iterable[Any]) -> list[tuple[Any, Any]]:
         elif isinstance(item, tuple | list) and len(item) == 2:
             pairs.append((item[0], item[1]))
         else:
-            raise TypeError(f"document {position}: expected (document, vectors) or an Embedding, not {item!r:.80}")
+            raise InvalidTypeError(
+                f"document {position}: expected (document, vectors) or an Embedding, not {item!r:.80}"
+            )
     return pairs
 
 
@@ -593,7 +606,7 @@ class InMemoryVectorStore(Closable, Generic[D]):
         many at a time (as the database stores commit them): a bad row keeps the batches before it.
         """
         self.check_open()
-        for batch in chunks((parse_row(row, i) for i, row in enumerate(rows)), batch_size):
+        for batch in chunks((parse_row(row, i) for i, row in enumerate(check_rows(rows))), batch_size):
             ndims = common_ndims(vec for _, entry in batch for vec in entry.vecs)
             with self._lock:
                 self.check_open()
@@ -774,7 +787,9 @@ class EmbeddingIndex(Generic[D]):
 
     def __init__(self, store: VectorSearcher[D], model: EmbeddingModel) -> None:
         if not callable(getattr(model, "embed_text", None)):
-            raise TypeError(f"a vector index needs an EmbeddingModel to embed queries, not {type(model).__name__}")
+            raise InvalidTypeError(
+                f"a vector index needs an EmbeddingModel to embed queries, not {type(model).__name__}"
+            )
         ndims = model.ndims
         if ndims is not None and store.ndims is not None and ndims != store.ndims:
             raise DimensionMismatchError(

@@ -38,6 +38,7 @@ from ..vector_store import (
     VectorStoreError,
     check_ids,
     check_ndims,
+    check_rows,
     check_search_args,
     check_vector,
     chunks,
@@ -175,9 +176,7 @@ def prepare_row(row: Any, position: int) -> StoredRow:
 
 def batches(rows: Iterable[Any], batch_size: int | None) -> Iterator[list[StoredRow]]:
     """Prepared rows in lists of `batch_size` (all of them in one list when None), read lazily."""
-    if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
-        raise TypeError(f"rows must be an iterable of (id, document, vectors[, metadata]), not {type(rows).__name__}")
-    return chunks((prepare_row(row, position) for position, row in enumerate(rows)), batch_size)
+    return chunks((prepare_row(row, position) for position, row in enumerate(check_rows(rows))), batch_size)
 
 
 def batch_ndims(batch: Sequence[StoredRow]) -> int:
