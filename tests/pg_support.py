@@ -15,11 +15,13 @@ virtual environment under a private home directory) they are copied into the tem
         stop()                            # stops the server and removes its directory
 
 Tests use the fixtures: `postgres_server` (session: one server, however many modules ask) and
-`pg_dsn` (module: a database of its own, dropped afterwards).
+`pg_dsn` (module: a database of its own, dropped afterwards). The contract test's store factory,
+which takes no fixtures, uses `factory_database()` on the same server.
 """
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import pwd
@@ -33,7 +35,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +261,28 @@ class _SharedServer:
 
 
 _SHARED = _SharedServer()
+_FACTORY_LOCK = threading.Lock()
+_factory_dsn: list[str] = []
+
+
+def factory_database() -> str:
+    """A database on the session's server for code that cannot take fixtures (the contract test's
+    store factories): created on first use, dropped (and the server released) when Python exits."""
+    with _FACTORY_LOCK:
+        if not _factory_dsn:
+            server = _SHARED.acquire()
+            stack = ExitStack()
+            stack.callback(_SHARED.release)
+            _factory_dsn.append(stack.enter_context(scratch_database(server)))
+            atexit.register(stack.close)
+        return _factory_dsn[0]
+
+
+def drop_store_tables(dsn: str, table: str) -> None:
+    """Remove the tables a `PgVectorStore(dsn, table)` made."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        names = [sql.Identifier(table + suffix) for suffix in ("_vectors", "_meta", "")]
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.SQL(", ").join(names)))
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ skips it: the packages are in setup.cfg's test extra.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -38,7 +39,24 @@ def sqlite(directory: Path) -> Iterator[Any]:
         store.close()
 
 
+@contextmanager
+def pgvector(directory: Path) -> Iterator[Any]:
+    """A table of its own in the database the session's PostgreSQL keeps for factories."""
+    from pg_support import drop_store_tables, factory_database
+
+    from rig_sync.vector_stores.pgvector import PgVectorStore
+
+    dsn, table = factory_database(), f"store_{uuid.uuid4().hex[:16]}"
+    store: PgVectorStore[Any] = PgVectorStore(dsn, table)
+    try:
+        yield store
+    finally:
+        store.close()
+        drop_store_tables(dsn, table)
+
+
 FACTORIES: dict[str, StoreFactory] = {
     "memory": in_memory,
     "sqlite": sqlite,
+    "pgvector": pgvector,
 }
