@@ -126,6 +126,7 @@ class Filter:
     key: str | None = None
     value: Any = None
     children: tuple[Filter, ...] = ()
+    _terms: tuple[Filter, ...] | None = attrs.field(default=None, init=False, eq=False, hash=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.op in _BRANCH_OPS:
@@ -191,12 +192,28 @@ class Filter:
         [(key, value)] = arg.items()
         return cls(op, key, value)
 
+    def terms(self) -> tuple[Filter, ...]:
+        """An and / or filter's operands with same-operator descendants spliced in, so that
+        `a | b | c | ...` joined one term at a time is one flat `or` however long (a leaf: ())."""
+        if self._terms is None:
+            flat: list[Filter] = []
+            stack = list(reversed(self.children))
+            while stack:
+                child = stack.pop()
+                if child.op == self.op:
+                    stack.extend(reversed(child.children))
+                else:
+                    flat.append(child)
+            object.__setattr__(self, "_terms", tuple(flat))  # computed once; the filter is immutable
+        assert self._terms is not None
+        return self._terms
+
     def matches(self, metadata: Mapping[str, Any]) -> bool:
         """Whether `metadata` satisfies this filter."""
         if self.op == "and":
-            return all(child.matches(metadata) for child in self.children)
+            return all(child.matches(metadata) for child in self.terms())
         if self.op == "or":
-            return any(child.matches(metadata) for child in self.children)
+            return any(child.matches(metadata) for child in self.terms())
         if self.key is None or self.key not in metadata:
             return False
         actual = metadata[self.key]

@@ -7,7 +7,8 @@
   argument checks and the closed-store guard; a store implements the `_write`, `_search`, ...
   hooks against its database.
 - `compile_filter`: walks a `Filter` tree into a parameterised SQL condition from one function
-  per leaf, so each store only says how one `eq` / `gt` / `lt` reads in its dialect.
+  per leaf, so each store only says how one `eq` / `gt` / `lt` reads in its dialect (and/or
+  chains come flat, from `Filter.terms`).
 
 The semantics are the in-memory store's: cosine scores (a document scores its best vector),
 `threshold` keeps scores >= it, a re-inserted id replaces the document in its place, filters
@@ -189,20 +190,6 @@ def batch_ndims(batch: Sequence[StoredRow]) -> int:
 Compiled = tuple[str, list[Any]]
 
 
-def _flatten(node: Filter) -> list[Filter]:
-    """The children of an and/or node, with same-operator descendants spliced in, so a chain
-    `a & b & c & ...` of any length compiles flat instead of nesting once per term."""
-    out: list[Filter] = []
-    stack = list(reversed(node.children))
-    while stack:
-        child = stack.pop()
-        if child.op == node.op:
-            stack.extend(reversed(child.children))
-        else:
-            out.append(child)
-    return out
-
-
 def compile_filter(condition: Filter, leaf: Callable[[Filter], Compiled]) -> Compiled:
     """A `Filter` as an SQL condition and its parameters; `leaf` compiles one eq / gt / lt.
 
@@ -211,7 +198,7 @@ def compile_filter(condition: Filter, leaf: Callable[[Filter], Compiled]) -> Com
     def walk(node: Filter) -> Compiled:
         if node.op not in ("and", "or"):
             return leaf(node)
-        parts = [walk(child) for child in _flatten(node)]
+        parts = [walk(child) for child in node.terms()]  # a long a | b | c | ... chain compiles flat
         sql = f" {node.op.upper()} ".join(f"({part})" for part, _ in parts)
         return sql, [param for _, params in parts for param in params]
 
