@@ -55,8 +55,20 @@ def pgvector(directory: Path) -> Iterator[Any]:
         drop_store_tables(dsn, table)
 
 
+@contextmanager
+def lancedb(directory: Path) -> Iterator[Any]:
+    from rig_sync.vector_stores.lancedb import LanceDBVectorStore
+
+    store: LanceDBVectorStore[Any] = LanceDBVectorStore(directory / "lance")
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 FACTORIES: dict[str, StoreFactory] = {
     "memory": in_memory,
     "sqlite": sqlite,
     "pgvector": pgvector,
+    "lancedb": lancedb,
 }
