@@ -26,6 +26,7 @@ __all__ = [
     "FactoryError",
     "InvalidIdString",
     "MissingAPIKeyError",
+    "OptionTypeError",
     "InvalidBaseURLError",
     "InvalidRequestError",
     "InvalidMessageError",
@@ -88,6 +89,10 @@ class FactoryError(ClientBuildError):
 
 class InvalidIdString(ClientBuildError):
     """A `provider:model` id string is malformed."""
+
+
+class OptionTypeError(ClientBuildError, TypeError):
+    """A client option of the wrong type (a number where a string belongs): a `TypeError` too."""
 
 
 class MissingAPIKeyError(ClientBuildError):

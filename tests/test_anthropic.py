@@ -729,10 +729,13 @@ def test_version_and_beta_options(mocked: responses.RequestsMock) -> None:
     assert headers["anthropic-beta"] == "files-api-2025-04-14,context-1m-2025-08-07"
 
 
-@pytest.mark.parametrize("options", [{"betas": [1]}, {"anthropic_version": ""}, {"nonsense": 1}])
-def test_bad_options_are_refused(options: dict[str, Any]) -> None:
-    with pytest.raises(TypeError):
+@pytest.mark.parametrize(("options", "error"), [({"betas": [1]}, TypeError), ({"nonsense": 1}, TypeError),
+                                                ({"anthropic_version": " "}, errors.ClientBuildError)])
+def test_bad_options_are_refused(options: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error) as caught:
         anthropic.Client(KEY, **options)
+    assert isinstance(caught.value, errors.RigError)  # a TypeError and a ClientBuildError alike
+    assert list(options)[0] in str(caught.value)
 
 
 def test_key_is_never_shown() -> None:

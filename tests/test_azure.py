@@ -107,7 +107,7 @@ def test_missing_credentials_name_both_variables(monkeypatch: pytest.MonkeyPatch
 
 
 def test_key_and_token_together_are_refused() -> None:
-    with pytest.raises(errors.ClientBuildError, match="not both"):
+    with pytest.raises(errors.ClientBuildError, match="not an API key and a token"):
         azure.Client(KEY, endpoint=ENDPOINT, token=TOKEN)
     with pytest.raises(errors.ClientBuildError, match="not both"):
         azure.Client(KEY, endpoint=ENDPOINT, base_url="http://127.0.0.1:8")

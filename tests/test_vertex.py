@@ -96,7 +96,7 @@ def test_project_and_location_come_from_the_option_then_the_environment(monkeypa
 def test_bad_settings_are_refused_when_built(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(errors.ClientBuildError, match="GOOGLE_CLOUD_PROJECT"):
         vertex.Client(token=TOKEN)
-    with pytest.raises(errors.ClientBuildError, match="not a Google Cloud location"):
+    with pytest.raises(errors.ClientBuildError, match="location must be a Google Cloud location"):
         vertex.Client(token=TOKEN, project=PROJECT, location="evil.com/x")
     with pytest.raises(errors.ClientBuildError, match="one of"):
         vertex.Client("express-key", token=TOKEN)

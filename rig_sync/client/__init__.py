@@ -16,9 +16,8 @@ the key from `env_api_key` (e.g. OPENAI_API_KEY), the base URL from `env_base_ur
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -40,6 +39,7 @@ from .capabilities import (
     RerankClient,
     TranscriptionClient,
 )
+from .options import ProviderOptions, checked, env_value, option
 
 if TYPE_CHECKING:
     import requests
@@ -58,9 +58,22 @@ __all__ = [
     "RerankClient",
     "ModelListingClient",
     "CAPABILITIES",
+    "Access",
+    "ProviderOptions",
+    "option",
+    "checked",
+    "env_value",
 ]
 
 C = TypeVar("C", bound="ProviderClient")
+
+
+class Access(NamedTuple):
+    """What a client sends with: its key (or None), its base URL and its auth (or None)."""
+
+    api_key: str | None
+    base_url: str
+    auth: Auth | None
 
 
 _is_str = attrs.validators.instance_of(str)
@@ -122,12 +135,13 @@ class _FrozenAfterInit(type):
     def __signature__(cls) -> Any:
         # Without it, inspect.signature/help()/Jupyter's `Client?` show this metaclass's
         # `(*args, **kwargs)`. Computed on demand so that importing a provider imports no `inspect`.
-        return _init_signature(cls)
+        return _init_signature(cls)  # type: ignore[arg-type]  # the metaclass of ProviderClient only
 
 
-def _init_signature(cls: type) -> Any:
+def _init_signature(cls: type[ProviderClient]) -> Any:
     """The parameters of `cls.__init__` without `self`; a `**kwargs` that is passed up the chain
-    is replaced by the keyword parameters of the next `__init__` (e.g. Azure's, then the base's)."""
+    is replaced by the keyword parameters of the next `__init__`, and the base's `**options` by
+    the fields of the provider's `Options` (e.g. Azure's `endpoint`, `api_version`, `token`)."""
     import inspect
 
     params: list[inspect.Parameter] = []
@@ -142,6 +156,10 @@ def _init_signature(cls: type) -> Any:
         params = [p for p in params if p.kind is not p.VAR_KEYWORD] + more
         if not any(p.kind is p.VAR_KEYWORD for p in params) or klass is ProviderClient:
             break
+    options = [inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default,
+                                 annotation=field.type) for field in attrs.fields(cls.Options) if field.name != "given"]
+    if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        params = params[:-1] + options
     return inspect.Signature(params)
 
 
@@ -157,10 +175,11 @@ class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
     default_base_url: ClassVar[str]
     env_api_key: ClassVar[tuple[str, ...]] = ()  # read in order when no key is passed; the first set wins
     env_base_url: ClassVar[tuple[str, ...]] = ()  # likewise for base_url
-    env_options: ClassVar[tuple[str, ...]] = ()  # other variables the client reads (shown in the matrix)
+    env_options: ClassVar[tuple[str, ...]] = ()  # other variables read: the options' (added), botocore's, …
     env_timeout: ClassVar[str] = ""  # <PROVIDER>_TIMEOUT: seconds, when no timeout is passed
     env_max_retries: ClassVar[str] = ""  # <PROVIDER>_MAX_RETRIES, when neither max_retries nor retry is passed
     requires_api_key: ClassVar[bool] = True
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions  # the provider's own keyword options
     conventions: ClassVar[Conventions] = COMMON  # the provider's own error shapes and headers
     streams_completions: ClassVar[bool] = True
     supports_tools: ClassVar[bool] = True
@@ -177,6 +196,7 @@ class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
                 cls.env_api_key = (f"{name}_API_KEY",)
             cls.env_timeout = f"{name}_TIMEOUT"
             cls.env_max_retries = f"{name}_MAX_RETRIES"
+        cls.env_options = tuple(dict.fromkeys((*cls.Options.env_variables(), *cls.env_options)))
         cls._builder_class = _builder_class(cls)  # each client class builds itself, subclasses too
 
     def __init__(
@@ -204,22 +224,18 @@ class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
 
         Raises `MissingAPIKeyError` (naming the variables) when the provider needs a key and
         none is found, `ClientBuildError` for a bad setting, from an argument or a variable."""
-        if auth is not None:
-            if not isinstance(auth, Auth):
-                raise TypeError(f"{self.provider}: auth must be a rig_sync.auth.Auth (e.g. BearerAuth, TokenAuth), "
-                                f"not {type(auth).__name__}")
-            if api_key is not None:
-                raise ClientBuildError(f"{self.provider}: pass an API key or auth=, not both")
-        elif api_key is None:
-            api_key = _first_env(self.env_api_key)
-        if base_url is None:
-            base_url = _first_env(self.env_base_url)
+        self.options = self.Options.build(self.provider, options)
+        if auth is not None and not isinstance(auth, Auth):
+            raise TypeError(f"{self.provider}: auth must be a rig_sync.auth.Auth (e.g. BearerAuth, TokenAuth), "
+                            f"not {type(auth).__name__}")
+        for name, value in (("api_key", api_key), ("base_url", base_url)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{self.provider}: {name} must be a string, not {type(value).__name__}")
+        api_key, base_url, auth = self.resolve_access(api_key, base_url, auth)
         if timeout is None:
             timeout = _env_number(self.env_timeout, float, "a number of seconds above 0, e.g. 30") or Timeout()
         if max_retries is None and retry is None:
             max_retries = _env_number(self.env_max_retries, int, "a whole number of 0 or more, e.g. 2")
-        if api_key is not None and not isinstance(api_key, str):
-            raise TypeError(f"{self.provider}: api_key must be a string, not {type(api_key).__name__}")
         if self.requires_api_key and auth is None and not (api_key and api_key.strip()):
             raise MissingAPIKeyError(
                 f"{self.provider}: no API key. Pass one, e.g. {self.provider}.Client('…'), "
@@ -239,10 +255,9 @@ class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
-        self._configure(options)
         self.transport = Transport(
             self.provider,
-            self.default_base_url if base_url is None else base_url,  # "" is an error, not the default
+            base_url,
             auth=auth if auth is not None else self.make_auth(key) if key else None,
             headers={**self.extra_headers(), **(headers or {})},
             timeout=timeout,
@@ -266,10 +281,18 @@ class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
         """Fixed headers every request of this provider carries (e.g. an API version)."""
         return {}
 
-    def _configure(self, options: Mapping[str, Any]) -> None:
-        """Take provider-specific options; the default accepts none."""
-        if options:
-            raise TypeError(f"{self.provider}.Client got unexpected options: {', '.join(sorted(options))}")
+    def resolve_access(self, api_key: str | None, base_url: str | None, auth: Auth | None) -> Access:
+        """The key, base URL and auth the client sends with, from its arguments, its `options` and
+        the environment. The default: an API key or `auth=` (not both), else the first of
+        `env_api_key` set; `base_url`, else the first of `env_base_url`, else `default_base_url`.
+        A provider with other credentials (a token, a signer) or URLs built from options overrides it."""
+        if auth is not None and api_key is not None:
+            raise ClientBuildError(f"{self.provider}: pass an API key or auth=, not both")
+        if auth is None and api_key is None:
+            api_key = env_value(self.env_api_key)
+        if base_url is None:
+            base_url = env_value(self.env_base_url)
+        return Access(api_key, self.default_base_url if base_url is None else base_url, auth)  # "" stays an error
 
     # --- construction ---------------------------------------------------------------------------
 
@@ -423,22 +446,13 @@ def _check_limiter(limiter: object) -> None:
                         f"not {type(limiter).__name__}")
 
 
-def _first_env(names: tuple[str, ...]) -> str | None:
-    """The value of the first of `names` set (to more than spaces) in the environment, stripped."""
-    for name in names:
-        value = os.environ.get(name)
-        if value and value.strip():
-            return value.strip()
-    return None
-
-
 N = TypeVar("N", int, float)
 
 
 def _env_number(name: str, kind: type[N], wanted: str) -> N | None:
     """The number in variable `name`, or None if it is unset; anything but `wanted` is refused
     here, naming the variable, rather than surfacing later as a puzzling request failure."""
-    raw = _first_env((name,)) if name else None
+    raw = env_value((name,)) if name else None
     if raw is None:
         return None
     try:

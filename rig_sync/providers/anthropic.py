@@ -15,12 +15,13 @@ the wire (documents, reasoning, usage, finish reasons, refusals) is described in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
+
+import attrs
 
 from .._model import ModelView
 from ..auth import Auth, HeaderAuth
-from ..client import CompletionClient, ModelInfo, ModelListingClient, ProviderClient
+from ..client import CompletionClient, ModelInfo, ModelListingClient, ProviderClient, ProviderOptions, checked, option
 from ..client.capabilities import entries, paged
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse
 from ..streaming import StreamingCompletionResponse
@@ -34,7 +35,7 @@ from ._anthropic_wire import (
     parse_message,
 )
 
-__all__ = ["Client", "ClientBuilder", "CompletionModel", "RefusalError", "IncompleteToolCallError",
+__all__ = ["Client", "ClientBuilder", "AnthropicOptions", "CompletionModel", "RefusalError", "IncompleteToolCallError",
            "REDACTED_THINKING", "default_max_tokens", "ANTHROPIC_VERSION"]
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -72,33 +73,30 @@ def _models_page(data: Any) -> tuple[list[ModelInfo], str | None]:
     return page, last if data.get("has_more") is True and isinstance(last, str) and last else None
 
 
+@attrs.frozen(kw_only=True)
+class AnthropicOptions(ProviderOptions):
+    """The `anthropic-version` header, and the beta names sent in `anthropic-beta`."""
+
+    anthropic_version: str = option(ANTHROPIC_VERSION, validator=checked(str.__len__, "a version like '2023-06-01'"))
+    betas: tuple[str, ...] = option(())
+
+
 class Client(ProviderClient, CompletionClient, ModelListingClient):
     """An Anthropic client: the key goes in `x-api-key`, the API version in `anthropic-version`."""
 
     provider: ClassVar[str] = "anthropic"
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
 
-    def _configure(self, options: Mapping[str, Any]) -> None:
-        options = dict(options)
-        version = options.pop("anthropic_version", ANTHROPIC_VERSION)
-        if not isinstance(version, str) or not version.strip():
-            raise TypeError(f"anthropic: anthropic_version must be a non-empty string, not {version!r}")
-        betas = options.pop("betas", ())
-        if isinstance(betas, str):
-            betas = (betas,)
-        if not isinstance(betas, Iterable) or not all(isinstance(b, str) and b.strip() for b in betas):
-            raise TypeError("anthropic: betas must be a list of beta names (strings)")
-        self._version = version.strip()
-        self._betas = tuple(b.strip() for b in betas)
-        super()._configure(options)
+    Options = AnthropicOptions
+    options: AnthropicOptions
 
     def make_auth(self, api_key: str) -> Auth:
         return HeaderAuth("x-api-key", api_key)
 
     def extra_headers(self) -> dict[str, str]:
-        headers = {"anthropic-version": self._version}
-        if self._betas:
-            headers["anthropic-beta"] = ",".join(self._betas)
+        headers = {"anthropic-version": self.options.anthropic_version}
+        if self.options.betas:
+            headers["anthropic-beta"] = ",".join(self.options.betas)
         return headers
 
     def completion_model(self, model: str) -> CompletionModel:

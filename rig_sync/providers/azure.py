@@ -26,15 +26,21 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import quote
 
+import attrs
+
 from ..auth import Auth, BearerAuth, HeaderAuth, Token, TokenAuth
 from ..client import (
+    Access,
     AudioGenerationClient,
     CompletionClient,
     EmbeddingsClient,
     ImageGenerationClient,
     ProviderClient,
+    ProviderOptions,
     TranscriptionClient,
-    _first_env,
+    checked,
+    env_value,
+    option,
 )
 from ..completion import CompletionRequest, CompletionResponse, SafetyResult
 from ..errors import ClientBuildError, ContentBlockedError, MissingAPIKeyError
@@ -43,7 +49,8 @@ from . import _openai_chat
 from ._common import model_in_path
 from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
 
-__all__ = ["Client", "ClientBuilder", "ChatCompletionsModel", "ContentFilteredError", "DEFAULT_API_VERSION"]
+__all__ = ["Client", "ClientBuilder", "AzureOptions", "ChatCompletionsModel", "ContentFilteredError",
+           "DEFAULT_API_VERSION"]
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -103,6 +110,20 @@ def _on_deployment(model: M) -> M:
     return model
 
 
+@attrs.frozen(kw_only=True)
+class AzureOptions(ProviderOptions):
+    """`endpoint` (the resource URL; `base_url` is its alias), `api_version`, and an Entra ID
+    `token` or `token_provider` in place of the key. `token_provider` (as openai-python's
+    `azure_ad_token_provider`) returns a token, or `(token, seconds until it expires)`; it is
+    called again before the token expires."""
+
+    endpoint: str | None = option()
+    api_version: str = option(DEFAULT_API_VERSION, env=("OPENAI_API_VERSION", "AZURE_API_VERSION"),
+                              validator=checked(str.__len__, "a version like '2024-10-21'"))
+    token: str | None = option(secret=True)
+    token_provider: Callable[[], Token] | None = option(validator=checked(callable, "a function returning a token"))
+
+
 class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient, ImageGenerationClient,
              AudioGenerationClient):
     """An Azure OpenAI client: an API key (`api-key` header) or an Entra ID `token`, exactly one.
@@ -117,55 +138,45 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
     env_api_key: ClassVar[tuple[str, ...]] = ("AZURE_OPENAI_API_KEY", "AZURE_API_KEY")
     env_base_url: ClassVar[tuple[str, ...]] = ("AZURE_OPENAI_ENDPOINT", "AZURE_ENDPOINT")
     env_token: ClassVar[tuple[str, ...]] = ("AZURE_OPENAI_AD_TOKEN", "AZURE_TOKEN")
-    env_api_version: ClassVar[tuple[str, ...]] = ("OPENAI_API_VERSION", "AZURE_API_VERSION")
-    env_options: ClassVar[tuple[str, ...]] = (*env_token, *env_api_version)
-    requires_api_key: ClassVar[bool] = False  # a key or a token: checked in __init__
+    env_options: ClassVar[tuple[str, ...]] = env_token
+    requires_api_key: ClassVar[bool] = False  # a key or a token: checked in resolve_access
     chat_dialect: ClassVar[_openai_chat.ChatDialect] = _openai_chat.OPENAI_DIALECT  # Chat Completions as OpenAI's
 
-    def __init__(self, api_key: str | None = None, *, endpoint: str | None = None, base_url: str | None = None,
-                 api_version: str | None = None, token: str | None = None,
-                 token_provider: Callable[[], Token] | None = None, **kwargs: Any) -> None:
-        """`token_provider` (as openai-python's `azure_ad_token_provider`) returns an Entra ID token,
-        or `(token, seconds until it expires)`; it is called again before the token expires."""
+    Options = AzureOptions
+    options: AzureOptions
+    endpoint: str
+
+    @property
+    def api_version(self) -> str:
+        return self.options.api_version
+
+    def resolve_access(self, api_key: str | None, base_url: str | None, auth: Auth | None) -> Access:
         # What is not passed comes from the environment; an explicit key or token excludes the other's variables.
-        if endpoint is None and base_url is None:
-            endpoint = _first_env(self.env_base_url)
-        if token_provider is not None:
-            if api_key is not None or token is not None or kwargs.get("auth") is not None:
-                raise ClientBuildError("azure: pass one of an API key, a token, a token_provider or auth=, not both")
-            kwargs["auth"] = TokenAuth(token_provider)
-        elif api_key is None and token is None and kwargs.get("auth") is None:
-            api_key = _first_env(self.env_api_key)
-            token = None if api_key else _first_env(self.env_token)
-        if api_version is None:
-            api_version = _first_env(self.env_api_version)
+        endpoint, token, token_provider = self.options.endpoint, self.options.token, self.options.token_provider
         if endpoint is not None and base_url is not None and endpoint != base_url:
             raise ClientBuildError("azure: pass the resource URL as endpoint or base_url, not both")
-        endpoint = endpoint if endpoint is not None else base_url
-        if not isinstance(endpoint, str) or not endpoint.strip():
-            raise ClientBuildError("azure: no endpoint. Pass endpoint='https://<resource>.openai.azure.com' "
-                                   f"or set {' or '.join(self.env_base_url)}")
-        for name, value in (("api_key", api_key), ("token", token), ("api_version", api_version)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"azure: {name} must be a string, not {type(value).__name__}")
-        has_key, has_token = bool(api_key and api_key.strip()), bool(token and token.strip())
-        if has_key + has_token + (kwargs.get("auth") is not None) > 1:
-            raise ClientBuildError("azure: pass one of an API key, an Entra ID token, a token_provider "
-                                   "or auth=, not both")
-        if not (has_key or has_token or kwargs.get("auth") is not None):
+        api_key = (api_key or "").strip() or None  # blank: not given
+        given = [name for name, value in (("an API key", api_key), ("a token", token or None),
+                                          ("a token_provider", token_provider), ("auth=", auth)) if value is not None]
+        if len(given) > 1:
+            raise ClientBuildError(f"azure: pass one of an API key, an Entra ID token, a token_provider or auth=, "
+                                   f"not {' and '.join(given)}")
+        if token_provider is not None:
+            auth = TokenAuth(token_provider)
+        elif token:
+            auth = BearerAuth(token)
+        api_key, root, auth = super().resolve_access(api_key, endpoint or base_url, auth)
+        if api_key is None and auth is None and (token := env_value(self.env_token)):
+            auth = BearerAuth(token)
+        if api_key is None and auth is None:
             raise MissingAPIKeyError(f"azure: no credentials. Pass an API key (or set {' or '.join(self.env_api_key)}) "
                                      f"or an Entra ID token=... (or set {' or '.join(self.env_token)})")
-        version = (api_version or DEFAULT_API_VERSION).strip()
-        if not version:
-            raise ClientBuildError("azure: api_version must not be blank")
-        self.api_version = version
-        root = endpoint.strip().rstrip("/")
-        root = root[: -len("/openai")] if root.endswith("/openai") else root
-        self.endpoint = root
-        if has_token:
-            kwargs["auth"] = BearerAuth(str(token).strip())
-        super().__init__(api_key if has_key else None,
-                         base_url=f"{root}/openai?api-version={quote(version, safe='')}", **kwargs)
+        if not root.strip():
+            raise ClientBuildError("azure: no endpoint. Pass endpoint='https://<resource>.openai.azure.com' "
+                                   f"or set {' or '.join(self.env_base_url)}")
+        root = root.strip().rstrip("/")
+        self.endpoint = root[: -len("/openai")] if root.endswith("/openai") else root
+        return Access(api_key, f"{self.endpoint}/openai?api-version={quote(self.api_version, safe='')}", auth)
 
     def make_auth(self, api_key: str) -> Auth:
         return HeaderAuth("api-key", api_key)

@@ -36,10 +36,12 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+import attrs
+
 from .. import _wire
 from .._model import ModelView
 from ..auth import Auth, BearerAuth
-from ..client import CompletionClient, EmbeddingsClient, ProviderClient, _first_env
+from ..client import Access, CompletionClient, EmbeddingsClient, ProviderClient, ProviderOptions, option
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Usage
 from ..embeddings import BaseEmbeddingModel
 from ..errors import ClientBuildError, InvalidRequestError, UnsupportedFeature
@@ -49,7 +51,8 @@ from . import _bedrock_wire as wire
 from ._bedrock_stream import iter_event_messages, stream_converse
 from ._sigv4 import AwsSigV4Auth
 
-__all__ = ["Client", "ClientBuilder", "CompletionModel", "EmbeddingModel", "AwsSigV4Auth", "COHERE_INPUT_TYPES"]
+__all__ = ["Client", "ClientBuilder", "BedrockOptions", "CompletionModel", "EmbeddingModel", "AwsSigV4Auth",
+           "COHERE_INPUT_TYPES"]
 
 # Model ids, for convenience and typo-safety (cross-region inference profiles start "us.", "eu.", …).
 CLAUDE_SONNET_4_5 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -169,6 +172,20 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
         return vectors
 
 
+@attrs.frozen(kw_only=True)
+class BedrockOptions(ProviderOptions):
+    """The region (else AWS_REGION / AWS_DEFAULT_REGION, the base URL's host or the AWS profile's),
+    and AWS credentials for SigV4 in place of a Bedrock API key: keys, a profile, or a botocore
+    credentials object. None of them: botocore's credential chain (its variables, ~/.aws, roles)."""
+
+    region: str | None = option(env=("AWS_REGION", "AWS_DEFAULT_REGION"))
+    aws_access_key_id: str | None = option(secret=True)
+    aws_secret_access_key: str | None = option(secret=True)
+    aws_session_token: str | None = option(secret=True)
+    aws_profile: str | None = option()
+    credentials: Any = option(secret=True)
+
+
 class Client(ProviderClient, CompletionClient, EmbeddingsClient):
     """An Amazon Bedrock Runtime client for one region: a Bedrock API key, or AWS credentials (SigV4)."""
 
@@ -176,57 +193,46 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient):
     default_base_url: ClassVar[str] = "https://bedrock-runtime.{region}.amazonaws.com"  # shown; filled in per client
     env_api_key: ClassVar[tuple[str, ...]] = ("AWS_BEARER_TOKEN_BEDROCK",)
     env_base_url: ClassVar[tuple[str, ...]] = ("BEDROCK_BASE_URL",)
-    env_region: ClassVar[tuple[str, ...]] = ("AWS_REGION", "AWS_DEFAULT_REGION")
     # Read by botocore's credential chain when no key is given (listed so that they are known).
-    env_options: ClassVar[tuple[str, ...]] = (*env_region, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                              "AWS_SESSION_TOKEN", "AWS_PROFILE")
+    env_options: ClassVar[tuple[str, ...]] = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                              "AWS_PROFILE")
     requires_api_key: ClassVar[bool] = False  # AWS credentials serve as well
     conventions: ClassVar[Conventions] = wire.CONVENTIONS
 
     region: str | None
 
-    def __init__(self, api_key: str | None = None, *, region: str | None = None,
-                 aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,
-                 aws_session_token: str | None = None, aws_profile: str | None = None, credentials: Any = None,
-                 base_url: str | None = None, **kwargs: Any) -> None:
-        for name, value in (("api_key", api_key), ("region", region), ("aws_profile", aws_profile),
-                            ("base_url", base_url)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"bedrock: {name} must be a string, not {type(value).__name__}")
-        signing = [name for name, value in (("aws_access_key_id", aws_access_key_id),
-                                            ("aws_secret_access_key", aws_secret_access_key),
-                                            ("aws_session_token", aws_session_token), ("aws_profile", aws_profile),
-                                            ("credentials", credentials)) if value is not None]
-        given = [name for name, on in (("an API key", api_key is not None and api_key.strip() != ""),
-                                       (" / ".join(signing), bool(signing)),
-                                       ("auth=", kwargs.get("auth") is not None)) if on]
+    Options = BedrockOptions
+    options: BedrockOptions
+
+    def resolve_access(self, api_key: str | None, base_url: str | None, auth: Auth | None) -> Access:
+        options = self.options
+        signing = [name for name in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+                                     "aws_profile", "credentials") if getattr(options, name) is not None]
+        api_key = (api_key or "").strip() or None  # blank: no key, so AWS credentials
+        given = [name for name, on in (("an API key", api_key is not None), (" / ".join(signing), bool(signing)),
+                                       ("auth=", auth is not None)) if on]
         if len(given) > 1:
             raise ClientBuildError(f"bedrock: pass one kind of credentials, not {' and '.join(given)}")
-        if api_key is not None and not api_key.strip():
-            api_key = None  # blank: no key, so AWS credentials
-        if not given:
-            api_key = _first_env(self.env_api_key)
-        if base_url is None:
-            base_url = _first_env(self.env_base_url)
-        region = region.strip() if region is not None else _first_env(self.env_region)
-        if region is None and base_url is not None:
+        api_key, base_url, auth = super().resolve_access(api_key if given else None, base_url, auth)
+        region = options.region
+        if region is None and base_url != self.default_base_url:
             found = _REGION_IN_HOST.search(base_url)
             region = found.group(1) if found else None
-        if api_key is None and kwargs.get("auth") is None:
-            sig = AwsSigV4Auth(region or self._profile_region(aws_profile), "bedrock",
-                               access_key_id=aws_access_key_id, secret_access_key=aws_secret_access_key,
-                               session_token=aws_session_token, credentials=credentials, profile=aws_profile)
-            region = sig.region
-            kwargs["auth"] = sig
+        if api_key is None and auth is None:
+            sig = AwsSigV4Auth(region or self._profile_region(options.aws_profile), "bedrock",
+                               access_key_id=options.aws_access_key_id, secret_access_key=options.aws_secret_access_key,
+                               session_token=options.aws_session_token, credentials=options.credentials,
+                               profile=options.aws_profile)
+            region, auth = sig.region, sig
         if region is not None and not _REGION.fullmatch(region):
             raise ClientBuildError(f"bedrock: region {region!r} is not an AWS region (e.g. 'us-east-1', 'eu-west-3')")
-        if base_url is None:
+        if base_url == self.default_base_url:
             if region is None:
                 raise ClientBuildError("bedrock: no region. Pass region='us-east-1', set AWS_REGION (or "
                                        "AWS_DEFAULT_REGION), or pass base_url= / set BEDROCK_BASE_URL")
-            base_url = self.default_base_url.format(region=region)
+            base_url = base_url.format(region=region)
         self.region = region
-        super().__init__(api_key, base_url=base_url, **kwargs)
+        return Access(api_key, base_url, auth)
 
     def _profile_region(self, profile: str | None) -> str:
         """The region of the AWS profile (~/.aws/config), for a client that signs and was given none."""

@@ -14,8 +14,9 @@ raise `ContentBlockedError`; answers that stop with nothing in them raise `Gener
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any, ClassVar
+
+import attrs
 
 from ..auth import Auth, HeaderAuth
 from ..client import (
@@ -24,15 +25,17 @@ from ..client import (
     ModelInfo,
     ModelListingClient,
     ProviderClient,
+    ProviderOptions,
     TranscriptionClient,
+    checked,
+    option,
 )
 from ..client.capabilities import entries, next_token, paged
-from ..errors import ClientBuildError
 from ..http import Conventions
 from ._gemini_chat import CONVENTIONS, CompletionModel, ContentBlockedError, GenerationError
 from ._gemini_media import EmbeddingModel, TranscriptionModel
 
-__all__ = ["Client", "ClientBuilder", "CompletionModel", "EmbeddingModel", "TranscriptionModel",
+__all__ = ["Client", "ClientBuilder", "GeminiOptions", "CompletionModel", "EmbeddingModel", "TranscriptionModel",
            "ContentBlockedError", "GenerationError"]
 
 # Model names, for convenience and typo-safety.
@@ -55,6 +58,13 @@ def _models_page(data: Any) -> tuple[list[ModelInfo], str | None]:
     return page, next_token(data, "nextPageToken")
 
 
+@attrs.frozen(kw_only=True)
+class GeminiOptions(ProviderOptions):
+    """`api_version`: the URL's version segment."""
+
+    api_version: str = option("v1beta", validator=checked(_API_VERSION.fullmatch, "like 'v1beta' or 'v1'"))
+
+
 class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient, ModelListingClient):
     """A Gemini client. Option: `api_version` (the URL's version segment, default "v1beta")."""
 
@@ -64,15 +74,12 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
     env_base_url: ClassVar[tuple[str, ...]] = ("GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")  # 2nd: google-genai
     conventions: ClassVar[Conventions] = CONVENTIONS
 
-    api_version: str
+    Options = GeminiOptions
+    options: GeminiOptions
 
-    def _configure(self, options: Mapping[str, Any]) -> None:
-        options = dict(options)
-        version = options.pop("api_version", "v1beta")
-        if not isinstance(version, str) or not _API_VERSION.fullmatch(version):
-            raise ClientBuildError(f"gemini: api_version must look like 'v1beta' or 'v1', not {version!r}")
-        self.api_version = version
-        super()._configure(options)
+    @property
+    def api_version(self) -> str:
+        return self.options.api_version
 
     def make_auth(self, api_key: str) -> Auth:
         return HeaderAuth("x-goog-api-key", api_key)

@@ -22,7 +22,8 @@ import attrs
 
 from .. import _wire
 from .._model import ModelView
-from ..client import CompletionClient, EmbeddingsClient, ModelInfo, ModelListingClient, ProviderClient, _first_env
+from ..auth import Auth
+from ..client import Access, CompletionClient, EmbeddingsClient, ModelInfo, ModelListingClient, ProviderClient
 from ..client.capabilities import entries
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
@@ -116,11 +117,9 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, ModelListingCli
     env_base_url: ClassVar[tuple[str, ...]] = ("OLLAMA_API_BASE_URL", "OLLAMA_BASE_URL", "OLLAMA_HOST")
     requires_api_key: ClassVar[bool] = False
 
-    def __init__(self, api_key: str | None = None, *, base_url: str | None = None, **kwargs: Any) -> None:
-        if base_url is None:  # read here, not by the base class: OLLAMA_HOST may be a bare host:port
-            base_url = _first_env(self.env_base_url)
-        super().__init__(api_key, base_url=_host_url(base_url) if isinstance(base_url, str) else base_url,
-                         **kwargs)
+    def resolve_access(self, api_key: str | None, base_url: str | None, auth: Auth | None) -> Access:
+        api_key, base_url, auth = super().resolve_access(api_key, base_url, auth)
+        return Access(api_key, _host_url(base_url), auth)  # OLLAMA_HOST may be a bare host:port
 
     def completion_model(self, model: str) -> CompletionModel:
         return CompletionModel(self, model)

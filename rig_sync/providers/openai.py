@@ -9,10 +9,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..client import ProviderClient, _first_env
+import attrs
+
+from ..client import ProviderClient, ProviderOptions, option
 from ._compat import (
     OpenAIAudioGeneration,
     OpenAICompletion,
@@ -25,7 +26,7 @@ from ._openai_chat import OPENAI_DIALECT, ChatCompletionsModel, ChatDialect
 from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
 from ._openai_responses import ResponsesModel
 
-__all__ = ["Client", "ClientBuilder", "ChatCompletionsModel", "ResponsesModel", "EmbeddingModel",
+__all__ = ["Client", "ClientBuilder", "OpenAIOptions", "ChatCompletionsModel", "ResponsesModel", "EmbeddingModel",
            "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel"]
 
 # Model names, for convenience and typo-safety.
@@ -41,6 +42,14 @@ DALL_E_3 = "dall-e-3"
 TTS_1 = "tts-1"
 
 
+@attrs.frozen(kw_only=True)
+class OpenAIOptions(ProviderOptions):
+    """`organization` and `project`, sent as OpenAI-Organization / OpenAI-Project."""
+
+    organization: str | None = option(env=("OPENAI_ORG_ID",))
+    project: str | None = option(env=("OPENAI_PROJECT_ID",))
+
+
 class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscription, OpenAIImageGeneration,
              OpenAIAudioGeneration, OpenAIModelListing):
     """An OpenAI client. Options: `organization`, `project` (sent as OpenAI-Organization/-Project;
@@ -48,22 +57,14 @@ class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscrip
 
     provider: ClassVar[str] = "openai"
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
-    env_options: ClassVar[tuple[str, ...]] = ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
     chat_dialect: ClassVar[ChatDialect] = OPENAI_DIALECT
 
-    def _configure(self, options: Mapping[str, Any]) -> None:
-        options = dict(options)
-        self._org_headers = {}
-        for name, header, variable in (("organization", "OpenAI-Organization", "OPENAI_ORG_ID"),
-                                       ("project", "OpenAI-Project", "OPENAI_PROJECT_ID")):
-            value = options.pop(name, None)
-            value = _first_env((variable,)) if value is None else value
-            if value:
-                self._org_headers[header] = value
-        super()._configure(options)
+    Options = OpenAIOptions
+    options: OpenAIOptions
 
     def extra_headers(self) -> dict[str, str]:
-        return dict(self._org_headers)
+        headers = {"OpenAI-Organization": self.options.organization, "OpenAI-Project": self.options.project}
+        return {name: value for name, value in headers.items() if value}
 
     def responses_model(self, model: str, *, store: bool | None = None) -> ResponsesModel:
         """A chat model on the Responses API (`completion_model` uses Chat Completions).

@@ -34,7 +34,17 @@ import attrs
 from .. import _wire
 from .._model import ModelView
 from ..auth import Auth, BearerAuth, HeaderAuth, TokenAuth
-from ..client import CompletionClient, EmbeddingsClient, ProviderClient, TranscriptionClient, _first_env
+from ..client import (
+    Access,
+    CompletionClient,
+    EmbeddingsClient,
+    ProviderClient,
+    ProviderOptions,
+    TranscriptionClient,
+    checked,
+    env_value,
+    option,
+)
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Usage
 from ..errors import ClientBuildError, UnsupportedFeature
 from ..http import Conventions, shown_url
@@ -46,8 +56,8 @@ from ._common import model_in_path
 from ._gemini_chat import CONVENTIONS, ContentBlockedError, GenerationError, ModelPaths
 from ._vertex_auth import GoogleCredentials, default_credentials
 
-__all__ = ["Client", "ClientBuilder", "GeminiModel", "ClaudeModel", "EmbeddingModel", "TranscriptionModel",
-           "ContentBlockedError", "GenerationError", "ANTHROPIC_VERSION", "DEFAULT_LOCATION"]
+__all__ = ["Client", "ClientBuilder", "VertexOptions", "GeminiModel", "ClaudeModel", "EmbeddingModel",
+           "TranscriptionModel", "ContentBlockedError", "GenerationError", "ANTHROPIC_VERSION", "DEFAULT_LOCATION"]
 
 ANTHROPIC_VERSION = "vertex-2023-10-16"
 DEFAULT_LOCATION = "us-central1"
@@ -163,6 +173,23 @@ def _host(location: str) -> str:
     return f"https://{location}-aiplatform.googleapis.com"
 
 
+@attrs.frozen(kw_only=True)
+class VertexOptions(ProviderOptions):
+    """The project and location (else GOOGLE_CLOUD_PROJECT / GOOGLE_CLOUD_LOCATION, else the
+    credentials' project and us-central1); a static bearer `token` or google-auth `credentials` in
+    place of Application Default Credentials; the URL's `api_version`; the `anthropic_version`
+    Claude's bodies carry."""
+
+    project: str | None = option(env=("GOOGLE_CLOUD_PROJECT",))
+    location: str | None = option(env=("GOOGLE_CLOUD_LOCATION",), validator=checked(
+        _LOCATION.fullmatch, "a Google Cloud location (e.g. 'us-central1', 'europe-west4', 'global')"))
+    token: str | None = option(secret=True)
+    credentials: Any = option(secret=True)
+    api_version: str = option("v1", validator=checked(_API_VERSION.fullmatch, "like 'v1' or 'v1beta1'"))
+    anthropic_version: str = option(ANTHROPIC_VERSION, validator=checked(str.__len__, "a version, e.g. "
+                                                                          f"{ANTHROPIC_VERSION!r}"))
+
+
 class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient):
     """A Vertex AI client: Google credentials and a project (and location), or an express mode API key.
 
@@ -173,62 +200,55 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionCl
 
     provider: ClassVar[str] = "vertex"
     default_base_url: ClassVar[str] = _host(DEFAULT_LOCATION)
-    env_project: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_PROJECT",)
-    env_location: ClassVar[tuple[str, ...]] = ("GOOGLE_CLOUD_LOCATION",)
-    env_options: ClassVar[tuple[str, ...]] = (*env_project, *env_location)
-    requires_api_key: ClassVar[bool] = False  # Google credentials serve as well: checked in __init__
+    requires_api_key: ClassVar[bool] = False  # Google credentials serve as well: checked in resolve_access
     conventions: ClassVar[Conventions] = CONVENTIONS  # Google's error shape, list-wrapped on streams
 
-    def __init__(self, api_key: str | None = None, *, project: str | None = None, location: str | None = None,
-                 token: str | None = None, credentials: Any = None, api_version: str = "v1",
-                 anthropic_version: str = ANTHROPIC_VERSION, base_url: str | None = None, **kwargs: Any) -> None:
-        for name, value in (("api_key", api_key), ("project", project), ("location", location), ("token", token),
-                            ("api_version", api_version), ("anthropic_version", anthropic_version)):
-            if value is not None and not isinstance(value, str):
-                raise TypeError(f"vertex: {name} must be a string, not {type(value).__name__}")
-        given = [name for name, value in (("an API key", api_key), ("token=", token), ("credentials=", credentials),
-                                          ("auth=", kwargs.get("auth"))) if value is not None]
+    Options = VertexOptions
+    options: VertexOptions
+    express: bool  # an express mode API key: no project, the global endpoint, Gemini only
+    project: str | None
+    location: str
+
+    @property
+    def api_version(self) -> str:
+        return self.options.api_version
+
+    @property
+    def anthropic_version(self) -> str:
+        return self.options.anthropic_version
+
+    def resolve_access(self, api_key: str | None, base_url: str | None, auth: Auth | None) -> Access:
+        options = self.options
+        given = [name for name, value in (("an API key", api_key), ("token=", options.token or None),
+                                          ("credentials=", options.credentials), ("auth=", auth)) if value is not None]
         if len(given) > 1:
             raise ClientBuildError(f"vertex: pass one of an express mode API key, token=, credentials= or auth=, "
                                    f"not {' and '.join(given)}")
-        if not given and project is None:
-            api_key = _first_env(self.env_api_key)
-        if not _API_VERSION.fullmatch(api_version):
-            raise ClientBuildError(f"vertex: api_version must look like 'v1' or 'v1beta1', not {api_version!r}")
-        if not anthropic_version.strip():
-            raise ClientBuildError("vertex: anthropic_version must not be blank")
-        self.api_version = api_version
-        self.anthropic_version = anthropic_version.strip()
+        if not given and "project" not in options.given:
+            api_key = env_value(self.env_api_key)
         self.express = api_key is not None
-        if self.express:  # express mode: the key alone, at the global endpoint, Gemini only
-            if project is not None or location is not None:
+        if self.express:
+            if {"project", "location"} & options.given:
                 raise ClientBuildError("vertex: express mode (an API key) has no project or location; pass "
                                        "credentials (or token=) with a project instead, or leave them out")
-            self.project: str | None = None
-            self.location = "global"
+            self.project, self.location = None, "global"
         else:
-            location = location or _first_env(self.env_location) or DEFAULT_LOCATION
-            if not _LOCATION.fullmatch(location):
-                raise ClientBuildError(f"vertex: location {location!r} is not a Google Cloud location "
-                                       "(e.g. 'us-central1', 'europe-west4', 'global')")
-            self.location = location
-            project = project or _first_env(self.env_project)
-            if token is not None:
-                kwargs["auth"] = BearerAuth(token.strip())
-            elif kwargs.get("auth") is None:
-                if credentials is None:
-                    credentials, found = default_credentials()
-                else:
-                    found = getattr(credentials, "project_id", None)
+            self.location = options.location or DEFAULT_LOCATION
+            project = options.project
+            if options.token:
+                auth = BearerAuth(options.token)
+            elif auth is None:
+                credentials, found = ((options.credentials, getattr(options.credentials, "project_id", None))
+                                      if options.credentials is not None else default_credentials())
                 project = project or (found if isinstance(found, str) else None)
-                kwargs["auth"] = TokenAuth(GoogleCredentials(credentials))
+                auth = TokenAuth(GoogleCredentials(credentials))
             if not project:
                 raise ClientBuildError("vertex: no project. Pass project='my-project' or set GOOGLE_CLOUD_PROJECT "
                                        "(or an express mode API key)")
             self.project = project
         if base_url is None:
-            base_url = _first_env(self.env_base_url) or _host(self.location)
-        super().__init__(api_key, base_url=base_url, **kwargs)
+            base_url = env_value(self.env_base_url) or _host(self.location)
+        return Access(api_key, base_url, auth)
 
     def make_auth(self, api_key: str) -> Auth:
         return HeaderAuth("x-goog-api-key", api_key)  # express mode
