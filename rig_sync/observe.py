@@ -14,7 +14,7 @@ Hooks receive two kinds of event:
 * `UsageEvent`, from the model layer, once per answer that reports tokens (the transport cannot
   see them: they are in the parsed body, or at the end of a stream).
 
-How a provider takes part: its models subclass `rig_sync._model.ModelView` and send through
+How a provider takes part: its models subclass `rig_sync.providers._model.ModelView` and send through
 its helpers, which tag every request with the model and capability ("completion", "embeddings",
 "transcription", "image_generation", "audio_generation") and report usage after parsing:
 `self._post(...)` / `self._send(...)` for whole answers, `self._complete(...)` to post, parse and

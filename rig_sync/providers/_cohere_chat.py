@@ -21,7 +21,6 @@ from typing import Any
 import attrs
 
 from .. import _wire, errors
-from .._model import ModelView
 from ..completion import (
     BaseCompletionModel,
     Citation,
@@ -46,6 +45,7 @@ from ..streaming import (
 )
 from ._annotations import cohere_citations
 from ._common import event_json, narrow_named_tool, usage_of
+from ._model import ModelView
 from ._openai_wire import (
     ChatMessage,
     ImagePart,

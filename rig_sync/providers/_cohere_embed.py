@@ -8,12 +8,12 @@ from typing import Any
 import attrs
 
 from .. import _wire
-from .._model import ModelView
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
 from ..errors import InvalidRequestError, ResponseDecodeError, UnsupportedFeature
 from ..message import Image
 from ._cohere_chat import content_checked
+from ._model import ModelView
 
 __all__ = ["EmbeddingModel", "INPUT_TYPES", "KNOWN_NDIMS"]
 

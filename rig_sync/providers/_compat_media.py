@@ -15,7 +15,6 @@ import base64
 import mimetypes
 from typing import Any
 
-from .._model import ModelView
 from ..audio_generation import (
     DEFAULT_VOICE,
     AudioGenerationRequest,
@@ -27,6 +26,7 @@ from ..errors import ResponseDecodeError, UnsupportedFeature
 from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
 from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
 from ._common import model_in_path
+from ._model import ModelView
 from ._openai_media import decode_b64
 
 __all__ = ["HyperbolicImageGenerationModel", "HyperbolicAudioGenerationModel",

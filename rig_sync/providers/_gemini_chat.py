@@ -24,7 +24,6 @@ from typing import Any
 import attrs
 
 from .. import _json, _wire, errors, sse
-from .._model import ModelView
 from ..completion import (
     BaseCompletionModel,
     Citation,
@@ -59,6 +58,7 @@ from ..streaming import (
 from ._annotations import gemini_citations, gemini_safety
 from ._common import model_in_path, tool_names, usage_of
 from ._gemini_schema import gemini_schema
+from ._model import ModelView
 
 
 def _first_error(body: Any) -> Any:

@@ -27,7 +27,6 @@ from typing import Any
 import attrs
 
 from .. import _wire
-from .._model import ModelView
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, deep_merge
 from ..errors import InvalidRequestError, NoAnswerError, ResponseDecodeError, StreamError, UnsupportedFeature
 from ..message import Image, Message, Reasoning, Text, ToolCall, ToolResult
@@ -42,6 +41,7 @@ from ..streaming import (
     parse_tool_call,
 )
 from ._common import iter_ndjson, tool_names, usage_of
+from ._model import ModelView
 from ._openai_wire import Tool, tools
 
 __all__ = ["CompletionModel", "NoAnswerError", "chat_body", "parse_chat_response", "stream_chat"]

@@ -14,7 +14,6 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .. import _json, _wire
-from .._model import ModelView
 from ..completion import (
     BaseCompletionModel,
     Citation,
@@ -40,6 +39,7 @@ from ..streaming import (
 )
 from ._annotations import content_filters, merge_safety, openai_citations, prompt_filters, search_citations
 from ._common import event_json, narrow_named_tool, usage_of
+from ._model import ModelView
 from ._openai_wire import (
     ChatMessage,
     ImagePart,

@@ -15,7 +15,6 @@ from typing import Any
 import attrs
 
 from .. import _json, _wire
-from .._model import ModelView
 from ..audio_generation import AudioGenerationRequest, AudioGenerationResponse, BaseAudioGenerationModel
 from ..completion import Usage, deep_merge
 from ..embeddings import BaseEmbeddingModel
@@ -24,6 +23,7 @@ from ..http import Response
 from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
 from ..sse import iter_sse
 from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
+from ._model import ModelView
 
 __all__ = ["EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel",
            "decode_vector", "decode_b64"]

@@ -8,7 +8,6 @@ from typing import Any
 import attrs
 
 from .. import _json, _wire
-from .._model import ModelView
 from ..completion import (
     BaseCompletionModel,
     Citation,
@@ -31,6 +30,7 @@ from ..streaming import (
 )
 from ._annotations import openai_citations
 from ._common import event_json, usage_of
+from ._model import ModelView
 from ._openai_wire import stream_error
 
 __all__ = ["ResponsesModel"]

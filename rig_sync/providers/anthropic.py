@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from .._model import ModelView
 from ..auth import Auth, HeaderAuth
 from ..client import CompletionClient, ModelInfo, ModelListingClient, ProviderClient, ProviderOptions, checked, option
 from ..client.capabilities import entries, paged
@@ -34,6 +33,7 @@ from ._anthropic_wire import (
     messages_body,
     parse_message,
 )
+from ._model import ModelView
 
 __all__ = ["Client", "ClientBuilder", "AnthropicOptions", "CompletionModel", "RefusalError", "IncompleteToolCallError",
            "REDACTED_THINKING", "default_max_tokens", "ANTHROPIC_VERSION"]

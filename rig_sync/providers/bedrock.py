@@ -39,7 +39,6 @@ from typing import Any, ClassVar
 import attrs
 
 from .. import _wire
-from .._model import ModelView
 from ..auth import Auth, BearerAuth
 from ..client import Access, CompletionClient, EmbeddingsClient, ProviderClient, ProviderOptions, option
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Usage
@@ -49,6 +48,7 @@ from ..http import Conventions, shown_url
 from ..streaming import StreamingCompletionResponse
 from . import _bedrock_wire as wire
 from ._bedrock_stream import iter_event_messages, stream_converse
+from ._model import ModelView
 from ._sigv4 import AwsSigV4Auth
 
 __all__ = ["Client", "ClientBuilder", "BedrockOptions", "CompletionModel", "EmbeddingModel", "AwsSigV4Auth",

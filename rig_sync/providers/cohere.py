@@ -17,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from .._model import ModelView
 from ..client import CompletionClient, EmbeddingsClient, ModelInfo, ModelListingClient, ProviderClient, RerankClient
 from ..client.capabilities import entries, next_token, paged
 from ..errors import ResponseDecodeError
 from ..rerank import RerankResult, checked_input, ranked
 from ._cohere_chat import CompletionModel, ContentBlockedError, GenerationError
 from ._cohere_embed import INPUT_TYPES, KNOWN_NDIMS, EmbeddingModel
+from ._model import ModelView
 
 __all__ = ["Client", "ClientBuilder", "CompletionModel", "EmbeddingModel", "RerankModel", "GenerationError",
            "ContentBlockedError", "INPUT_TYPES", "KNOWN_NDIMS"]

@@ -21,12 +21,12 @@ from typing import Any, ClassVar
 import attrs
 
 from .. import _wire
-from .._model import ModelView
 from ..auth import Auth
 from ..client import Access, CompletionClient, EmbeddingsClient, ModelInfo, ModelListingClient, ProviderClient
 from ..client.capabilities import entries
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
+from ._model import ModelView
 from ._ollama_chat import CompletionModel, NoAnswerError
 
 __all__ = ["Client", "ClientBuilder", "CompletionModel", "EmbeddingModel", "LegacyEmbeddingModel",

@@ -32,7 +32,6 @@ from urllib.parse import quote
 import attrs
 
 from .. import _wire
-from .._model import ModelView
 from ..auth import Auth, BearerAuth, HeaderAuth, TokenAuth
 from ..client import (
     Access,
@@ -54,6 +53,7 @@ from ._anthropic_stream import stream_messages
 from ._anthropic_wire import messages_body, parse_message
 from ._common import model_in_path
 from ._gemini_chat import CONVENTIONS, ContentBlockedError, GenerationError, ModelPaths
+from ._model import ModelView
 from ._vertex_auth import GoogleCredentials, default_credentials
 
 __all__ = ["Client", "ClientBuilder", "VertexOptions", "GeminiModel", "ClaudeModel", "EmbeddingModel",

@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 import attrs
 
 from .. import _wire
-from .._model import ModelView
 from ..client import EmbeddingsClient, ProviderClient, RerankClient
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
 from ..errors import ResponseDecodeError
 from ..rerank import RerankResult, checked_input, ranked
+from ._model import ModelView
 
 __all__ = ["Client", "ClientBuilder", "EmbeddingModel", "RerankModel", "RerankResult", "INPUT_TYPES", "KNOWN_NDIMS"]
 

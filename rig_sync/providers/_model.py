@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .providers._common import event_completion, report_usage
+from ._common import event_completion, report_usage
 
 if TYPE_CHECKING:
-    from .completion import CompletionResponse
-    from .http import Response
-    from .observe import UsageLike
-    from .streaming import StreamChunk, StreamingCompletionResponse
+    from ..completion import CompletionResponse
+    from ..http import Response
+    from ..observe import UsageLike
+    from ..streaming import StreamChunk, StreamingCompletionResponse
 
 R = TypeVar("R")
 
@@ -29,7 +29,7 @@ class ModelView:
 
     def __init__(self, client: Any, model: str) -> None:
         if not isinstance(model, str) or not model.strip():
-            from .errors import InvalidRequestError
+            from ..errors import InvalidRequestError
 
             raise InvalidRequestError(f"{client.provider}: model name must be a non-empty string, not {model!r}")
         self.client = client
@@ -40,7 +40,7 @@ class ModelView:
         """`request` if it is a `cls`; refused before sending otherwise (a str prompt passed where a
         request object belongs would fail deep in the body building, naming no argument)."""
         if not isinstance(request, cls):
-            from .errors import InvalidRequestError
+            from ..errors import InvalidRequestError
 
             raise InvalidRequestError(f"{self.provider}: expected a {cls.__name__}, got {type(request).__name__}; "
                                       f"build one with {cls.__name__}(...) or the model's request builder")
