@@ -144,7 +144,7 @@ class Filter:
             raise FilterError(f"{self.op!r} compares one key and takes no sub-filters")
         kind = value_kind(self.value)
         allowed = ("str", "number", "bool", "none") if self.op == "eq" else ("str", "number")
-        if kind not in allowed or (kind == "number" and math.isnan(self.value)):
+        if kind not in allowed or (kind == "number" and self.value != self.value):  # NaN (10**400 is fine)
             raise FilterError(
                 f"{self.op!r} on {self.key!r} needs a {' / '.join(allowed)} value, not {type(self.value).__name__}"
             )
