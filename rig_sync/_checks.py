@@ -8,19 +8,19 @@ of the wrong type raises `InvalidTypeError` (a `TypeError`, and a `ValueError` a
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypeGuard
 
 from .errors import InvalidRequestError, InvalidTypeError
 
 __all__ = ["is_whole", "is_number", "whole", "number"]
 
 
-def is_whole(value: Any) -> bool:
+def is_whole(value: Any) -> TypeGuard[int]:
     """An `int` that is not a `bool`."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     """An `int` or `float` that is not a `bool` (NaN and infinities included: check the range)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from ._checks import whole
 from .errors import InvalidRequestError, ResponseDecodeError
 
 __all__ = ["RerankModel", "RerankResult", "checked_input", "ranked"]
@@ -52,8 +53,8 @@ def checked_input(query: object, documents: object, top_k: object) -> list[str]:
     texts = list(documents)
     if not texts or not all(isinstance(t, str) and t for t in texts):
         raise InvalidRequestError("rerank needs at least one document, each a non-empty string")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k <= 0):
-        raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
+    if top_k is not None:
+        whole(top_k, "top_k", minimum=1)
     return texts
 
 

@@ -255,5 +255,5 @@ def test_a_client_sets_its_own_body_limit(fake: FakeProvider) -> None:
         assert info.value.limit == 64
     roomy = openai_provider.Client(fake.api_key, base_url=fake.base_url)
     assert roomy.completion_model("gpt-4o-mini").completion_request("hi").send().text == "echo: hi"
-    with pytest.raises(ValueError, match="positive number of bytes"):
+    with pytest.raises(ValueError, match="max_response_bytes must be a positive integer"):
         openai_provider.ClientBuilder(fake.api_key).max_response_bytes(0)

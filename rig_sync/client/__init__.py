@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .._checks import whole
 from ..auth import Auth, BearerAuth
 from ..errors import ClientBuildError, MissingAPIKeyError
 from ..http import Conventions, RateLimiterLike, RetryPolicy, Timeout, Transport, shown_url
@@ -426,10 +427,7 @@ def _check_retry(retry: object) -> None:
 
 
 def _check_pool_size(pool_size: object) -> None:
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int):
-        raise TypeError(f"pool_size must be a whole number, not {type(pool_size).__name__}")
-    if pool_size < 1:
-        raise ValueError(f"pool_size must be at least 1, not {pool_size}")
+    whole(pool_size, "pool_size", minimum=1)
 
 
 def _check_verify(verify: object) -> None:
@@ -497,9 +495,7 @@ class ClientBuilder(Generic[C]):
         return self
 
     def max_retries(self, max_retries: int) -> ClientBuilder[C]:
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be a whole number >= 0, not {max_retries!r}")
-        self._kwargs["max_retries"] = max_retries
+        self._kwargs["max_retries"] = whole(max_retries, "max_retries")
         return self
 
     def retry(self, policy: RetryPolicy) -> ClientBuilder[C]:
@@ -528,9 +524,7 @@ class ClientBuilder(Generic[C]):
 
     def max_response_bytes(self, limit: int) -> ClientBuilder[C]:
         """Largest answer read whole, once decoded (default `rig_sync.http.MAX_RESPONSE_BYTES`, 64 MiB)."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"max_response_bytes must be a positive number of bytes, not {limit!r}")
-        self._kwargs["max_response_bytes"] = limit
+        self._kwargs["max_response_bytes"] = whole(limit, "max_response_bytes", minimum=1)
         return self
 
     def auth(self, auth: Auth) -> ClientBuilder[C]:

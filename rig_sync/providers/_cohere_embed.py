@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 
 from .. import _wire
+from .._checks import whole
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
 from ..errors import InvalidRequestError, ResponseDecodeError, UnsupportedFeature
@@ -72,8 +73,8 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
     def __init__(self, client: Any, model: str, ndims: int | None = None,
                  input_type: str = "search_document") -> None:
         super().__init__(client, model)
-        if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
-            raise ValueError(f"ndims must be a positive integer, not {ndims!r}")
+        if ndims is not None:
+            whole(ndims, "ndims", minimum=1)
         if input_type not in INPUT_TYPES:
             raise ValueError(f"{self.provider}: input_type must be one of {', '.join(INPUT_TYPES)}, "
                              f"not {input_type!r}")

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from .. import _wire
+from .._checks import whole
 from ..completion import deep_merge
 from ..embeddings import BaseEmbeddingModel
 from ..errors import InvalidRequestError, UnsupportedFeature
@@ -62,8 +63,8 @@ class EmbeddingModel(ModelPaths, BaseEmbeddingModel):
 
     def __init__(self, client: Any, model: str, ndims: int | None = None, *, task_type: str | None = None) -> None:
         super().__init__(client, model)
-        if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
-            raise InvalidRequestError(f"ndims must be a positive integer, not {ndims!r}")
+        if ndims is not None:
+            whole(ndims, "ndims", minimum=1)
         if task_type is not None and not (isinstance(task_type, str) and task_type):
             raise InvalidRequestError(f"task_type must be a non-empty string, not {task_type!r}")
         self._requested_ndims = ndims

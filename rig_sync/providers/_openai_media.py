@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from .. import _json, _wire
+from .._checks import whole
 from ..audio_generation import AudioGenerationRequest, AudioGenerationResponse, BaseAudioGenerationModel
 from ..completion import Usage, deep_merge
 from ..embeddings import BaseEmbeddingModel
@@ -130,8 +131,8 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
                  encoding_format: str | None = "base64", dimensions_field: str = "dimensions",
                  known_ndims: Mapping[str, int] = KNOWN_NDIMS) -> None:
         super().__init__(client, model)
-        if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
-            raise ValueError(f"ndims must be a positive integer, not {ndims!r}")
+        if ndims is not None:
+            whole(ndims, "ndims", minimum=1)
         self._requested_ndims = ndims
         self._ndims = ndims or known_ndims.get(model)
         self._max_documents = max_documents

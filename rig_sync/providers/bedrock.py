@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .. import _wire
+from .._checks import whole
 from ..auth import Auth, BearerAuth
 from ..client import Access, CompletionClient, EmbeddingsClient, ProviderClient, ProviderOptions, option
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Usage
@@ -123,8 +124,8 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
             self.family = "titan"
         elif base.startswith("cohere.embed"):
             self.family, self._max_documents = "cohere", _COHERE_BATCH
-        if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
-            raise ValueError(f"ndims must be a positive integer, not {ndims!r}")
+        if ndims is not None:
+            whole(ndims, "ndims", minimum=1)
         takes_size = base.startswith(("amazon.titan-embed-text-v2", "cohere.embed-v4"))
         if ndims is not None and self.family is not None and not takes_size and ndims != _NDIMS.get(base):
             raise InvalidRequestError(f"{self.provider}: {model} has one vector size ({_NDIMS.get(base)}); "

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .. import _wire
+from .._checks import whole
 from ..auth import Auth
 from ..client import Access, CompletionClient, EmbeddingsClient, ModelInfo, ModelListingClient, ProviderClient
 from ..client.capabilities import entries
@@ -69,8 +70,8 @@ class _Embeddings(ModelView, BaseEmbeddingModel):
 
     def __init__(self, client: Any, model: str, ndims: int | None = None) -> None:
         super().__init__(client, model)
-        if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
-            raise ValueError(f"ndims must be a positive integer, not {ndims!r}")
+        if ndims is not None:
+            whole(ndims, "ndims", minimum=1)
         self._requested_ndims = ndims
         self._ndims = ndims
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import attrs
 
 from .. import _wire
+from .._checks import whole
 from ..client import EmbeddingsClient, ProviderClient, RerankClient
 from ..completion import Usage
 from ..embeddings import BaseEmbeddingModel
@@ -112,8 +113,8 @@ class EmbeddingModel(_VoyageModel, BaseEmbeddingModel):
     def __init__(self, client: Any, model: str, ndims: int | None = None,
                  input_type: str | None = "document") -> None:
         super().__init__(client, model)
-        if ndims is not None and (isinstance(ndims, bool) or not isinstance(ndims, int) or ndims <= 0):
-            raise ValueError(f"ndims must be a positive integer, not {ndims!r}")
+        if ndims is not None:
+            whole(ndims, "ndims", minimum=1)
         if input_type not in INPUT_TYPES:
             raise ValueError(f"{self.provider}: input_type must be 'query', 'document' or None, not {input_type!r}")
         self.input_type = input_type

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from .._checks import is_whole
 from ._conversation import Outcome, content_text, decide, fragments, split_pieces, token_count, word_count
 from ._dialect import ApiError, Dialect, JSONDict, dumps
 from ._routes import Call, Response, owns, route
@@ -297,7 +298,7 @@ def converse_stream(call: Call) -> Response:
 
 def _size(body: JSONDict, field: str, default: int) -> int:
     size = body.get(field, default)
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    if not is_whole(size) or size < 1:
         raise _Refused(400, "ValidationException", f"{field} must be a positive integer")
     return size
 

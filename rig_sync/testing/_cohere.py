@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from .._checks import is_whole
 from ._conversation import (
     SSE_CT,
     Outcome,
@@ -214,7 +215,7 @@ def rerank(call: Call) -> Response:
     body = call.body_object()
     _required(body, "model")
     query, top_n = _required(body, "query"), body.get("top_n")
-    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+    if top_n is not None and (not is_whole(top_n) or top_n < 1):
         raise ApiError(400, "invalid request: top_n must be a positive integer")
     documents = body.get("documents")
     if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):

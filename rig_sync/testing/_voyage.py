@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .._checks import is_whole
 from ._conversation import body_model, word_count
 from ._dialect import ApiError, Dialect, JSONDict, bearer_key, dumps
 from ._routes import Call, Response, owns, route
@@ -58,7 +59,7 @@ def rerank(call: Call) -> Response:
         raise ApiError(400, "query must be a non-empty string")
     if not isinstance(documents, list) or not documents or not all(isinstance(d, str) for d in documents):
         raise ApiError(400, "documents must be a non-empty list of strings")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+    if top_k is not None and (not is_whole(top_k) or top_k < 1):
         raise ApiError(400, "top_k must be a positive integer")
     tokens = word_count(query) * len(documents) + sum(word_count(d) for d in documents)
     return Response.json({
