@@ -21,7 +21,7 @@ def main() -> int:
     print(HEADER)
     for row in rows:
         print(row.line())
-    for extra in ("bench_vector_store",):
+    for extra in ("bench_vector_store", "bench_vector_stores"):
         if (Path(__file__).parent / f"{extra}.py").exists():
             print(f"\n{extra}:")
             importlib.import_module(extra).main()

@@ -49,3 +49,17 @@ def test_soak_and_vector_store_run_small(capsys: pytest.CaptureFixture[str]) -> 
     assert rows[-1].ok, rows[-1].name  # every request ended in an answer or a RigError
     bench_vector_store.main(["--docs", "200", "--dims", "8", "--numpy-queries", "2", "--pure-queries", "1"])
     assert "built store: 200 x 8" in capsys.readouterr().out
+
+
+def test_vector_stores_benchmark_runs_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    """Every store (PostgreSQL started for the run), exact and indexed, at 2,000 x 32."""
+    import bench_vector_stores
+
+    results = bench_vector_stores.main(["--quick"])
+    rows = {(r.store, r.mode.split(",")[0].split(" ")[0]) for r in results}
+    assert rows == {("numpy scan", "exact"), ("memory", "exact"), ("sqlite", "exact"), ("pgvector", "exact"),
+                    ("pgvector", "HNSW"), ("lancedb", "exact"), ("lancedb", "IVF_SQ")}
+    assert all(r.p50_ms > 0 and r.queries > 0 for r in results)
+    assert all(r.recall == 1.0 for r in results if r.mode == "exact")  # exact search finds the true top 10
+    out = capsys.readouterr().out
+    assert "| lancedb | IVF_SQ" in out and "sqlite: insert of 2,000 vectors" in out
