@@ -378,7 +378,7 @@ class LanceDBVectorStore(DatabaseVectorStore[D]):
         unit = (self._np.frombuffer(query.values, dtype=self._np.float64) / query.norm).astype(self._np.float32)
         with self._errors():
             search = self._search_settings()
-            limit = n
+            limit = n + 1  # one more row than documents: a lower score there settles the n-th
             while True:
                 builder = (self._table.search(unit, vector_column_name="vector").distance_type("cosine")
                            .select(["id", "seq", "document", "_distance"]).limit(limit))
