@@ -232,16 +232,15 @@ class LanceDBVectorStore(DatabaseVectorStore[D]):
                 return None
             raise
         fields = {field.name: field for field in table.schema}
-        pa = self._pa
         missing = [name for name in _BASE_COLUMNS if name not in fields]
-        metadata = fields["id"].metadata or {} if "id" in fields else {}
-        if missing or not pa.types.is_fixed_size_list(fields["vector"].type):
-            raise VectorStoreError(f"table {self._name!r} at {self._uri} is not a rig_sync vector store (it lacks "
-                                   f"{missing or ['a fixed-size vector column']}); pass another table= name")
-        if metadata.get(_FORMAT_KEY.encode()) != _FORMAT.encode():
-            version = metadata.get(_FORMAT_KEY.encode(), b"none").decode(errors="replace")
-            raise VectorStoreError(f"table {self._name!r} at {self._uri} is in rig_sync format {version}; this "
-                                   f"rig_sync reads format {_FORMAT}: upgrade rig_sync or pass another table= name")
+        marker = (fields["id"].metadata or {}).get(_FORMAT_KEY.encode()) if "id" in fields else None
+        if missing or marker is None or not self._pa.types.is_fixed_size_list(fields["vector"].type):
+            raise VectorStoreError(f"table {self._name!r} at {self._uri} is not a rig_sync vector store (its columns "
+                                   f"are {sorted(fields)}); pass another table= name")
+        if marker != _FORMAT.encode():
+            raise VectorStoreError(f"table {self._name!r} at {self._uri} is in rig_sync format "
+                                   f"{marker.decode(errors='replace')}; this rig_sync reads format {_FORMAT}: "
+                                   "upgrade rig_sync or pass another table= name")
         return table
 
     def _create_table(self, ndims: int) -> Any:
