@@ -50,6 +50,7 @@ class Result:
     p95_ms: float
     recall: float
     queries: int
+    scan_ms: float  # the numpy scan's p50, measured beside this row's queries
     insert_s: float | None = None
     build_s: float | None = None
 
@@ -95,21 +96,30 @@ def rows(matrix: Any) -> Iterator[tuple[str, int, array[float]]]:
 # --- timing -------------------------------------------------------------------------------------
 
 
-def latencies(search: Callable[[Any], list[int]], queries: Any, truth: list[set[int]], k: int) -> tuple[
-        float, float, float]:
-    """(p50 ms, p95 ms, recall@k) over the queries, after one untimed warm-up query."""
+Search = Callable[[Any], list[int]]
+
+
+def latencies(search: Search, queries: Any, truth: list[set[int]], k: int, baseline: Search) -> tuple[
+        float, float, float, float]:
+    """(p50 ms, p95 ms, recall@k, the numpy scan's p50 ms) over the queries, after one untimed
+    warm-up query. The scan runs just before each query, so that both see the same load on a
+    shared machine: their ratio holds where the milliseconds swing."""
     search(queries[0])
-    times, found = [], 0
+    times, scans, found = [], [], 0
     for query, want in zip(queries, truth, strict=False):
+        started = time.perf_counter()
+        baseline(query)
+        scans.append(time.perf_counter() - started)
         started = time.perf_counter()
         got = search(query)
         times.append(time.perf_counter() - started)
         found += len(set(got) & want)
     p95 = statistics.quantiles(times, n=20, method="inclusive")[-1] if len(times) > 1 else times[0]
-    return statistics.median(times) * 1000, p95 * 1000, found / (k * len(times))
+    return statistics.median(times) * 1000, p95 * 1000, found / (k * len(times)), statistics.median(scans) * 1000
 
 
-def numpy_scan(matrix: Any, queries: Any, truth: list[set[int]], k: int) -> Result:
+def numpy_scanner(matrix: Any, k: int) -> Search:
+    """Exact top-k by one float32 matrix-vector product and a partial sort."""
     data = matrix.astype(np.float32)
 
     def search(query: Any) -> list[int]:
@@ -117,8 +127,7 @@ def numpy_scan(matrix: Any, queries: Any, truth: list[set[int]], k: int) -> Resu
         top = np.argpartition(-scores, k - 1)[:k]
         return top[np.argsort(-scores[top])].tolist()  # type: ignore[no-any-return]
 
-    p50, p95, recall = latencies(search, queries, truth, k)
-    return Result("numpy scan", "exact, float32", p50, p95, recall, len(queries))
+    return search
 
 
 # --- the stores ---------------------------------------------------------------------------------
@@ -177,7 +186,8 @@ def opened(name: str, place: Path, stack: ExitStack, args: argparse.Namespace) -
         raise SystemExit(f"unknown store {name!r}; pick from {', '.join(STORES)}")
 
 
-def run_store(name: str, matrix: Any, queries: Any, truth: list[set[int]], args: argparse.Namespace) -> list[Result]:
+def run_store(name: str, matrix: Any, queries: Any, truth: list[set[int]], scan: Search,
+              args: argparse.Namespace) -> list[Result]:
     k = args.top
 
     def searcher(store: Any) -> Callable[[Any], list[int]]:
@@ -190,15 +200,15 @@ def run_store(name: str, matrix: Any, queries: Any, truth: list[set[int]], args:
         setup.store.insert_documents(rows(matrix), batch_size=args.batch)
         insert_s = time.perf_counter() - started
         exact_queries = queries[:args.exact_queries]
-        p50, p95, recall = latencies(searcher(setup.store), exact_queries, truth, k)
-        results.append(Result(name, "exact", p50, p95, recall, len(exact_queries), insert_s=insert_s))
+        p50, p95, recall, scan_ms = latencies(searcher(setup.store), exact_queries, truth, k, scan)
+        results.append(Result(name, "exact", p50, p95, recall, len(exact_queries), scan_ms, insert_s=insert_s))
         print(f"  {name}: inserted in {insert_s:.1f} s, exact p50 {p50:.1f} ms", file=sys.stderr, flush=True)
         if setup.index is not None:
             started = time.perf_counter()
             label, indexed = setup.index(setup.store)
             build_s = time.perf_counter() - started
-            p50, p95, recall = latencies(searcher(indexed), queries, truth, k)
-            results.append(Result(name, label, p50, p95, recall, len(queries), build_s=build_s))
+            p50, p95, recall, scan_ms = latencies(searcher(indexed), queries, truth, k, scan)
+            results.append(Result(name, label, p50, p95, recall, len(queries), scan_ms, build_s=build_s))
             print(f"  {name}: {label} built in {build_s:.1f} s, p50 {p50:.1f} ms, recall {recall:.3f}",
                   file=sys.stderr, flush=True)
     return results
@@ -207,28 +217,28 @@ def run_store(name: str, matrix: Any, queries: Any, truth: list[set[int]], args:
 # --- the report ---------------------------------------------------------------------------------
 
 
-def table(results: list[Result], docs: int, baseline_ms: float) -> str:
+def table(results: list[Result], docs: int) -> str:
     lines = ["| store | search | insert | index build | p50 | p95 | vs numpy scan | recall@10 | queries |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         insert = "" if r.insert_s is None else f"{r.insert_s:.1f} s ({docs / r.insert_s:,.0f}/s)"
         build = "" if r.build_s is None else f"{r.build_s:.1f} s"
         lines.append(f"| {r.store} | {r.mode} | {insert} | {build} | {r.p50_ms:.2f} ms | {r.p95_ms:.2f} ms | "
-                     f"{baseline_ms / r.p50_ms:.2f}x | {r.recall:.3f} | {r.queries} |")
+                     f"{r.scan_ms / r.p50_ms:.2f}x | {r.recall:.3f} | {r.queries} |")
     return "\n".join(lines)
 
 
-def verdicts(results: list[Result], docs: int, baseline_ms: float) -> list[str]:
+def verdicts(results: list[Result], docs: int) -> list[str]:
     """The issue's targets, each measured against the results: 'yes' or 'NO'."""
     out = []
     for r in results:
         if r.store == "numpy scan":
             continue
         if r.mode != "exact":
+            speedup = r.scan_ms / r.p50_ms
             out.append(f"{r.store} {r.mode}: recall@10 {r.recall:.3f} >= {TARGET_RECALL}: "
-                       f"{'yes' if r.recall >= TARGET_RECALL else 'NO'}; p50 {baseline_ms / r.p50_ms:.1f}x faster "
-                       f"than the numpy scan >= {TARGET_SPEEDUP:g}x: "
-                       f"{'yes' if baseline_ms / r.p50_ms >= TARGET_SPEEDUP else 'NO'}")
+                       f"{'yes' if r.recall >= TARGET_RECALL else 'NO'}; p50 {speedup:.1f}x faster than the numpy "
+                       f"scan >= {TARGET_SPEEDUP:g}x: {'yes' if speedup >= TARGET_SPEEDUP else 'NO'}")
         elif r.store in ("sqlite", "lancedb") and r.insert_s is not None:
             limit = TARGET_INSERT_S * docs / 100_000
             out.append(f"{r.store}: insert of {docs:,} vectors in {r.insert_s:.1f} s < {limit:g} s: "
@@ -261,15 +271,17 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     truth = exact_top(matrix, queries, args.top)
     print(f"data: {args.docs:,} x {args.dims} {args.data} unit vectors, {args.queries} queries "
           f"({time.perf_counter() - started:.1f} s)", file=sys.stderr, flush=True)
-    results = [numpy_scan(matrix, queries, truth, args.top)]
+    scan = numpy_scanner(matrix, args.top)
+    p50, p95, recall, _ = latencies(scan, queries, truth, args.top, scan)
+    results = [Result("numpy scan", "exact, float32", p50, p95, recall, len(queries), p50)]
     for name in names:
-        results.extend(run_store(name, matrix, queries, truth, args))
+        results.extend(run_store(name, matrix, queries, truth, scan, args))
 
-    baseline = results[0].p50_ms
-    print(f"\ntop-{args.top} of {args.docs:,} x {args.dims} {args.data} unit vectors (seed {args.seed})")
-    print(table(results, args.docs, baseline))
+    print(f"\ntop-{args.top} of {args.docs:,} x {args.dims} {args.data} unit vectors (seed {args.seed}); "
+          "'vs numpy scan' divides the scan's p50, timed beside the same queries, by the row's p50")
+    print(table(results, args.docs))
     print()
-    for line in verdicts(results, args.docs, baseline):
+    for line in verdicts(results, args.docs):
         print(line)
     return results
 
