@@ -131,7 +131,7 @@ def _filter_fields(fields: Mapping[Any, Any]) -> dict[str, FieldValue]:
         kind = value_kind(value)
         if kind == "number":
             value = _plain_number(value)
-            if math.isnan(value):
+            if isinstance(value, float) and math.isnan(value):  # an int past float's range is no NaN
                 continue
         elif kind == "str":
             value = str(value)
