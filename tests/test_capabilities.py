@@ -153,7 +153,7 @@ def test_a_new_row_shows_up_everywhere(monkeypatch: pytest.MonkeyPatch, capsys: 
     assert capabilities.matrix_letters(MindReader) == "C S P tools"
     assert main(["providers"]) == 0
     legend, blank, header, *rest = capsys.readouterr().out.splitlines()
-    assert "P telepathy" in legend and blank == "" and header.endswith("(C S E T I A R L P tools) |")
+    assert "P telepathy" in legend and blank == "" and header.endswith("(C S E T I A R L B P tools) |")
     assert rest[0] == "|---|---|---|---|"
     assert all("P" not in line.rsplit("|", 2)[1].split() for line in rest[1:])  # no built-in provider claims it
 

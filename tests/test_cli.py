@@ -48,7 +48,7 @@ def test_providers_matrix(capsys: pytest.CaptureFixture[str]) -> None:
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Capabilities: C completion, S streaming, E embeddings,") and "tools*: " in lines[0]
     assert lines[1] == ""
-    assert lines[2] == "| provider | env | default base URL | capabilities (C S E T I A R L tools) |"
+    assert lines[2] == "| provider | env | default base URL | capabilities (C S E T I A R L B tools) |"
     assert lines[3] == "|---|---|---|---|"
     rows = {}
     for line in lines[4:]:

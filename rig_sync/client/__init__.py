@@ -30,6 +30,7 @@ from ..http.conventions import COMMON
 from . import capabilities
 from .capabilities import (
     AudioGenerationClient,
+    BatchJobsClient,
     Capability,
     ClientOperations,
     CompletionClient,
@@ -58,6 +59,7 @@ __all__ = [
     "AudioGenerationClient",
     "RerankClient",
     "ModelListingClient",
+    "BatchJobsClient",
     "CAPABILITIES",
     "Access",
     "ProviderOptions",
@@ -358,6 +360,10 @@ class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
 
     def as_list_models(self) -> ModelListingClient | None:
         view: ModelListingClient | None = self.as_capability(Capability.LIST_MODELS)
+        return view
+
+    def as_batch_jobs(self) -> BatchJobsClient | None:
+        view: BatchJobsClient | None = self.as_capability(Capability.BATCH_JOBS)
         return view
 
     @property

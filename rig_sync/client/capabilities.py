@@ -8,6 +8,7 @@ provider table) and the `DynClientBuilder` methods that hand it out. Everything 
 OpenAI-compatible rows' checks, the CLI matrix and its legend. A new capability is a mixin and a
 row here (plus, for typed call sites, a one-line `as_<name>` / builder method that reads the row).
 
+`batch_jobs` (letter B) is the provider's own batch API behind `rig_sync.batch.submit` (`client.jobs`).
 `list_models` is a row too (letter L): a `ModelListingClient` lists its provider's models and
 checks a key with `verify()`. Every client answers both methods; where the provider has no models
 endpoint they raise `UnsupportedFeature` naming what is missing (`ClientOperations`).
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 import attrs
 
 from ..errors import ResponseDecodeError, UnsupportedFeature
+from .jobs import BatchJobsClient
 
 if TYPE_CHECKING:
     from ..agent import AgentBuilder
@@ -51,6 +53,7 @@ __all__ = [
     "AudioGenerationClient",
     "RerankClient",
     "ModelListingClient",
+    "BatchJobsClient",
     "row",
     "claimed",
     "handed_out_by",
@@ -72,6 +75,7 @@ class Capability(str, enum.Enum):
     AUDIO_GENERATION = "audio_generation"
     RERANK = "rerank"
     LIST_MODELS = "list_models"
+    BATCH_JOBS = "batch_jobs"
 
     def __str__(self) -> str:
         return str(self.value)
@@ -335,6 +339,7 @@ TABLE: tuple[CapabilityRow, ...] = (
                   {"audio_generation": "audio_generation_model"}),
     CapabilityRow(Capability.RERANK, RerankClient, "rerank_model", "R", {"rerank": "rerank_model"}),
     CapabilityRow(Capability.LIST_MODELS, ModelListingClient, "list_models", "L"),
+    CapabilityRow(Capability.BATCH_JOBS, BatchJobsClient, "create_job", "B"),  # the provider's own batch API
 )
 
 

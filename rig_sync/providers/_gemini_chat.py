@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from .. import _json, _wire, errors, sse
+from ..client.jobs import Prepared
 from ..completion import (
     BaseCompletionModel,
     Citation,
@@ -659,9 +660,12 @@ class ModelPaths(ModelView):
 class CompletionModel(ModelPaths, BaseCompletionModel):
     """A Gemini model on `generateContent` (and `streamGenerateContent?alt=sse`)."""
 
+    def prepare(self, request: CompletionRequest) -> Prepared:
+        """The call `completion(request)` sends (a batch job's request holds its body)."""
+        return Prepared(self.method_path("generateContent"), generate_body(request, self.provider), parse_response)
+
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        path = self.method_path("generateContent")
-        return self._complete(path, generate_body(request, self.provider), parse_response)
+        return self._complete_prepared(self.prepare(request))
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = generate_body(request, self.provider)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._common import event_completion, report_usage
 
 if TYPE_CHECKING:
+    from ..client.jobs import Prepared
     from ..completion import CompletionResponse
     from ..http import Response
     from ..observe import UsageLike
@@ -55,6 +56,10 @@ class ModelView:
         response = parse(self._post(path, body, "completion"), self.provider)
         self._report("completion", response.usage)
         return response
+
+    def _complete_prepared(self, call: Prepared) -> CompletionResponse:
+        """Send a prepared completion call (`prepare(request)`), as `_complete` does."""
+        return self._complete(call.path, call.body, call.parse)
 
     def _send(self, method: str, path: str, capability: str, **kwargs: Any) -> Response:
         """Any request (`Transport.request` keywords: json, data, files, headers, …); the whole answer."""

@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from .. import _json, _wire
+from ..client.jobs import Prepared
 from ..completion import (
     BaseCompletionModel,
     Citation,
@@ -594,8 +595,12 @@ class ChatCompletionsModel(ModelView, BaseCompletionModel):
             raise InvalidRequestError(f"expected a CompletionRequest, got {type(request).__name__}")
         return chat_body(self.model, request, self.provider, stream=stream, dialect=self.dialect)
 
+    def prepare(self, request: CompletionRequest) -> Prepared:
+        """The call `completion(request)` sends (a batch job's line holds the same)."""
+        return Prepared(self.path, self._body(request, stream=False), parse_chat_response)
+
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        return self._complete(self.path, self._body(request, stream=False), parse_chat_response)
+        return self._complete_prepared(self.prepare(request))
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         if not self.dialect.streaming:

@@ -17,6 +17,7 @@ import attrs
 from .. import _json, _wire
 from .._checks import whole
 from ..audio_generation import AudioGenerationRequest, AudioGenerationResponse, BaseAudioGenerationModel
+from ..client.jobs import Prepared
 from ..completion import Usage, deep_merge
 from ..embeddings import BaseEmbeddingModel
 from ..errors import ResponseDecodeError, StreamError
@@ -139,14 +140,21 @@ class EmbeddingModel(ModelView, BaseEmbeddingModel):
         self.encoding_format = encoding_format
         self.dimensions_field = dimensions_field
 
-    def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
+    def prepare_embeddings(self, texts: list[str]) -> Prepared:
+        """The call that embeds `texts` (a batch job's line holds the same); its `parse` gives the vectors."""
         body: dict[str, Any] = {"model": self.model, "input": texts}
         if self.encoding_format:
             body["encoding_format"] = self.encoding_format
         if self._requested_ndims:
             body[self.dimensions_field] = self._requested_ndims
-        data = self._post(self.path, body, "embeddings")
-        resp = _wire.decode(converter, data, _EmbeddingResponse, self.provider)
+        return Prepared(self.path, body, self._vectors)
+
+    def _embed_chunk(self, texts: list[str]) -> list[list[float]]:
+        call = self.prepare_embeddings(texts)
+        return self._vectors(self._post(call.path, call.body, "embeddings"), self.provider)
+
+    def _vectors(self, data: Any, provider: str) -> list[list[float]]:
+        resp = _wire.decode(converter, data, _EmbeddingResponse, provider)
         if resp.usage is not None:
             self._report("embeddings", Usage(resp.usage.prompt_tokens, 0,
                                              resp.usage.total_tokens or resp.usage.prompt_tokens))

@@ -22,6 +22,7 @@ import attrs
 from ..auth import Auth, HeaderAuth
 from ..client import CompletionClient, ModelInfo, ModelListingClient, ProviderClient, ProviderOptions, checked, option
 from ..client.capabilities import entries, paged
+from ..client.jobs import Prepared
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse
 from ..streaming import StreamingCompletionResponse
 from ._anthropic_stream import stream_messages
@@ -56,9 +57,12 @@ class CompletionModel(ModelView, BaseCompletionModel):
 
     path = "/v1/messages"
 
+    def prepare(self, request: CompletionRequest) -> Prepared:
+        """The call `completion(request)` sends (a batch job's item holds the same)."""
+        return Prepared(self.path, messages_body(self.model, request, self.provider, stream=False), parse_message)
+
     def completion(self, request: CompletionRequest) -> CompletionResponse:
-        body = messages_body(self.model, request, self.provider, stream=False)
-        return self._complete(self.path, body, parse_message)
+        return self._complete_prepared(self.prepare(request))
 
     def stream(self, request: CompletionRequest) -> StreamingCompletionResponse:
         body = messages_body(self.model, request, self.provider, stream=True)

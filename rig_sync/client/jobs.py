@@ -1,0 +1,150 @@
+"""What a provider's own batch API (OpenAI's Batch API, Anthropic's Message Batches, Gemini's
+batch mode) offers `rig_sync.batch.submit`: the `batch_jobs` capability.
+
+The split of work:
+
+* A model turns one request into a `Prepared` call — the path and body it would POST, and how to
+  read the answer — with `prepare(request)` (completion models) or `prepare_embeddings(texts)`
+  (embedding models). `completion()` sends the same call, so a batch line is exactly the request
+  the model would have sent on its own.
+* A client with the capability (`BatchJobsClient`) turns prepared calls into the provider's job:
+  `create_job` (upload, create), `job` (poll), `job_results` (download), `cancel_job`, `find_job`
+  (a job created by a run that died before it could note the id), and `job_limits`.
+* `rig_sync.batch.submit` does everything else, once for every provider: ids per item, splitting
+  by the limits, the journal, polling with backoff, reading answers with the prepared `parse`,
+  results in input order, cancellation.
+
+A job carries a `label` of rig_sync's (in OpenAI's metadata, Gemini's display name, and — as
+Anthropic's batches hold neither — in each item's custom id), so a run that died between creating
+a job and writing its id down finds the job instead of paying for it again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar, Literal
+
+import attrs
+
+from ..errors import RigError, UnsupportedFeature
+
+__all__ = ["JobKind", "JobState", "JobLimits", "Prepared", "JobEntry", "RemoteJob", "JobOutcome",
+           "BatchJobsClient", "JobError"]
+
+JobKind = Literal["completion", "embeddings"]
+
+
+class JobState(str, enum.Enum):
+    """A job's state, the same words for every provider (each adapter maps its own)."""
+
+    PENDING = "pending"  # accepted: validating, queued (OpenAI validating, Gemini PENDING)
+    RUNNING = "running"  # answering (OpenAI in_progress / finalizing, Anthropic in_progress)
+    CANCELLING = "cancelling"  # asked to stop; answers so far are kept
+    COMPLETED = "completed"  # ended with answers (some items may still have failed)
+    CANCELLED = "cancelled"  # ended by a cancel; finished items' answers are kept
+    EXPIRED = "expired"  # ended by the provider's deadline (24 h); finished items' answers are kept
+    FAILED = "failed"  # the whole job was refused (e.g. a bad input file); no answers
+
+    @property
+    def ended(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.CANCELLED, JobState.EXPIRED, JobState.FAILED)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+@attrs.frozen
+class JobLimits:
+    """The most one job may hold: requests, and bytes of the encoded input (file or body)."""
+
+    max_requests: int
+    max_bytes: int
+
+
+@attrs.frozen
+class Prepared:
+    """One call as a model would send it: POST `path` (relative to the client's base URL) with
+    `body`; `parse(answer_body, provider)` reads the provider's answer into the model's result
+    (a `CompletionResponse`, or a list of vectors for embeddings)."""
+
+    path: str
+    body: Mapping[str, Any]
+    parse: Callable[[Any, str], Any] = attrs.field(eq=False)
+
+
+@attrs.frozen
+class JobEntry:
+    """One item of a job: rig_sync's id for it (unique in the job) and its prepared call."""
+
+    custom_id: str
+    call: Prepared
+
+
+@attrs.frozen
+class RemoteJob:
+    """A provider's job as last seen. Counts are None where the provider does not say them."""
+
+    provider: str
+    id: str
+    state: JobState
+    total: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+    label: str | None = None
+    error: str | None = None  # why a FAILED job failed, as the provider says it
+    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+class JobError(RigError):
+    """An item a job did not answer: `reason` is "errored", "expired", "cancelled" or "failed" (the
+    whole job was refused); `error` the provider's error for the item where it gave one (an
+    `APIStatusError` with its status, code and body), `job_id` the job it was in."""
+
+    def __init__(self, message: str, *, provider: str, job_id: str, reason: str, error: BaseException | None = None,
+                 custom_id: str | None = None) -> None:
+        super().__init__(message)
+        self.provider, self.job_id, self.reason, self.error, self.custom_id = provider, job_id, reason, error, custom_id
+
+
+# (custom_id, the provider's answer body for that item — what the endpoint would have answered —
+#  or the error that stands in its place: an APIStatusError, or a JobError for expired/cancelled).
+JobOutcome = tuple[str, Any]
+
+
+class BatchJobsClient:
+    """A client whose provider runs batch jobs (the `batch_jobs` capability, letter B)."""
+
+    provider: ClassVar[str]
+    job_kinds: ClassVar[tuple[JobKind, ...]] = ("completion",)  # what its jobs can hold
+
+    def job_limits(self, kind: JobKind) -> JobLimits:
+        """The most one job of `kind` may hold (`submit` splits larger inputs into several jobs)."""
+        raise NotImplementedError
+
+    def create_job(self, kind: JobKind, model: str, entries: Sequence[JobEntry], *, label: str) -> RemoteJob:
+        """Create one job of `entries` (all for `model`), uploading its input first where the
+        provider takes a file. `label` goes where `find_job(label)` can find it again."""
+        raise NotImplementedError
+
+    def job(self, job_id: str) -> RemoteJob:
+        """The job as it stands now."""
+        raise NotImplementedError
+
+    def job_results(self, job: RemoteJob) -> Iterator[JobOutcome]:
+        """Every item's outcome of an ended job, streamed (a results file may be large); items the
+        provider left out are the caller's to count as missing."""
+        raise NotImplementedError
+
+    def cancel_job(self, job_id: str) -> RemoteJob:
+        """Ask the provider to stop the job; answers already made are kept."""
+        raise NotImplementedError
+
+    def find_job(self, label: str) -> RemoteJob | None:
+        """The job created with `label`, if the provider still lists it (newest first, a few pages)."""
+        raise NotImplementedError
+
+    def check_job_kind(self, kind: JobKind) -> None:
+        if kind not in self.job_kinds:
+            raise UnsupportedFeature(f"{self.provider}'s batch jobs do not take {kind} requests; "
+                                     "use rig_sync.batch.map (or embed_texts) for them")
