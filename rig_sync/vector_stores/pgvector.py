@@ -206,7 +206,8 @@ def _said(exc: BaseException) -> str:
 
 
 def _vector_text(values: Sequence[float]) -> str:
-    return "[" + ",".join(map(repr, values)) + "]"
+    """pgvector's text form; 9 significant digits carry a float4 exactly (and format fast)."""
+    return "[" + ",".join(["%.9g"] * len(values)) % tuple(values) + "]"
 
 
 # --- the store ----------------------------------------------------------------------------------
@@ -293,25 +294,28 @@ class PgVectorStore(DatabaseVectorStore[D]):
             except self._pg.ProgrammingError as exc:
                 raise InvalidRequestError(f"not a PostgreSQL connection string or URI: {exc}") from None
             self._owns_pool = True
-            with self._errors("connect to PostgreSQL", opening=True):  # once directly: the pool would only time out
-                self._pg.connect(dsn_or_pool, connect_timeout=max(1, math.ceil(timeout))).close()
-                self._pool = self._pool_module.ConnectionPool(
-                    dsn_or_pool, min_size=1, max_size=pool_size, open=True, timeout=timeout,
-                    check=self._pool_module.ConnectionPool.check_connection, name="rig_sync.pgvector",
-                )
+            # Set up on one direct connection (a pool would only time out on a bad address), then
+            # pool connections in autocommit with the search settings made once per connection,
+            # so that a search is a single statement.
+            with self._errors("connect to PostgreSQL", opening=True):
+                setup = self._pg.connect(dsn_or_pool, connect_timeout=max(1, math.ceil(timeout)), autocommit=True)
+            with setup:
+                self._open(setup, ndims)
+            self._pool = self._pool_module.ConnectionPool(
+                dsn_or_pool, min_size=1, max_size=pool_size, open=True, timeout=timeout,
+                check=self._pool_module.ConnectionPool.check_connection, configure=self._configure,
+                kwargs={"autocommit": True}, name="rig_sync.pgvector",
+            )
         elif isinstance(dsn_or_pool, self._pool_module.ConnectionPool):
             self._owns_pool = False
             self._pool = dsn_or_pool
+            with self._errors("connect to PostgreSQL", opening=True), self._pool.connection() as conn:
+                self._open(conn, ndims)
         else:
             raise InvalidTypeError(
                 "PgVectorStore takes a connection string or a psycopg_pool.ConnectionPool, not "
                 f"{type(dsn_or_pool).__name__}"
             )
-        try:
-            self._open(ndims)
-        except BaseException:
-            self.close()
-            raise
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -348,10 +352,16 @@ class PgVectorStore(DatabaseVectorStore[D]):
             raise VectorStoreError(f"cannot {doing}: PostgreSQL said: {_said(exc)}") from exc
 
     @contextmanager
+    def _connection(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, its errors as `VectorStoreError`s."""
+        self.check_open()
+        with self._errors(doing), self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
     def _transaction(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection inside one transaction (committed on success, rolled back on error)."""
-        self.check_open()
-        with self._errors(doing), self._pool.connection() as conn, conn.transaction():
+        with self._connection(doing) as conn, conn.transaction():
             yield conn
 
     def _ident(self, suffix: str = "") -> pgsql.Identifier:
@@ -360,19 +370,35 @@ class PgVectorStore(DatabaseVectorStore[D]):
 
     # --- opening: the extension, the tables, the checks ------------------------------------------
 
-    def _open(self, ndims: int | None) -> None:
+    def _settings(self, n: int = 1) -> list[tuple[str, str]]:
+        """The index search settings for a search of `n` results."""
+        settings = [("hnsw.ef_search", str(max(self._ef_search, min(1000, n * self._max_vectors)))),
+                    ("ivfflat.probes", str(self._probes))]
+        if self._iterative:  # keep scanning the index until enough rows pass the filter (pgvector 0.8+)
+            settings += [("hnsw.iterative_scan", "strict_order"), ("ivfflat.iterative_scan", "relaxed_order")]
+        return settings
+
+    def _set(self, conn: psycopg.Connection[Any], settings: list[tuple[str, str]], local: bool) -> None:
+        calls = ", ".join(["set_config(%s, %s, %s)"] * len(settings))
+        conn.execute(f"SELECT {calls}", [value for pair in settings for value in (*pair, local)])
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Each new connection of the store's own pool: the search settings, for the session."""
+        self._set(conn, self._settings(), local=False)
+
+    def _open(self, conn: psycopg.Connection[Any], ndims: int | None) -> None:
         sql = self._sql
-        with self._transaction("set up the pgvector extension") as conn:
+        with self._errors("set up the pgvector extension", opening=True), conn.transaction():
             found = conn.execute(_EXTENSION).fetchone()
         if found is None:
-            found = self._create_extension()
+            found = self._create_extension(conn)
         version, vector_schema = found
         self._iterative = tuple(int(part) for part in re.findall(r"\d+", version)[:2]) >= (0, 8)
         vector_type = sql.SQL("{}.vector").format(sql.Identifier(vector_schema))
         operator, self._opclass = _OPERATORS[self._metric]
         self._vector_type = vector_type
         self._operator = sql.SQL("OPERATOR({}.{})").format(sql.Identifier(vector_schema), sql.SQL(operator))
-        with self._transaction(f"open the table {self._table!r}") as conn:
+        with self._errors(f"open the table {self._table!r}"), conn.transaction():
             schema = self._schema_arg
             if schema is None:
                 row = conn.execute("SELECT current_schema()").fetchone()
@@ -394,11 +420,11 @@ class PgVectorStore(DatabaseVectorStore[D]):
                 self._build_index(conn, kind, None)
                 self._index_kind = None
 
-    def _create_extension(self) -> tuple[str, str]:
+    def _create_extension(self, conn: psycopg.Connection[Any]) -> tuple[str, str]:
         errors = self._pg.errors
         with self._errors("enable the pgvector extension"):
             try:
-                with self._pool.connection() as conn, conn.transaction():
+                with conn.transaction():
                     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
                     row = conn.execute(_EXTENSION).fetchone()
             except (errors.FeatureNotSupported, errors.UndefinedFile) as exc:
@@ -615,25 +641,27 @@ class PgVectorStore(DatabaseVectorStore[D]):
             params += filter_params
         # The best n documents have their best vectors among the best n * max_vectors (ties kept),
         # so this is exact without an index; with one, the index produces these in order.
+        # The documents are joined per candidate (LATERAL ... OFFSET 0 keeps it a primary-key lookup):
+        # the planner cannot know how many rows the FETCH yields and would otherwise scan the table.
         query_sql = sql.SQL(
             "WITH c AS MATERIALIZED ({candidates} ORDER BY dist "
-            "FETCH FIRST (%s * (SELECT max_vectors FROM {meta})) ROWS WITH TIES) "
-            "SELECT d.id, d.document, b.dist FROM (SELECT doc_id, min(dist) AS dist FROM c GROUP BY doc_id) b "
-            "JOIN {docs} d ON d.id = b.doc_id {where} ORDER BY b.dist, d.seq LIMIT %s"
+            "FETCH FIRST (%s * (SELECT max_vectors FROM {meta})) ROWS WITH TIES), "
+            "b AS (SELECT doc_id, min(dist) AS dist FROM c GROUP BY doc_id {having}) "
+            "SELECT b.doc_id, d.document, b.dist FROM b CROSS JOIN LATERAL "
+            "(SELECT document, seq FROM {docs} WHERE id = b.doc_id OFFSET 0) d ORDER BY b.dist, d.seq LIMIT %s"
         ).format(candidates=candidates, meta=self._ident("_meta"), docs=self._ident(),
-                 where=sql.SQL("" if threshold is None else "WHERE b.dist <= %s"))
+                 having=sql.SQL("" if threshold is None else "HAVING min(dist) <= %s"))
         params.append(n)
         if threshold is not None:
             params.append(-threshold)
         params.append(n)
-        settings = [("hnsw.ef_search", str(max(self._ef_search, min(1000, n * self._max_vectors)))),
-                    ("ivfflat.probes", str(self._probes))]
-        if self._iterative:  # keep scanning the index until enough rows pass the filter (pgvector 0.8+)
-            settings += [("hnsw.iterative_scan", "strict_order"), ("ivfflat.iterative_scan", "relaxed_order")]
-        with self._transaction("search") as conn:
-            with conn.pipeline():
-                for name, value in settings:
-                    conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+        settings = self._settings(n)
+        if self._owns_pool and settings == self._settings():  # the pool's connections hold these already
+            with self._connection("search") as conn:
+                rows = conn.execute(query_sql, params).fetchall()
+        else:
+            with self._transaction("search") as conn:
+                self._set(conn, settings, local=True)
                 rows = conn.execute(query_sql, params).fetchall()
         return [(-float(dist), doc_id, document) for doc_id, document, dist in rows]
 
@@ -665,7 +693,7 @@ class PgVectorStore(DatabaseVectorStore[D]):
         return int(row[0])
 
     def _close(self) -> None:
-        if self._owns_pool:
+        if self._owns_pool and hasattr(self, "_pool"):
             self._pool.close()
 
     def __repr__(self) -> str:
