@@ -23,6 +23,7 @@ __all__ = [
     "StreamChunk",
     "StreamingCompletionResponse",
     "ToolCallAssembler",
+    "TextBuffer",
 ]
 
 
@@ -55,6 +56,39 @@ StreamChunk = TextChunk | ReasoningChunk | ToolCallChunk | FinalResponse
 _EXCERPT = 60  # characters of the text so far a repr shows
 
 
+class TextBuffer:
+    """The pieces of a streamed text, kept as a few large blocks: `append` as to a list,
+    `"".join(buffer)` for the text, true once anything was appended.
+
+    A list of the pieces themselves costs about 12 times the text when they are single words (a
+    `str` object per piece); joining every `BLOCK` pieces keeps memory near the text's own size,
+    at the same cost per piece."""
+
+    __slots__ = ("_blocks", "_pieces")
+    BLOCK = 256
+
+    def __init__(self) -> None:
+        self._blocks: list[str] = []
+        self._pieces: list[str] = []
+
+    def append(self, piece: str) -> None:
+        pieces = self._pieces
+        pieces.append(piece)
+        if len(pieces) >= self.BLOCK:
+            self._blocks.append("".join(pieces))
+            pieces.clear()
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._blocks
+        yield from self._pieces
+
+    def __bool__(self) -> bool:
+        return bool(self._blocks or self._pieces)
+
+    def __repr__(self) -> str:
+        return f"TextBuffer({''.join(self)[:_EXCERPT]!r})"
+
+
 class StreamingCompletionResponse:
     """Iterate for chunks; afterwards `.response` holds the whole answer.
 
@@ -78,14 +112,15 @@ class StreamingCompletionResponse:
         self.raw_events = raw_events
         self._response: CompletionResponse | None = None
         self._closed = False
-        self._seen = 0  # chunks read so far, and their text: for the repr
-        self._text: list[str] = []
+        self._seen = 0  # chunks read so far, and the start of their text: for the repr
+        self._head = ""
 
     def __iter__(self) -> Iterator[StreamChunk]:
         for chunk in self._chunks:
             self._seen += 1
             if isinstance(chunk, TextChunk):
-                self._text.append(chunk.text)
+                if len(self._head) <= _EXCERPT:  # the repr's excerpt; the text itself is the response's
+                    self._head += chunk.text[:_EXCERPT + 1]
             elif isinstance(chunk, FinalResponse):
                 self._response = chunk.response
                 self.model = self.model or chunk.response.model
@@ -132,7 +167,7 @@ class StreamingCompletionResponse:
         return "streaming" if self._seen else "not started"
 
     def __repr__(self) -> str:
-        text = "".join(self._text)
+        text = self._head
         excerpt = text if len(text) <= _EXCERPT else text[:_EXCERPT - 1] + "…"
         return (f"StreamingCompletionResponse(provider={self.provider!r}, model={self.model!r}, "
                 f"state={self.state!r}, chunks={self._seen}, text={excerpt!r})")

@@ -23,7 +23,15 @@ import attrs
 from .. import _json
 from ..errors import ResponseDecodeError, StreamError
 from ..sse import SSEEvent
-from ..streaming import FinalResponse, ReasoningChunk, StreamChunk, TextChunk, ToolCallChunk, parse_tool_call
+from ..streaming import (
+    FinalResponse,
+    ReasoningChunk,
+    StreamChunk,
+    TextBuffer,
+    TextChunk,
+    ToolCallChunk,
+    parse_tool_call,
+)
 from ._anthropic_wire import IncompleteToolCallError, parse_message
 from ._common import event_json
 
@@ -38,7 +46,7 @@ class _Block:
     """One content block while it streams in."""
 
     raw: dict[str, Any]  # the `content_block` of its start event, completed when it stops
-    pieces: list[str] = attrs.field(factory=list)  # text, thinking or input JSON, as it came
+    pieces: TextBuffer = attrs.field(factory=TextBuffer)  # text, thinking or input JSON, as it came
     done: bool = False
 
 

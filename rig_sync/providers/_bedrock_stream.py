@@ -35,7 +35,15 @@ import attrs
 
 from .. import _json
 from ..errors import StreamError
-from ..streaming import FinalResponse, ReasoningChunk, StreamChunk, TextChunk, ToolCallChunk, parse_tool_call
+from ..streaming import (
+    FinalResponse,
+    ReasoningChunk,
+    StreamChunk,
+    TextBuffer,
+    TextChunk,
+    ToolCallChunk,
+    parse_tool_call,
+)
 from ._bedrock_wire import parse_converse
 
 __all__ = ["EventMessage", "iter_event_messages", "encode_message", "stream_converse", "RETRYABLE_EXCEPTIONS",
@@ -156,7 +164,7 @@ def encode_message(headers: Mapping[str, str], payload: bytes) -> bytes:
 class _Block:
     kind: str  # "text", "reasoning", "toolUse" or another start's kind
     start: dict[str, Any] = attrs.field(factory=dict)
-    pieces: list[str] = attrs.field(factory=list)
+    pieces: TextBuffer = attrs.field(factory=TextBuffer)
     signature: str | None = None
     redacted: list[str] = attrs.field(factory=list)
     done: bool = False

@@ -37,6 +37,7 @@ from ..streaming import (
     ReasoningChunk,
     StreamChunk,
     StreamingCompletionResponse,
+    TextBuffer,
     TextChunk,
     ToolCallAssembler,
     ToolCallChunk,
@@ -329,8 +330,7 @@ def stream_chat(events: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     may follow); a stream that stops before it raises `StreamError`, and so does an error sent
     in place of an event (`StreamError` with the server's message; `GenerationError` for a
     `message-end` whose finish reason is ERROR or TIMEOUT)."""
-    text: list[str] = []
-    reasoning: list[str] = []
+    text, reasoning = TextBuffer(), TextBuffer()
     calls = ToolCallAssembler(provider)
     rid: str | None = None
     end: _Delta | None = None

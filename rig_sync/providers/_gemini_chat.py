@@ -52,6 +52,7 @@ from ..streaming import (
     ReasoningChunk,
     StreamChunk,
     StreamingCompletionResponse,
+    TextBuffer,
     TextChunk,
     ToolCallChunk,
     parse_tool_call,
@@ -375,7 +376,7 @@ class _Run:
     """Consecutive text (or thought) pieces, joined into one part."""
 
     thought: bool
-    pieces: list[str] = attrs.field(factory=list)
+    pieces: TextBuffer = attrs.field(factory=TextBuffer)
     signature: str | None = None
 
 

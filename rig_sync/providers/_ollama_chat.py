@@ -35,6 +35,7 @@ from ..streaming import (
     ReasoningChunk,
     StreamChunk,
     StreamingCompletionResponse,
+    TextBuffer,
     TextChunk,
     ToolCallChunk,
     content_from,
@@ -210,8 +211,7 @@ def parse_chat_response(data: Any, provider: str) -> CompletionResponse:
 
 def stream_chat(objects: Iterator[Any], provider: str) -> Iterator[StreamChunk]:
     """Chunks from `/api/chat` NDJSON objects; complete at the object with `done: true`."""
-    text: list[str] = []
-    thinking: list[str] = []
+    text, thinking = TextBuffer(), TextBuffer()
     calls: list[ToolCall] = []
     for obj in objects:
         if isinstance(obj, dict) and "error" in obj:

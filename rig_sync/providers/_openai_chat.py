@@ -32,6 +32,7 @@ from ..streaming import (
     ReasoningChunk,
     StreamChunk,
     StreamingCompletionResponse,
+    TextBuffer,
     TextChunk,
     ToolCallAssembler,
     ToolCallChunk,
@@ -483,8 +484,7 @@ def stream_chat(events: Iterator[Any], provider: str, dialect: ChatDialect = OPE
     or llama.cpp's `error:` line), and a stream with no content, no tool call and no finish reason,
     which is no answer at all."""
     require_done, end_object = dialect.done_marker, dialect.end_object
-    text: list[str] = []
-    reasoning: list[str] = []
+    text, reasoning = TextBuffer(), TextBuffer()  # the pieces, in blocks: memory near the text's size
     calls = ToolCallAssembler(provider)
     usage: _Usage | None = None
     finish: str | None = None
