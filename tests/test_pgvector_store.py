@@ -495,3 +495,18 @@ def test_threads_search_while_one_inserts(store: PgVectorStore[Any]) -> None:
     for reader in readers:
         reader.join(30)
     assert errors == [] and len(store) == 250
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2"])
+def test_vectors_are_written_alike_with_and_without_numpy(pg_dsn: str, metric: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from rig_sync.vector_stores import pgvector
+
+    rows = rows_of(random.Random(2), 40, 12)
+    found = []
+    for numpy_module in (pgvector._np, None):
+        monkeypatch.setattr(pgvector, "_np", numpy_module)
+        with PgVectorStore(pg_dsn, new_table(), metric=metric) as store:  # type: ignore[arg-type]
+            store.insert_documents(rows)
+            found.append(store.search_vector([1.0] * 12, 40))
+    assert found[0] == found[1] and len(found[0]) == 40

@@ -26,6 +26,7 @@ approximately. Filters are translated to SQL over jsonb with every key and value
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import re
@@ -56,6 +57,11 @@ from ._base import (
     encode_json,
     import_optional,
 )
+
+try:  # imported by name so type checking works with or without the optional extra
+    _np: Any = importlib.import_module("numpy")
+except ImportError:  # pragma: no cover - depends on the optional extra
+    _np = None
 
 if TYPE_CHECKING:
     import psycopg
@@ -185,17 +191,29 @@ def _leaf(fields: pgsql.Composable, sql: Any) -> Any:
 # --- vectors on the wire ------------------------------------------------------------------------
 
 
-def _copy_payload(rows: Sequence[tuple[str, Sequence[float]]], ndims: int) -> Iterator[bytes]:
+def _float4s(vectors: Sequence[CheckedVector], ndims: int, unit: bool) -> list[bytes]:
+    """Each vector (scaled to length 1 if `unit`) as big-endian float4s, with numpy when installed."""
+    if _np is None:  # pragma: no cover - depends on the optional extra
+        pack = struct.Struct(f"!{ndims}f").pack
+        return [pack(*(vec.unit() if unit else vec.values)) for vec in vectors]
+    matrix = _np.frombuffer(b"".join(vec.values for vec in vectors), dtype=_np.float64).reshape(len(vectors), ndims)
+    if unit:
+        matrix = matrix / _np.fromiter((vec.norm for vec in vectors), _np.float64, len(vectors))[:, None]
+    data = matrix.astype(">f4").tobytes()
+    size = 4 * ndims
+    return [data[i * size:(i + 1) * size] for i in range(len(vectors))]
+
+
+def _copy_payload(rows: Sequence[tuple[str, CheckedVector]], ndims: int, unit: bool) -> Iterator[bytes]:
     """`(doc_id, vector)` rows in COPY's binary format (pgvector's binary `vector`: dims, 0, float4s)."""
-    vector = struct.Struct(f"!iHH{ndims}f")
+    head = struct.Struct("!iHH").pack(4 + 4 * ndims, ndims, 0)
     yield _COPY_HEADER
     for start in range(0, len(rows), _COPY_CHUNK):
-        parts = []
-        for doc_id, values in rows[start:start + _COPY_CHUNK]:
+        chunk = rows[start:start + _COPY_CHUNK]
+        parts: list[bytes] = []
+        for (doc_id, _), floats in zip(chunk, _float4s([vec for _, vec in chunk], ndims, unit), strict=True):
             encoded = doc_id.encode("utf-8")
-            parts.append(struct.pack("!hi", 2, len(encoded)))
-            parts.append(encoded)
-            parts.append(vector.pack(4 + 4 * ndims, ndims, 0, *values))
+            parts += (struct.pack("!hi", 2, len(encoded)), encoded, head, floats)
         yield b"".join(parts)
     yield _COPY_TRAILER
 
@@ -583,12 +601,17 @@ class PgVectorStore(DatabaseVectorStore[D]):
             raise InvalidVectorError(f"{where}: a component of {largest:g} is beyond what pgvector's float4 holds")
         return vector.values
 
+    def _check_stored(self, vector: CheckedVector, where: str) -> CheckedVector:
+        if self._metric != "cosine":  # a unit vector always fits float4
+            self._stored_values(vector, where)
+        return vector
+
     def _write(self, rows: list[StoredRow], ndims: int) -> None:
         if ndims > _MAX_DIMS:
             raise InvalidVectorError(f"pgvector stores vectors of up to {_MAX_DIMS} dimensions, not {ndims}")
         latest = {row.id: row for row in rows}  # a repeated id: the last row wins, in the first one's place
         vectors = [
-            (row.id, self._stored_values(vec, f"document {row.id!r}"))
+            (row.id, self._check_stored(vec, f"document {row.id!r}"))
             for row in latest.values() for vec in row.vectors
         ]
         for doc_id in latest:
@@ -616,7 +639,7 @@ class PgVectorStore(DatabaseVectorStore[D]):
                             (list(latest),))
                 with cur.copy(sql.SQL("COPY {} (doc_id, embedding) FROM STDIN (FORMAT BINARY)").format(
                         self._ident("_vectors"))) as copy:
-                    for chunk in _copy_payload(vectors, ndims):
+                    for chunk in _copy_payload(vectors, ndims, self._metric == "cosine"):
                         copy.write(chunk)
                 if most > self._max_vectors:
                     cur.execute(sql.SQL("UPDATE {} SET max_vectors = %s WHERE max_vectors < %s").format(
