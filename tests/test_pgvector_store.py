@@ -510,3 +510,23 @@ def test_vectors_are_written_alike_with_and_without_numpy(pg_dsn: str, metric: s
             store.insert_documents(rows)
             found.append(store.search_vector([1.0] * 12, 40))
     assert found[0] == found[1] and len(found[0]) == 40
+
+
+def test_a_small_ef_search_still_fills_n(pg_dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pgvector 0.8's iterative scan goes past ef_search (the store's own pool sets it per
+    connection); before it (`_iterative` off, as an older extension reports), the store raises
+    ef_search to n for that search, here on a pool passed in whose sessions scan as by default."""
+    rows = rows_of(random.Random(5), 400, 8)
+    table = new_table()
+    with PgVectorStore(pg_dsn, table, ef_search=1, index="hnsw", ndims=8) as store:
+        store.insert_documents(rows)
+        assert len(store.search_vector([1.0] * 8, 25)) == 25
+    with ConnectionPool(pg_dsn, min_size=1, max_size=1, open=True) as pool, \
+            PgVectorStore(pool, table, ef_search=1) as store:
+        with pool.connection() as conn:
+            conn.execute("SELECT '[1]'::vector")  # loads pgvector, which registers its settings
+            assert conn.execute("SHOW hnsw.iterative_scan").fetchone() == ("off",)
+        monkeypatch.setattr(store, "_iterative", False)
+        assert len(store.search_vector([1.0] * 8, 25)) == 25
+        monkeypatch.setattr(store, "_ef_search", 1)  # a search of 1 needs no override: one row comes back
+        assert len(store.search_vector([1.0] * 8, 1)) == 1

@@ -31,7 +31,6 @@ import math
 import numbers
 import re
 import struct
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -301,7 +300,6 @@ class PgVectorStore(DatabaseVectorStore[D]):
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
             raise InvalidRequestError(f"timeout must be a positive number of seconds, not {timeout!r:.60}")
         self._pg, self._sql, self._pool_module = _drivers()
-        self._lock = threading.Lock()
         self._ndims: int | None = None
         self._max_vectors = 1
         self._iterative = False
@@ -388,10 +386,12 @@ class PgVectorStore(DatabaseVectorStore[D]):
 
     # --- opening: the extension, the tables, the checks ------------------------------------------
 
-    def _settings(self, n: int = 1) -> list[tuple[str, str]]:
-        """The index search settings for a search of `n` results."""
-        settings = [("hnsw.ef_search", str(max(self._ef_search, min(1000, n * self._max_vectors)))),
-                    ("ivfflat.probes", str(self._probes))]
+    def _settings(self, n: int = 0) -> list[tuple[str, str]]:
+        """The index search settings for a search of `n` results (0: what every search needs)."""
+        ef_search = self._ef_search
+        if not self._iterative:  # before pgvector 0.8, HNSW returns at most ef_search rows
+            ef_search = max(ef_search, min(1000, n * self._max_vectors))
+        settings = [("hnsw.ef_search", str(ef_search)), ("ivfflat.probes", str(self._probes))]
         if self._iterative:  # keep scanning the index until enough rows pass the filter (pgvector 0.8+)
             settings += [("hnsw.iterative_scan", "strict_order"), ("ivfflat.iterative_scan", "relaxed_order")]
         return settings
