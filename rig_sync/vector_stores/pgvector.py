@@ -262,8 +262,8 @@ class PgVectorStore(DatabaseVectorStore[D]):
 
     `ndims` fixes the dimension now (otherwise the first insert does); a table that exists with
     another dimension raises `DimensionMismatchError`. The `vector` extension is created if it is
-    missing (that needs a role allowed to: a superuser, or the database owner once pgvector is
-    installed on the server).
+    missing, which needs a superuser (or a managed host's equivalent role); a role without that
+    right gets a `StoreUnavailableError` saying who must run `CREATE EXTENSION vector`.
     """
 
     def __init__(
