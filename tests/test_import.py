@@ -124,3 +124,34 @@ def test_without_opentelemetry_the_otel_module_says_which_extra_to_install(monke
     monkeypatch.delitem(sys.modules, "rig_sync.otel", raising=False)
     with pytest.raises(ImportError, match=r"rig-sync\[otel\]"):
         import rig_sync.otel  # noqa: F401
+
+
+def test_openai_loads_its_wire_code_and_the_http_stack_on_first_use() -> None:
+    loaded = modules_after("from rig_sync.providers import openai")
+    for later in ("requests", "urllib3", "cattrs", "rig_sync.http._transport", "rig_sync.completion",
+                  "rig_sync.providers._openai_chat", "rig_sync.providers._openai_responses",
+                  "rig_sync.providers._openai_media"):
+        assert later not in loaded, f"importing openai loaded {later}"
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "gemini", "cohere", "groq"])
+def test_no_provider_module_loads_the_http_stack_before_its_first_client(provider: str) -> None:
+    loaded = modules_after(f"from rig_sync.providers import {provider}")
+    assert not {"requests", "urllib3", "rig_sync.http._transport"} & loaded
+
+
+def test_the_first_client_and_model_load_what_they_use_and_no_more() -> None:
+    loaded = modules_after("from rig_sync.providers import openai\n"
+                           "openai.Client('sk-test', base_url='http://127.0.0.1:9/v1').completion_model('gpt-4o')")
+    assert {"requests", "urllib3", "cattrs", "rig_sync.providers._openai_chat"} <= loaded
+    assert "rig_sync.providers._openai_responses" not in loaded  # the Responses API: on its first model
+    assert "rig_sync.providers._openai_media" not in loaded  # embeddings, audio, images: likewise
+
+
+def test_lazily_exported_model_classes_are_the_real_ones() -> None:
+    from rig_sync.providers import _openai_chat, _openai_responses, openai
+
+    assert openai.ChatCompletionsModel is _openai_chat.ChatCompletionsModel
+    assert openai.ResponsesModel is _openai_responses.ResponsesModel
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        openai.Nope  # noqa: B018

@@ -25,7 +25,7 @@ import attrs
 from .._checks import whole
 from ..auth import Auth, BearerAuth
 from ..errors import ClientBuildError, MissingAPIKeyError
-from ..http import Conventions, RateLimiterLike, RetryPolicy, Timeout, Transport, shown_url
+from ..http import Conventions, RateLimiterLike, RetryPolicy, Timeout
 from ..http.conventions import COMMON
 from . import capabilities
 from .capabilities import (
@@ -258,6 +258,8 @@ class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
         policy = retry or RetryPolicy()
         if max_retries is not None:
             policy = attrs.evolve(policy, max_retries=max_retries)
+        from ..http import Transport  # requests and urllib3 load with the first client, not with the module
+
         self.transport = Transport(
             self.provider,
             base_url,
@@ -400,6 +402,8 @@ class ProviderClient(ClientOperations, metaclass=_FrozenAfterInit):
         super().__delattr__(name)
 
     def __repr__(self) -> str:
+        from ..http import shown_url
+
         return f"{self.provider}.Client(base_url={shown_url(self.base_url)!r})"  # a query token masked
 
 

@@ -16,16 +16,19 @@ is a `ClientBuildError` naming the option, or the variable it came from. A secre
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
 
 from ..errors import ClientBuildError, OptionTypeError
 
 __all__ = ["ProviderOptions", "option", "checked", "env_value"]
+
+if TYPE_CHECKING:
+    import cattrs
 
 Opts = TypeVar("Opts", bound="ProviderOptions")
 
@@ -75,13 +78,19 @@ def _names(value: Any, _: type) -> tuple[str, ...]:
     return tuple(item.strip() for item in value if item.strip())
 
 
-_converter = cattrs.Converter()
-_converter.register_structure_hook(str, _strict_str)
-_converter.register_structure_hook_func(lambda kind: kind == tuple[str, ...], _names)
-# A function (a token provider) or an object of a library's own type (credentials): kept as given,
-# and checked by the field's validator.
-_converter.register_structure_hook_func(lambda kind: getattr(kind, "__origin__", kind) in (Callable, object),
-                                        lambda value, _: value)
+@functools.cache
+def _converter() -> cattrs.Converter:
+    """Built with the first client (cattrs is not needed to import a provider)."""
+    import cattrs
+
+    converter = cattrs.Converter()
+    converter.register_structure_hook(str, _strict_str)
+    converter.register_structure_hook_func(lambda kind: kind == tuple[str, ...], _names)
+    # A function (a token provider) or an object of a library's own type (credentials): kept as
+    # given, and checked by the field's validator.
+    converter.register_structure_hook_func(lambda kind: getattr(kind, "__origin__", kind) in (Callable, object),
+                                           lambda value, _: value)
+    return converter
 
 
 @attrs.frozen(kw_only=True)
@@ -119,8 +128,10 @@ class ProviderOptions:
             if value is not None:
                 values[name] = value
         given = frozenset(name for name in values if arguments.get(name) is not None)
+        import cattrs
+
         try:
-            return _converter.structure({**values, "given": given}, cls)
+            return _converter().structure({**values, "given": given}, cls)
         except (_Invalid, cattrs.ClassValidationError) as exc:
             name, inner = _first_failure(exc)
             if isinstance(inner, _Invalid):  # a field's validator
@@ -132,6 +143,8 @@ class ProviderOptions:
 
 def _first_failure(exc: BaseException) -> tuple[str | None, BaseException]:
     """The option name and the error of the first failure in a cattrs error group."""
+    import cattrs
+
     if isinstance(exc, cattrs.ClassValidationError):
         named, other = exc.group_exceptions()
         if named:

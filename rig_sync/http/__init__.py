@@ -20,17 +20,38 @@ The modules, lowest first: `_config` (values), `_urls`, `_cancel` (scopes and de
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 # Most bytes of an answer read whole (not streamed), once decoded: a compressed body inflates a
 # thousandfold. Images, audio and large embedding batches fit; `Transport(max_response_bytes=)`
 # sets it per transport, and changing this sets it for every transport without its own.
 MAX_RESPONSE_BYTES = 64 * 2**20
 
-from ._body import Response, StreamResponse  # noqa: E402 - below the setting the transport reads
-from ._cancel import CancelScope, deadline  # noqa: E402
 from ._config import RateLimiterLike, RetryPolicy, Timeout, parse_retry_after  # noqa: E402
-from ._transport import Transport  # noqa: E402
-from ._urls import join_url, shown_url, validate_base_url  # noqa: E402
 from .conventions import Conventions  # noqa: E402
+
+# The rest needs requests and urllib3: imported on first use (a client imports it when it is
+# built), so that importing a provider module stays light.
+_LAZY = {"Response": "_body", "StreamResponse": "_body", "CancelScope": "_cancel", "deadline": "_cancel",
+         "Transport": "_transport", "join_url": "_urls", "shown_url": "_urls", "validate_base_url": "_urls"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rig_sync.http' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from ._body import Response, StreamResponse
+    from ._cancel import CancelScope, deadline
+    from ._transport import Transport
+    from ._urls import join_url, shown_url, validate_base_url
 
 __all__ = [
     "MAX_RESPONSE_BYTES",

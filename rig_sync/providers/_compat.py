@@ -13,12 +13,11 @@ three lines that pick its row. Adding a compatible provider is adding a row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from ..audio_generation import AudioGenerationModel as AudioGenerationModelProtocol
 from ..client import (
     AudioGenerationClient,
     Capability,
@@ -31,24 +30,46 @@ from ..client import (
     TranscriptionClient,
 )
 from ..errors import ResponseDecodeError
-from ..image_generation import ImageGenerationModel as ImageGenerationModelProtocol
-from ..transcription import TranscriptionModel as TranscriptionModelProtocol
-from ._compat_media import (
-    HFInferenceImageGenerationModel,
-    HFInferenceTranscriptionModel,
-    HyperbolicAudioGenerationModel,
-    HyperbolicImageGenerationModel,
-)
-from ._openai_chat import OPENAI_DIALECT, ChatCompletionsModel, ChatDialect, PartDialect
-from ._openai_media import (
-    KNOWN_NDIMS,
-    AudioGenerationModel,
-    EmbeddingModel,
-    ImageGenerationModel,
-    TranscriptionModel,
-)
+from ._chat_dialect import OPENAI_DIALECT, ChatDialect, PartDialect
 
-__all__ = ["CompatProvider", "ROWS", "MIXINS", "client_class", "OpenAIModelListing", "openai_models"]
+if TYPE_CHECKING:
+    from ..audio_generation import AudioGenerationModel as AudioGenerationModelProtocol
+    from ..image_generation import ImageGenerationModel as ImageGenerationModelProtocol
+    from ..transcription import TranscriptionModel as TranscriptionModelProtocol
+    from ._openai_chat import ChatCompletionsModel
+    from ._openai_media import EmbeddingModel
+
+# The vector sizes of OpenAI's embedding models, known before any request.
+KNOWN_NDIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+_CHAT = "rig_sync.providers._openai_chat:ChatCompletionsModel"
+_MEDIA = "rig_sync.providers._openai_media:"
+_OWN_MEDIA = "rig_sync.providers._compat_media:"
+
+
+def lazy_names(module: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module `__getattr__` importing each of `names` (name -> "module:Name") on first use, so
+    that a provider module re-exports its model classes without loading them with itself."""
+    def __getattr__(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        return model_class(names[name])
+
+    return __getattr__
+
+
+def model_class(spec: Any) -> Any:
+    """A model class, or a "module:Class" name of one, imported on first use: a client class
+    names the classes serving it without loading their wire code until a model is made."""
+    if not isinstance(spec, str):
+        return spec
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+__all__ = ["CompatProvider", "ROWS", "MIXINS", "client_class", "OpenAIModelListing", "openai_models", "model_class",
+           "lazy_names", "KNOWN_NDIMS"]
 
 
 @attrs.frozen
@@ -68,7 +89,7 @@ class CompatProvider:
     dimensions_field: str = "dimensions"  # the embeddings request's vector-size field
     known_ndims: tuple[tuple[str, int], ...] = ()  # embedding model -> vector size, known before a request
     # capability -> the model class serving it, where the provider's endpoint is not OpenAI's
-    models: Mapping[str, type] = attrs.field(factory=dict, hash=False)
+    models: Mapping[str, type | str] = attrs.field(factory=dict, hash=False)  # a class or "module:Class"
     verify_path: str | None = None  # where `verify()` checks a key, when its models list is public
 
     def __attrs_post_init__(self) -> None:
@@ -88,7 +109,7 @@ class OpenAICompletion(CompletionClient):
     chat_dialect: ClassVar[ChatDialect] = OPENAI_DIALECT
     supports_tools: ClassVar[bool]  # ProviderClient's, set from the dialect below
     streams_completions: ClassVar[bool]
-    completion_model_class: ClassVar[Any] = ChatCompletionsModel  # a row may name a subclass
+    completion_model_class: ClassVar[Any] = _CHAT  # a row may name a subclass (a class or "module:Class")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -99,7 +120,7 @@ class OpenAICompletion(CompletionClient):
         cls.supports_tools, cls.streams_completions = cls.chat_dialect.tools, cls.chat_dialect.streaming
 
     def completion_model(self, model: str) -> ChatCompletionsModel:
-        made: ChatCompletionsModel = self.completion_model_class(self, model)
+        made: ChatCompletionsModel = model_class(self.completion_model_class)(self, model)
         return made
 
 
@@ -110,10 +131,10 @@ class OpenAIEmbeddings(EmbeddingsClient):
     embedding_encoding: ClassVar[str | None] = "base64"
     dimensions_field: ClassVar[str] = "dimensions"
     known_ndims: ClassVar[Mapping[str, int]] = KNOWN_NDIMS
-    embeddings_model_class: ClassVar[Any] = EmbeddingModel  # a row may name a subclass
+    embeddings_model_class: ClassVar[Any] = _MEDIA + "EmbeddingModel"  # a row may name a subclass
 
     def embedding_model(self, model: str, ndims: int | None = None) -> EmbeddingModel:
-        made: EmbeddingModel = self.embeddings_model_class(
+        made: EmbeddingModel = model_class(self.embeddings_model_class)(
             self, model, ndims, max_documents=self.max_documents, encoding_format=self.embedding_encoding,
             dimensions_field=self.dimensions_field, known_ndims=self.known_ndims,
         )
@@ -123,30 +144,30 @@ class OpenAIEmbeddings(EmbeddingsClient):
 class OpenAITranscription(TranscriptionClient):
     """Speech-to-text models on `/audio/transcriptions` (or the row's own endpoint)."""
 
-    transcription_model_class: ClassVar[Any] = TranscriptionModel
+    transcription_model_class: ClassVar[Any] = _MEDIA + "TranscriptionModel"
 
     def transcription_model(self, model: str) -> TranscriptionModelProtocol:
-        made: TranscriptionModelProtocol = self.transcription_model_class(self, model)
+        made: TranscriptionModelProtocol = model_class(self.transcription_model_class)(self, model)
         return made
 
 
 class OpenAIImageGeneration(ImageGenerationClient):
     """Image models on `/images/generations` (or the row's own endpoint)."""
 
-    image_generation_model_class: ClassVar[Any] = ImageGenerationModel
+    image_generation_model_class: ClassVar[Any] = _MEDIA + "ImageGenerationModel"
 
     def image_generation_model(self, model: str) -> ImageGenerationModelProtocol:
-        made: ImageGenerationModelProtocol = self.image_generation_model_class(self, model)
+        made: ImageGenerationModelProtocol = model_class(self.image_generation_model_class)(self, model)
         return made
 
 
 class OpenAIAudioGeneration(AudioGenerationClient):
     """Speech models on `/audio/speech` (or the row's own endpoint)."""
 
-    audio_generation_model_class: ClassVar[Any] = AudioGenerationModel
+    audio_generation_model_class: ClassVar[Any] = _MEDIA + "AudioGenerationModel"
 
     def audio_generation_model(self, model: str) -> AudioGenerationModelProtocol:
-        made: AudioGenerationModelProtocol = self.audio_generation_model_class(self, model)
+        made: AudioGenerationModelProtocol = model_class(self.audio_generation_model_class)(self, model)
         return made
 
 
@@ -218,14 +239,14 @@ ROWS: dict[str, CompatProvider] = {
             "huggingface", "https://router.huggingface.co/v1",
             _CL | {"transcription", "image_generation"},
             env_api_key=("HF_TOKEN", "HUGGINGFACE_API_KEY"),  # huggingface_hub's name first
-            models={"transcription": HFInferenceTranscriptionModel,
-                    "image_generation": HFInferenceImageGenerationModel},
+            models={"transcription": _OWN_MEDIA + "HFInferenceTranscriptionModel",
+                    "image_generation": _OWN_MEDIA + "HFInferenceImageGenerationModel"},
         ),
         CompatProvider(
             "hyperbolic", "https://api.hyperbolic.xyz/v1",
             _CL | {"image_generation", "audio_generation"}, dialect=ChatDialect(tools=False),
-            models={"image_generation": HyperbolicImageGenerationModel,
-                    "audio_generation": HyperbolicAudioGenerationModel},
+            models={"image_generation": _OWN_MEDIA + "HyperbolicImageGenerationModel",
+                    "audio_generation": _OWN_MEDIA + "HyperbolicAudioGenerationModel"},
         ),
         # llama-server reports stream usage only when asked (stream_options), and reads tool_choice
         # as a string only: an object is logged as the wrong type and taken for "auto".

@@ -25,6 +25,7 @@ from ..http import Response
 from ..image_generation import BaseImageGenerationModel, ImageGenerationRequest, ImageGenerationResponse
 from ..sse import iter_sse
 from ..transcription import BaseTranscriptionModel, TranscriptionRequest, TranscriptionResponse
+from ._compat import KNOWN_NDIMS
 from ._model import ModelView
 
 __all__ = ["EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel",
@@ -33,7 +34,6 @@ __all__ = ["EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "Audi
 converter = _wire.make_converter()
 
 # Known vector sizes, so `ndims` is right before the first request.
-KNOWN_NDIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 
 
 def decode_vector(value: Any) -> list[float]:

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 
 from ..client import ProviderClient, ProviderOptions, option
+from ._chat_dialect import OPENAI_DIALECT, ChatDialect
 from ._compat import (
     OpenAIAudioGeneration,
     OpenAICompletion,
@@ -21,10 +22,21 @@ from ._compat import (
     OpenAIImageGeneration,
     OpenAIModelListing,
     OpenAITranscription,
+    lazy_names,
 )
-from ._openai_chat import OPENAI_DIALECT, ChatCompletionsModel, ChatDialect
-from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
-from ._openai_responses import ResponsesModel
+
+if TYPE_CHECKING:
+    from ._openai_chat import ChatCompletionsModel
+    from ._openai_media import AudioGenerationModel, EmbeddingModel, ImageGenerationModel, TranscriptionModel
+    from ._openai_responses import ResponsesModel
+
+# The model classes load with the first model made (or named here), not with this module.
+__getattr__ = lazy_names(__name__, {
+    "ChatCompletionsModel": "rig_sync.providers._openai_chat:ChatCompletionsModel",
+    "ResponsesModel": "rig_sync.providers._openai_responses:ResponsesModel",
+    **{name: f"rig_sync.providers._openai_media:{name}"
+       for name in ("EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel")},
+})
 
 __all__ = ["Client", "ClientBuilder", "OpenAIOptions", "ChatCompletionsModel", "ResponsesModel", "EmbeddingModel",
            "TranscriptionModel", "ImageGenerationModel", "AudioGenerationModel"]
@@ -70,6 +82,8 @@ class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscrip
         """A chat model on the Responses API (`completion_model` uses Chat Completions).
         `store=False`: nothing kept on the server, reasoning carried in the conversation
         (see `ResponsesModel`)."""
+        from ._openai_responses import ResponsesModel
+
         return ResponsesModel(self, model, store=store)
 
 
