@@ -17,13 +17,12 @@ endpoint they raise `UnsupportedFeature` naming what is missing (`ClientOperatio
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar
 
 import attrs
 
 from ..errors import ResponseDecodeError, UnsupportedFeature
-from .jobs import BatchJobsClient
 
 if TYPE_CHECKING:
     from ..agent import AgentBuilder
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from ..image_generation import ImageGenerationModel
     from ..rerank import RerankModel
     from ..transcription import TranscriptionModel
+    from .jobs import JobEntry, JobKind, JobLimits, JobOutcome, RemoteJob
 
 __all__ = [
     "Capability",
@@ -54,6 +54,7 @@ __all__ = [
     "RerankClient",
     "ModelListingClient",
     "BatchJobsClient",
+    "Prepared",
     "row",
     "claimed",
     "handed_out_by",
@@ -194,6 +195,17 @@ class ClientOperations:
         return self.transport.request("GET", path, params=params, capability=Capability.LIST_MODELS.value).json()
 
 
+class Prepared(NamedTuple):
+    """One call as a model would send it: POST `path` (relative to the client's base URL) with
+    `body`; `parse(answer_body, provider)` reads the provider's answer into the model's result
+    (a `CompletionResponse`, or a list of vectors for embeddings). A batch job's item holds the same
+    (`rig_sync.client.jobs`)."""
+
+    path: str
+    body: Mapping[str, Any]
+    parse: Callable[[Any, str], Any]
+
+
 # --- the mixins ---------------------------------------------------------------------------------
 
 
@@ -268,6 +280,46 @@ class ModelListingClient(ClientOperations):
         `AuthenticationError` (with the provider's message) when it does not, and the other
         `rig_sync.errors` of a request (`APIConnectionError`, `PermissionDeniedError` …)."""
         self.list_models()
+
+
+class BatchJobsClient:
+    """A client whose provider runs batch jobs (the `batch_jobs` capability, letter B); the types
+    its methods take and give are in `rig_sync.client.jobs`."""
+
+    provider: ClassVar[str]
+    job_kinds: ClassVar[tuple[JobKind, ...]] = ("completion",)  # what its jobs can hold
+
+    def job_limits(self, kind: JobKind) -> JobLimits:
+        """The most one job of `kind` may hold (`submit` splits larger inputs into several jobs)."""
+        raise NotImplementedError
+
+    def create_job(self, kind: JobKind, model: str, entries: Sequence[JobEntry], *, label: str) -> RemoteJob:
+        """Create one job of `entries` (all for `model`), uploading its input first where the
+        provider takes a file. `label` goes where `find_job(label)` can find it again."""
+        raise NotImplementedError
+
+    def job(self, job_id: str) -> RemoteJob:
+        """The job as it stands now."""
+        raise NotImplementedError
+
+    def job_results(self, job: RemoteJob) -> Iterator[JobOutcome]:
+        """Every item's outcome of an ended job, streamed (a results file may be large); items the
+        provider left out are the caller's to count as missing."""
+        raise NotImplementedError
+
+    def cancel_job(self, job_id: str) -> RemoteJob:
+        """Ask the provider to stop the job; answers already made are kept."""
+        raise NotImplementedError
+
+    def find_job(self, label: str) -> RemoteJob | None:
+        """The job created with `label`, if the provider still lists it (newest first, a few pages)."""
+        raise NotImplementedError
+
+    def check_job_kind(self, kind: JobKind) -> None:
+        if kind not in self.job_kinds:
+            raise UnsupportedFeature(f"{self.provider}'s batch jobs do not take {kind} requests; "
+                                     "use rig_sync.batch.map (or embed_texts) for them")
+
 
 
 # --- the table ----------------------------------------------------------------------------------

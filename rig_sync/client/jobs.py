@@ -22,12 +22,13 @@ a job and writing its id down finds the job instead of paying for it again.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import attrs
 
-from ..errors import RigError, UnsupportedFeature
+from ..errors import RigError
+from .capabilities import BatchJobsClient, Prepared  # defined with the other mixins: a chat call needs no job types
 
 __all__ = ["JobKind", "JobState", "JobLimits", "Prepared", "JobEntry", "RemoteJob", "JobOutcome",
            "BatchJobsClient", "JobError"]
@@ -60,17 +61,6 @@ class JobLimits:
 
     max_requests: int
     max_bytes: int
-
-
-@attrs.frozen
-class Prepared:
-    """One call as a model would send it: POST `path` (relative to the client's base URL) with
-    `body`; `parse(answer_body, provider)` reads the provider's answer into the model's result
-    (a `CompletionResponse`, or a list of vectors for embeddings)."""
-
-    path: str
-    body: Mapping[str, Any]
-    parse: Callable[[Any, str], Any] = attrs.field(eq=False)
 
 
 @attrs.frozen
@@ -110,41 +100,3 @@ class JobError(RigError):
 # (custom_id, the provider's answer body for that item — what the endpoint would have answered —
 #  or the error that stands in its place: an APIStatusError, or a JobError for expired/cancelled).
 JobOutcome = tuple[str, Any]
-
-
-class BatchJobsClient:
-    """A client whose provider runs batch jobs (the `batch_jobs` capability, letter B)."""
-
-    provider: ClassVar[str]
-    job_kinds: ClassVar[tuple[JobKind, ...]] = ("completion",)  # what its jobs can hold
-
-    def job_limits(self, kind: JobKind) -> JobLimits:
-        """The most one job of `kind` may hold (`submit` splits larger inputs into several jobs)."""
-        raise NotImplementedError
-
-    def create_job(self, kind: JobKind, model: str, entries: Sequence[JobEntry], *, label: str) -> RemoteJob:
-        """Create one job of `entries` (all for `model`), uploading its input first where the
-        provider takes a file. `label` goes where `find_job(label)` can find it again."""
-        raise NotImplementedError
-
-    def job(self, job_id: str) -> RemoteJob:
-        """The job as it stands now."""
-        raise NotImplementedError
-
-    def job_results(self, job: RemoteJob) -> Iterator[JobOutcome]:
-        """Every item's outcome of an ended job, streamed (a results file may be large); items the
-        provider left out are the caller's to count as missing."""
-        raise NotImplementedError
-
-    def cancel_job(self, job_id: str) -> RemoteJob:
-        """Ask the provider to stop the job; answers already made are kept."""
-        raise NotImplementedError
-
-    def find_job(self, label: str) -> RemoteJob | None:
-        """The job created with `label`, if the provider still lists it (newest first, a few pages)."""
-        raise NotImplementedError
-
-    def check_job_kind(self, kind: JobKind) -> None:
-        if kind not in self.job_kinds:
-            raise UnsupportedFeature(f"{self.provider}'s batch jobs do not take {kind} requests; "
-                                     "use rig_sync.batch.map (or embed_texts) for them")

@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 
 from .. import _json, _wire, errors, sse
-from ..client.jobs import Prepared
+from ..client.capabilities import Prepared
 from ..completion import (
     BaseCompletionModel,
     Citation,

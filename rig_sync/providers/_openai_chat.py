@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from .. import _json, _wire
-from ..client.jobs import Prepared
+from ..client.capabilities import Prepared
 from ..completion import (
     BaseCompletionModel,
     Citation,

@@ -17,7 +17,7 @@ import attrs
 from .. import _json, _wire
 from .._checks import whole
 from ..audio_generation import AudioGenerationRequest, AudioGenerationResponse, BaseAudioGenerationModel
-from ..client.jobs import Prepared
+from ..client.capabilities import Prepared
 from ..completion import Usage, deep_merge
 from ..embeddings import BaseEmbeddingModel
 from ..errors import ResponseDecodeError, StreamError

@@ -21,8 +21,7 @@ import attrs
 
 from ..auth import Auth, HeaderAuth
 from ..client import CompletionClient, ModelInfo, ModelListingClient, ProviderClient, ProviderOptions, checked, option
-from ..client.capabilities import entries, paged
-from ..client.jobs import Prepared
+from ..client.capabilities import Prepared, entries, paged
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse
 from ..streaming import StreamingCompletionResponse
 from ._anthropic_stream import stream_messages
