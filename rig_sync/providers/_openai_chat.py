@@ -395,6 +395,10 @@ class _Chunk:
 
 
 _TEXT_DELTA_KEYS = frozenset(("content", "role"))
+# A chunk and choice with only these keys carry no citations or safety results (`_side_fields`).
+_PLAIN_CHUNK_KEYS = frozenset(("id", "object", "created", "model", "system_fingerprint", "choices", "service_tier",
+                               "obfuscation", "usage"))
+_PLAIN_CHOICE_KEYS = frozenset(("index", "delta", "finish_reason", "logprobs"))
 
 
 def _plain_text_delta(data: Any) -> str | None:
@@ -409,7 +413,8 @@ def _plain_text_delta(data: Any) -> str | None:
     if choices.__class__ is not list or len(choices) != 1:
         return None
     choice = choices[0]
-    if choice.__class__ is not dict or choice.get("finish_reason") is not None or choice.get("index", 0) != 0:
+    if choice.__class__ is not dict or choice.get("finish_reason") is not None or choice.get("index", 0) != 0 \
+            or not choice.keys() <= _PLAIN_CHOICE_KEYS:
         return None
     delta = choice.get("delta")
     if delta.__class__ is not dict or not delta.keys() <= _TEXT_DELTA_KEYS:
@@ -447,6 +452,13 @@ def stream_chat(events: Iterator[Any], provider: str, dialect: ChatDialect = OPE
         data = event_json(event, provider)
         if end_object is not None and data.__class__ is dict and data.get("object") == end_object:
             done = True
+        elif rid is not None and data.__class__ is dict and data.keys() <= _PLAIN_CHUNK_KEYS:
+            piece = _plain_text_delta(data)  # nearly every chunk: no side fields, no typed decode
+            if piece is not None:
+                if piece:
+                    text.append(piece)
+                    yield TextChunk(piece)
+                continue
         if data.__class__ is dict:
             cited, checked = _side_fields(data, "delta")
             if "citations" in data or "search_results" in data:
@@ -454,13 +466,6 @@ def stream_chat(events: Iterator[Any], provider: str, dialect: ChatDialect = OPE
             else:
                 citations += cited
             merge_safety(safety, checked)
-        if rid is not None:
-            piece = _plain_text_delta(data)
-            if piece is not None:
-                if piece:
-                    text.append(piece)
-                    yield TextChunk(piece)
-                continue
         if isinstance(data, dict) and data.get("error") is not None:
             raise stream_error(data, provider)
         chunk = _wire.decode(converter, data, _Chunk, provider)
