@@ -84,7 +84,7 @@ def run(runs: int = 15) -> list[Row]:
         target = "<= 1.3x" if name == "openai" else "(info)"
         rows.append(Row(f"`{code}` vs import requests, wall", took * 1000, requests_t * 1000, "ms", target,
                         took / requests_t, name != "openai" or took / requests_t <= 1.3))
-    first = _start("from rig_sync.providers import openai\nopenai.Client('sk-x').completion_model('gpt-4o')", runs) - bare
+    first = _start(f"{IMPORTS['openai']}\nopenai.Client('sk-x').completion_model('gpt-4o')", runs) - bare
     rows.append(Row("the same + first client and model (loads requests, cattrs, the chat wire) (info)",
                     first * 1000, requests_t * 1000, "ms", "-", first / requests_t, True))
     bare_i = _instructions("pass")

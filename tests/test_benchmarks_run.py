@@ -41,6 +41,16 @@ def test_requests_benchmarks_report_their_rows() -> None:
     assert all(r.ours > 0 and r.baseline > 0 for r in rows)
 
 
+def test_header_benchmark_reports_both_reads_and_leaves_the_lean_one_on() -> None:
+    import bench_headers
+
+    from rig_sync.http import _headers, _pool
+
+    rows = bench_headers.run(rounds=1, calls=3)
+    assert len(rows) == 2 and all(r.ours > 0 and r.baseline > 0 for r in rows)
+    assert _pool.SCOPED_POOLS["http"].ConnectionCls.response_class is _headers.LeanResponse
+
+
 def test_soak_and_vector_store_run_small(capsys: pytest.CaptureFixture[str]) -> None:
     import bench_soak
     import bench_vector_store

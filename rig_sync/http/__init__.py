@@ -13,9 +13,10 @@ On our own sessions a JSON call without a proxy goes straight to the mounted ada
 pool (same pool, retries, timeouts and TLS settings), skipping requests' per-call objects; a
 caller's session, multipart uploads, proxies and test mocks of requests go through requests.
 
-The modules, lowest first: `_config` (values), `_urls`, `_cancel` (scopes and deadlines),
-`_failures` (what went wrong), `_body` (reading answers), `_pool` (connections), `_retry`,
-`conventions` (what providers register), `_transport` (the layered send).
+The modules, lowest first: `_config` (values), `_urls`, `_headers` (a lean read of response
+headers), `_cancel` (scopes and deadlines), `_failures` (what went wrong), `_body` (reading
+answers), `_pool` (connections), `_retry`, `conventions` (what providers register), `_transport`
+(the layered send).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from urllib3.exceptions import EmptyPoolError
 from urllib3.util.connection import allowed_gai_family
 
 from ._cancel import CancelScope, Cut, NoSlot, current_scope, cut_off, interrupted
+from ._headers import LeanResponse
 
 # Largest body sent in the same write as the request head.
 ONE_WRITE_LIMIT = 64 * 1024
@@ -40,6 +41,7 @@ def scoped_connection_class(connection_class: type[Any]) -> type[Any]:
     so nothing else (a proxy's CONNECT) is ever written in between."""
 
     class Connection(connection_class):  # type: ignore[misc]
+        response_class = LeanResponse  # headers read without the email parser (`_headers`)
         _rig_held: bytes | None = None
         _rig_hold = False
         _rig_scope: CancelScope | None = None  # of the request using it
