@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import HEADER, Row
 
-SUITES = ["bench_import", "bench_requests", "bench_headers", "bench_ratelimit", "bench_batch"]
+SUITES = ["bench_import", "bench_requests", "bench_headers", "bench_stream_memory", "bench_ratelimit", "bench_batch"]
 
 
 def main() -> int:

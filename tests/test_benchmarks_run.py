@@ -51,6 +51,13 @@ def test_header_benchmark_reports_both_reads_and_leaves_the_lean_one_on() -> Non
     assert _pool.SCOPED_POOLS["http"].ConnectionCls.response_class is _headers.LeanResponse
 
 
+def test_stream_memory_benchmark_reports_the_text_it_received() -> None:
+    import bench_stream_memory
+
+    rows = bench_stream_memory.run(words=2_000)
+    assert len(rows) == 2 and all(r.baseline > 0 for r in rows)  # MiB of text received, by each side
+
+
 def test_soak_and_vector_store_run_small(capsys: pytest.CaptureFixture[str]) -> None:
     import bench_soak
     import bench_vector_store
