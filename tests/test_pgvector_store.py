@@ -158,23 +158,45 @@ def terminate(dsn: str, name: str) -> None:
     wait_until(lambda: backends(dsn, name) == 0, 10, "the backends to end")
 
 
-def test_a_dropped_connection_is_a_clear_error_then_replaced(pg_dsn: str) -> None:
+def test_dead_connections_are_replaced_and_the_work_done(pg_dsn: str) -> None:
     name = f"rig-{uuid.uuid4().hex[:8]}"
-    with ConnectionPool(make_conninfo(pg_dsn, application_name=name), min_size=1, max_size=1, open=True) as pool:
+    with ConnectionPool(make_conninfo(pg_dsn, application_name=name), min_size=3, max_size=3, open=True) as pool:
+        pool.wait(10)
         store: PgVectorStore[Any] = PgVectorStore(pool, new_table())
         store.insert_documents([("a", "x", [1.0, 0.0])])
-        terminate(pg_dsn, name)
-        with pytest.raises(VectorStoreError, match=r"connection failed.*server is up"):
-            store.search_vector([1.0, 0.0], 1)
+        terminate(pg_dsn, name)  # every pooled connection is dead now
         assert [doc_id for _, doc_id, _ in store.search_vector([1.0, 0.0], 1)] == ["a"]
+        terminate(pg_dsn, name)
+        store.insert_documents([("b", "y", [0.0, 1.0])])
+        assert len(store) == 2
 
 
-def test_the_owned_pool_checks_connections_so_a_restart_goes_unnoticed(pg_dsn: str) -> None:
+def test_the_owned_pool_survives_a_restart_too(pg_dsn: str) -> None:
     name = f"rig-{uuid.uuid4().hex[:8]}"
     with PgVectorStore(make_conninfo(pg_dsn, application_name=name), new_table()) as store:
         store.insert_documents([("a", "x", [1.0, 0.0])])
         terminate(pg_dsn, name)
         assert len(store) == 1
+
+
+def test_a_server_gone_away_is_a_clear_error() -> None:
+    dsn, stop = start_postgres()
+    try:
+        store: PgVectorStore[Any] = PgVectorStore(dsn, "docs", timeout=2)
+        store.insert_documents([("a", "x", [1.0, 0.0])])
+    finally:
+        stop()
+    with pytest.raises(VectorStoreError, match=r"no PostgreSQL connection within the pool's timeout.*server is up"):
+        store.search_vector([1.0, 0.0], 1)
+    store.close()
+
+
+def test_a_failed_first_insert_leaves_the_store_usable(store: PgVectorStore[Any]) -> None:
+    with pytest.raises(VectorStoreError):
+        store.insert_documents([("a", "nul \x00 inside", [1.0, 0.0, 0.0])])
+    assert store.ndims is None and len(store) == 0
+    store.insert_documents([("a", "fine", [1.0, 0.0])])
+    assert store.ndims == 2 and store.get_document("a") == "fine"
 
 
 def test_an_unreachable_server_fails_fast_with_the_reason() -> None:

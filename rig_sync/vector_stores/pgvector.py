@@ -31,7 +31,7 @@ import math
 import numbers
 import re
 import struct
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = ["PgVectorStore", "Metric", "IndexKind"]
 
 D = TypeVar("D")
+T = TypeVar("T")
 
 Metric = Literal["cosine", "inner_product", "l2"]
 IndexKind = Literal["hnsw", "ivfflat"]
@@ -319,7 +320,7 @@ class PgVectorStore(DatabaseVectorStore[D]):
                 self._open(setup, ndims)
             self._pool = self._pool_module.ConnectionPool(
                 dsn_or_pool, min_size=1, max_size=pool_size, open=True, timeout=timeout,
-                check=self._pool_module.ConnectionPool.check_connection, configure=self._configure,
+                configure=self._configure,
                 kwargs={"autocommit": True}, name="rig_sync.pgvector",
             )
         elif isinstance(dsn_or_pool, self._pool_module.ConnectionPool):
@@ -367,18 +368,25 @@ class PgVectorStore(DatabaseVectorStore[D]):
         except pg.Error as exc:
             raise VectorStoreError(f"cannot {doing}: PostgreSQL said: {_said(exc)}") from exc
 
-    @contextmanager
-    def _connection(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection, its errors as `VectorStoreError`s."""
+    def _run(self, doing: str, work: Callable[[psycopg.Connection[Any]], T], *, transaction: bool = True) -> T:
+        """`work(conn)` on a pooled connection, in one transaction unless told otherwise, its errors
+        as `VectorStoreError`s. A connection found dead (a server restart, an idle timeout) is
+        dropped and the work run again on the next, up to once per pooled connection: cheaper than
+        checking every connection before use, and every operation here may run twice (inserts
+        replace, deletes and reads repeat, a reserved id range may only leave a gap)."""
         self.check_open()
-        with self._errors(doing), self._pool.connection() as conn:
-            yield conn
-
-    @contextmanager
-    def _transaction(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection inside one transaction (committed on success, rolled back on error)."""
-        with self._connection(doing) as conn, conn.transaction():
-            yield conn
+        with self._errors(doing):
+            for attempt in range(self._pool.max_size + 1):
+                with self._pool.connection() as conn:
+                    try:
+                        if not transaction:
+                            return work(conn)
+                        with conn.transaction():
+                            return work(conn)
+                    except self._pg.OperationalError:
+                        if not conn.broken or attempt == self._pool.max_size:
+                            raise
+        raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
 
     def _ident(self, suffix: str = "") -> pgsql.Identifier:
         ident: pgsql.Identifier = self._sql.Identifier(self._schema, self._table + suffix)
@@ -428,15 +436,17 @@ class PgVectorStore(DatabaseVectorStore[D]):
             if self._regclass(conn, "") is None:
                 self._create_tables(conn)
             self._check_tables(conn)
-            self._ndims = self._stored_ndims(conn)
+            stored = self._stored_ndims(conn)
             if ndims is not None:
-                if self._ndims is None:
+                if stored is None:
                     self._create_vectors_table(conn, ndims)
-                check_ndims(ndims, self._ndims)
+                    stored = ndims
+                check_ndims(ndims, stored)
             kind = self._index_kind
-            if kind is not None and self._ndims is not None and (kind == "hnsw" or self._has_rows(conn)):
-                self._build_index(conn, kind, None)
-                self._index_kind = None
+            if kind is not None and stored is not None and (kind == "hnsw" or self._has_rows(conn)):
+                self._build_index(conn, kind, None, stored)
+                kind = None
+        self._ndims, self._index_kind = stored, kind
 
     def _create_extension(self, conn: psycopg.Connection[Any]) -> tuple[str, str]:
         errors = self._pg.errors
@@ -526,7 +536,6 @@ class PgVectorStore(DatabaseVectorStore[D]):
                  ndims=sql.Literal(ndims)))
         conn.execute(sql.SQL("CREATE INDEX {name} ON {vecs} (doc_id)").format(
             name=sql.Identifier(self._table + "_vectors_doc"), vecs=self._ident("_vectors")))
-        self._ndims = ndims
 
     def _has_rows(self, conn: psycopg.Connection[Any]) -> bool:
         return conn.execute(self._sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
@@ -545,24 +554,26 @@ class PgVectorStore(DatabaseVectorStore[D]):
         _choice(kind, "kind", ("hnsw", "ivfflat"))
         if lists is not None:
             whole(lists, "lists", minimum=1)
-        with self._transaction(f"create the {kind} index") as conn:
+
+        def work(conn: psycopg.Connection[Any]) -> None:
             self._lock_tables(conn)
-            self._ndims = self._stored_ndims(conn)
-            if self._ndims is None:
+            ndims = self._stored_ndims(conn)
+            if ndims is None:
                 raise VectorStoreError(f"cannot index {self._table!r} before its dimension is known; insert "
                                        "documents first or pass ndims=")
             if kind == "ivfflat" and not self._has_rows(conn):
                 raise VectorStoreError("an IVFFlat index learns its lists from the vectors present; insert "
                                        "documents first, then create it")
-            self._build_index(conn, kind, lists)
+            self._build_index(conn, kind, lists, ndims)
 
-    def _build_index(self, conn: psycopg.Connection[Any], kind: IndexKind, lists: int | None) -> None:
+        self._run(f"create the {kind} index", work)
+
+    def _build_index(self, conn: psycopg.Connection[Any], kind: IndexKind, lists: int | None, ndims: int) -> None:
         sql = self._sql
-        assert self._ndims is not None
-        if self._ndims > _MAX_INDEX_DIMS:
+        if ndims > _MAX_INDEX_DIMS:
             raise VectorStoreError(
                 f"pgvector indexes vectors of up to {_MAX_INDEX_DIMS} dimensions and this store holds "
-                f"{self._ndims}; search without an index (exact) or embed with fewer dimensions"
+                f"{ndims}; search without an index (exact) or embed with fewer dimensions"
             )
         if kind == "hnsw":
             m, ef_construction = self._hnsw
@@ -584,8 +595,7 @@ class PgVectorStore(DatabaseVectorStore[D]):
     def ndims(self) -> int | None:
         """Vector dimension, fixed by the first insert (by any process); None while never set."""
         if self._ndims is None and not self.closed:
-            with self._transaction("read the vector dimension") as conn:
-                self._ndims = self._stored_ndims(conn)
+            self._ndims = self._run("read the vector dimension", self._stored_ndims)
         return self._ndims
 
     @property
@@ -620,13 +630,16 @@ class PgVectorStore(DatabaseVectorStore[D]):
                                        "cannot store; use another id")
         most = max(len(row.vectors) for row in latest.values())
         sql = self._sql
-        with self._transaction("insert documents") as conn:
-            if self._ndims is None:
+
+        def work(conn: psycopg.Connection[Any]) -> None:
+            stored = self._ndims
+            if stored is None:  # the first insert (here or by another process) fixes the dimension
                 self._lock_tables(conn)
-                self._ndims = self._stored_ndims(conn)
-                if self._ndims is None:
+                stored = self._stored_ndims(conn)
+                if stored is None:
                     self._create_vectors_table(conn, ndims)
-            check_ndims(ndims, self._ndims)
+                    stored = ndims
+            check_ndims(ndims, stored)
             with conn.cursor() as cur:
                 cur.executemany(sql.SQL(
                     "INSERT INTO {docs} (id, document, metadata, fields) VALUES (%s, %s::jsonb, %s::jsonb, %s::jsonb) "
@@ -645,9 +658,11 @@ class PgVectorStore(DatabaseVectorStore[D]):
                     cur.execute(sql.SQL("UPDATE {} SET max_vectors = %s WHERE max_vectors < %s").format(
                         self._ident("_meta")), (most, most))
             if self._index_kind is not None:  # an IVFFlat index asked for before there were rows to learn from
-                self._build_index(conn, self._index_kind, None)
+                self._build_index(conn, self._index_kind, None, ndims)
+
+        self._run("insert documents", work)
+        self._ndims, self._index_kind = ndims, None  # only once committed
         self._max_vectors = max(self._max_vectors, most)
-        self._index_kind = None
 
     def _search(
         self, query: CheckedVector, n: int, threshold: float | None, filter: Filter | None
@@ -679,39 +694,40 @@ class PgVectorStore(DatabaseVectorStore[D]):
             params.append(-threshold)
         params.append(n)
         settings = self._settings(n)
-        if self._owns_pool and settings == self._settings():  # the pool's connections hold these already
-            with self._connection("search") as conn:
-                rows = conn.execute(query_sql, params).fetchall()
-        else:
-            with self._transaction("search") as conn:
+        preset = self._owns_pool and settings == self._settings()  # the pool's connections hold these already
+
+        def work(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+            if not preset:
                 self._set(conn, settings, local=True)
-                rows = conn.execute(query_sql, params).fetchall()
+            return conn.execute(query_sql, params).fetchall()
+
+        rows = self._run("search", work, transaction=not preset)
         return [(-float(dist), doc_id, document) for doc_id, document, dist in rows]
 
+    def _one(self, doing: str, query: pgsql.Composed, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of one statement (run in its own transaction)."""
+        return self._run(doing, lambda conn: conn.execute(query, params).fetchone())
+
     def _delete(self, ids: list[str]) -> int:
-        with self._transaction("delete documents") as conn:
-            cur = conn.execute(self._sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._ident()),
-                               ([doc_id for doc_id in ids if not _storable(doc_id)[1]],))
-            return max(cur.rowcount, 0)
+        storable = [doc_id for doc_id in ids if not _storable(doc_id)[1]]
+        query = self._sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._ident())
+        return self._run("delete documents", lambda conn: max(conn.execute(query, (storable,)).rowcount, 0))
 
     def _count(self) -> int:
-        with self._transaction("count documents") as conn:
-            row = conn.execute(self._sql.SQL("SELECT count(*) FROM {}").format(self._ident())).fetchone()
+        row = self._one("count documents", self._sql.SQL("SELECT count(*) FROM {}").format(self._ident()))
         return 0 if row is None else int(row[0])
 
     def _get(self, doc_id: str) -> tuple[D, Mapping[str, Any] | None] | None:
         if _storable(doc_id)[1]:
             return None
-        with self._transaction("read a document") as conn:
-            row = conn.execute(self._sql.SQL("SELECT document, metadata FROM {} WHERE id = %s").format(
-                self._ident()), (doc_id,)).fetchone()
+        row = self._one("read a document", self._sql.SQL("SELECT document, metadata FROM {} WHERE id = %s").format(
+            self._ident()), (doc_id,))
         return None if row is None else (row[0], row[1])
 
     def _reserve_ids(self, count: int) -> int:
-        with self._transaction("reserve document ids") as conn:
-            row = conn.execute(self._sql.SQL(
-                "UPDATE {} SET next_auto_id = next_auto_id + %s RETURNING next_auto_id - %s"
-            ).format(self._ident("_meta")), (count, count)).fetchone()
+        row = self._one("reserve document ids", self._sql.SQL(
+            "UPDATE {} SET next_auto_id = next_auto_id + %s RETURNING next_auto_id - %s"
+        ).format(self._ident("_meta")), (count, count))
         assert row is not None
         return int(row[0])
 
