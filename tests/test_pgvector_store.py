@@ -224,6 +224,9 @@ NOWHERE = "host=127.0.0.1 port=1 dbname=none"  # were a check missing, nothing a
     ((NOWHERE,), {"ndims": 16_001}, InvalidRequestError),
     ((NOWHERE,), {"ndims": True}, InvalidTypeError),
     ((NOWHERE,), {"ef_search": 1001}, InvalidRequestError),
+    ((NOWHERE,), {"hnsw_m": 101, "hnsw_ef_construction": 300}, InvalidRequestError),
+    ((NOWHERE,), {"hnsw_m": 16, "hnsw_ef_construction": 20}, InvalidRequestError),
+    ((NOWHERE,), {"probes": 0}, InvalidRequestError),
     ((NOWHERE,), {"timeout": math.nan}, InvalidRequestError),
     ((NOWHERE,), {"timeout": -1}, InvalidRequestError),
 ])

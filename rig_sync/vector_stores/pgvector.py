@@ -297,6 +297,9 @@ class PgVectorStore(DatabaseVectorStore[D]):
         self._probes = whole(probes, "probes", minimum=1)
         self._hnsw = (whole(hnsw_m, "hnsw_m", minimum=2), whole(hnsw_ef_construction, "hnsw_ef_construction",
                                                                  minimum=4))
+        if hnsw_m > 100 or not 2 * hnsw_m <= hnsw_ef_construction <= 1000:  # pgvector's bounds
+            raise InvalidRequestError(f"hnsw_m must be at most 100 and hnsw_ef_construction from 2 * hnsw_m to "
+                                      f"1000, not {hnsw_m} and {hnsw_ef_construction}")
         whole(pool_size, "pool_size", minimum=1)
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < math.inf:
             raise InvalidRequestError(f"timeout must be a positive number of seconds, not {timeout!r:.60}")
