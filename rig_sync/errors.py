@@ -608,12 +608,16 @@ def redact_stream(chunks: Iterator[bytes], secrets: Iterable[str]) -> Iterator[b
     held = b""
     try:
         for data in chunks:
-            data = _mask_all(held + data, masks) if held else _mask_all(data, masks)
-            keep = 0
+            if held:
+                data, held = held + data, b""
+            for mask in masks:
+                if mask in data:
+                    data = data.replace(mask, b"***")
             if data and data[-1] in in_masks:  # a chunk ending in "\n" (nearly all) cannot end inside a key
                 keep = max((k for mask in masks for k in range(min(len(mask) - 1, len(data)), 0, -1)
                             if data.endswith(mask[:k])), default=0)
-            held, data = data[len(data) - keep:], data[:len(data) - keep]
+                if keep:
+                    held, data = data[len(data) - keep:], data[:len(data) - keep]
             if data:
                 yield data
         if held:

@@ -13,8 +13,7 @@ Memory stays bounded whatever the server sends: a line, or an event's data, long
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-
-import attrs
+from typing import NamedTuple
 
 from .errors import StreamError
 
@@ -34,8 +33,10 @@ def event_too_long(limit: int) -> StreamError:
                        "(the limit is rig_sync.sse.MAX_EVENT_BYTES)")
 
 
-@attrs.frozen(slots=True)
-class SSEEvent:
+class SSEEvent(NamedTuple):
+    """One Server-Sent Event: its type (None for the default "message"), data and last event id.
+    (A tuple: one is made per event of every stream.)"""
+
     event: str | None
     data: str
     id: str | None = None
@@ -109,7 +110,8 @@ def iter_sse(chunks: Iterable[bytes], *, max_bytes: int | None = None) -> Iterat
                     line = line[3:]
             if not line:
                 if data and (len(data) > 1 or data[0]):  # the spec dispatches nothing for empty data
-                    yield SSEEvent(event, b"\n".join(data).decode("utf-8", "replace"), last_id)
+                    text = data[0] if len(data) == 1 else b"\n".join(data)
+                    yield SSEEvent(event, text.decode("utf-8", "replace"), last_id)
                 event, data, size = None, [], 0
             elif line.startswith(b"data:"):  # the hot path: one per event
                 data.append(line[6:] if line[5:6] == b" " else line[5:])

@@ -443,20 +443,25 @@ def stream_chat(events: Iterator[Any], provider: str, dialect: ChatDialect = OPE
     citations: list[Citation] = []
     sources: list[Citation] = []  # Perplexity repeats its sources on every chunk: the last list holds
     safety: dict[tuple[str, str], SafetyResult] = {}
+    loads, add_text = _json.loads, text.append
     for event in events:
-        if event.data == "[DONE]":
+        kind, payload, _ = event
+        if payload == "[DONE]":
             done = True
             break
-        if event.event == "error":  # llama.cpp's `error: {json}` line (then `[DONE]`), or an `event: error`
-            raise stream_error(event.data, provider)
-        data = event_json(event, provider)
+        if kind == "error":  # llama.cpp's `error: {json}` line (then `[DONE]`), or an `event: error`
+            raise stream_error(payload, provider)
+        try:
+            data = loads(payload)
+        except _json.JSONDecodeError:
+            data = event_json(event, provider)  # raises the StreamError that names the event
         if end_object is not None and data.__class__ is dict and data.get("object") == end_object:
             done = True
         elif rid is not None and data.__class__ is dict and data.keys() <= _PLAIN_CHUNK_KEYS:
             piece = _plain_text_delta(data)  # nearly every chunk: no side fields, no typed decode
             if piece is not None:
                 if piece:
-                    text.append(piece)
+                    add_text(piece)
                     yield TextChunk(piece)
                 continue
         if data.__class__ is dict:
