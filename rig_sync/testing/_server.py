@@ -18,6 +18,7 @@ from typing import final
 from ._exchange import Exchange
 from ._faults import Fault
 from ._http import Server
+from ._jobs import JobControls
 from ._ndims import ndims_for
 from ._state import FakeState
 from ._values import RecordedRequest, Reply
@@ -26,7 +27,7 @@ __all__ = ["FakeProvider"]
 
 
 @final
-class FakeProvider:
+class FakeProvider(JobControls):
     """An in-process HTTP/1.1 server speaking LLM provider wire formats.
 
     Use as a context manager (or call :meth:`start`/:meth:`stop`)::
@@ -73,6 +74,7 @@ class FakeProvider:
         tls: ssl.SSLContext | None = None,
         compress: bool = False,
         models: Iterable[str] | None = None,
+        batch_polls: int | None = 2,
     ) -> None:
         """``latency`` adds a server-side delay (seconds) to every reply;
         ``require_key`` makes the server accept only that API key (by default
@@ -82,7 +84,9 @@ class FakeProvider:
         ``compress`` gzips whole (not streamed) answers for clients that accept
         gzip, as real providers do; ``models`` lists the only model names
         served (the rest are refused in each provider's own shape), ``None``
-        (the default) serves any name."""
+        (the default) serves any name; ``batch_polls`` is how many status
+        polls a batch job takes to complete (see ``_jobs.py``; ``None``: only
+        ``finish_jobs()`` ends it)."""
         names = None if models is None else (models,) if isinstance(models, str) else tuple(models)
         if names is not None and not all(isinstance(m, str) and m for m in names):
             raise TypeError(f"models must be model names, e.g. models=['gpt-4o-mini'], not {models!r}")
@@ -95,6 +99,7 @@ class FakeProvider:
         self.latency = float(latency)
         self.require_key = require_key
         self._state = FakeState()
+        self.batch_polls = batch_polls
         self._lock = self._state.lock  # one lock guards the server fields and the state
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -228,7 +233,7 @@ class FakeProvider:
         self._state.add_fault(fault, int(times), path)
 
     def reset(self) -> None:
-        """Clear scripted replies, pending faults, recorded requests and counters."""
+        """Clear scripted replies, pending faults, recorded requests, counters and batch jobs."""
         self._state.clear()
 
     # -- inspection ----------------------------------------------------------------

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from ._faults import Fault
+from ._jobs import JobBoard
 from ._values import RecordedRequest, Reply
 
 __all__ = ["FakeState"]
@@ -34,6 +35,7 @@ class FakeState:
         self.request_counter = 0
         self.connection_count = 0
         self.open: dict[socket.socket, threading.Thread] = {}
+        self.jobs = JobBoard(self)  # batch jobs and files (_jobs.py), behind their own lock
 
     # -- queues ------------------------------------------------------------------
 
@@ -74,13 +76,14 @@ class FakeState:
             return sum(e.remaining for e in self.faults)
 
     def clear(self) -> None:
-        """Forget replies, faults, recorded requests and counters."""
+        """Forget replies, faults, recorded requests, counters and batch jobs."""
         with self.lock:
             self.scripts.clear()
             self.faults.clear()
             self.requests.clear()
             self.request_counter = 0
             self.connection_count = 0
+        self.jobs.clear()
 
     # -- requests ----------------------------------------------------------------
 
