@@ -35,7 +35,7 @@ from .message import Message, ToolCall
 from .testing import FakeProvider, Reply
 from .tool import ToolError, ToolSet, tool
 from .transcription import TranscriptionRequest
-from .vector_store import InMemoryVectorStore
+from .vector_store import InMemoryVectorStore, StoreUnavailableError, VectorStoreIndex
 
 # Chat models the run-time choice step asks, and where each provider's format lives on the fake
 # ("/v1" for the OpenAI-format ones, the server root for the native ones).
@@ -125,10 +125,29 @@ class Person:
 
 
 def _rag_agent(chat: CompletionModel, embedder: EmbeddingModel) -> str:
-    store: InMemoryVectorStore[str] = InMemoryVectorStore()
+    """Index the corpus into a SQLite file (the `sqlite` extra), reopen it, and answer from it."""
+    import tempfile
+
+    from .vector_stores.sqlite import SQLiteVectorStore
+
     vectors = embedder.embed_texts([text for _, text in DOCS])
-    store.insert_documents([(doc_id, e.document, e.vec) for (doc_id, _), e in zip(DOCS, vectors, strict=True)])
-    index = store.index(embedder)
+    rows = [(doc_id, e.document, e.vec) for (doc_id, _), e in zip(DOCS, vectors, strict=True)]
+    with tempfile.TemporaryDirectory(prefix="rig-demo-") as tmp:
+        path = os.path.join(tmp, "demo.db")
+        try:
+            with SQLiteVectorStore[str](path) as store:
+                store.insert_documents(rows, batch_size=2)  # each batch one transaction
+        except StoreUnavailableError as exc:  # without the extra the tour still runs, in memory
+            memory: InMemoryVectorStore[str] = InMemoryVectorStore.from_documents_with_ids(rows)
+            return f"no SQLite store here ({exc}); in memory instead:\n" + _answer_from(memory.index(embedder), chat)
+        size = os.path.getsize(path)
+        with SQLiteVectorStore[str](path) as reopened:  # a new process would open the file just so
+            found = _answer_from(reopened.index(embedder), chat)
+            return (f"indexed {len(reopened)} documents into a SQLite vector store ({size} bytes in a temporary "
+                    f"directory), closed it and opened it again\n{found}")
+
+
+def _answer_from(index: VectorStoreIndex, chat: CompletionModel) -> str:
     agent = (AgentBuilder(chat).preamble("Answer from the context; use tools for arithmetic.")
              .dynamic_context(2, index).tool(add).temperature(0.0).build())
     question = "What does a flurbo buy? And what is 2 + 3?"
@@ -311,7 +330,8 @@ def _offline_steps(fake: FakeProvider) -> list[Step]:
     embedder = builder.embeddings(*EMBED_TARGETS[0])
     return [*_shared_steps(builder, targets[0], EMBED_TARGETS[0], targets, True, FAKE_ADD_PROMPT),
             Step("Fan-out across providers (batch.fan_out)", partial(_fan_out, builder, targets[:4])),
-            Step("A retrieval-augmented agent with a tool", partial(_rag_agent, chat, embedder)),
+            Step("A retrieval-augmented agent with a tool, over a SQLite vector store",
+                 partial(_rag_agent, chat, embedder)),
             Step("Extraction into an attrs class", partial(_extraction, chat, fake)),
             Step("A pipeline, batched", partial(_pipeline, chat)),
             Step("The batch command: 300 prompts, injected faults, every line back", partial(_batch, fake))]

@@ -68,6 +68,19 @@ def test_default_is_the_offline_tour_even_with_real_keys_set(
     assert "Person(name='Ada Lovelace', age=36)" in text
     assert "300 of 300 answered, in input order: True (exit 0)" in text
     assert "PNG signature: True" in text
+    assert "indexed 3 documents into a SQLite vector store (" in text  # the RAG step reads its context from SQLite
+    assert "retrieved for the question: ['flurbo', 'glarb']\nanswer after 4 messages: 'tool result: 5'" in text
+    assert "13 of 13 steps worked" in text
+
+
+def test_without_the_sqlite_extra_the_rag_step_runs_in_memory(
+        env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    env.setitem(sys.modules, "sqlite_vec", None)  # as if `pip install 'rig-sync[sqlite]'` had not been run
+    assert main(["demo"]) == 0
+    text = capsys.readouterr().out
+    assert "no SQLite store here (SQLiteVectorStore needs the 'sqlite_vec' package" in text
+    assert "pip install 'rig-sync[sqlite]'); in memory instead:\n" \
+           "retrieved for the question: ['flurbo', 'glarb']" in text
     assert "13 of 13 steps worked" in text
 
 
