@@ -22,6 +22,9 @@ a job and writing its id down finds the job instead of paying for it again.
 from __future__ import annotations
 
 import enum
+import re
+import secrets
+import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -31,7 +34,7 @@ from ..errors import RigError
 from .capabilities import BatchJobsClient, Prepared  # defined with the other mixins: a chat call needs no job types
 
 __all__ = ["JobKind", "JobState", "JobLimits", "Prepared", "JobEntry", "RemoteJob", "JobOutcome",
-           "BatchJobsClient", "JobError"]
+           "BatchJobsClient", "JobError", "job_label", "label_facts"]
 
 JobKind = Literal["completion", "embeddings"]
 
@@ -100,3 +103,22 @@ class JobError(RigError):
 # (custom_id, the provider's answer body for that item — what the endpoint would have answered —
 #  or the error that stands in its place: an APIStatusError, or a JobError for expired/cancelled).
 JobOutcome = tuple[str, Any]
+
+
+_LABEL = re.compile(r"rs-(\d{10})-(\d{1,9})-[0-9a-f]{8}")
+
+
+def job_label(count: int, *, at: float | None = None) -> str:
+    """A new job's label, `rs-<unix seconds>-<items>-<8 random hex digits>`: when the intent to
+    create it was noted (`at`, default now) and how many items it holds. Anthropic's batches keep
+    no label, so its `find_job` matches a listed batch by these two facts (created at or after
+    that time, the same count). Letters, digits and `-` only: a safe custom-id prefix anywhere."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"a job holds at least one item, not {count!r}")
+    return f"rs-{int(time.time() if at is None else at):010d}-{count}-{secrets.token_hex(4)}"
+
+
+def label_facts(label: str) -> tuple[int, int] | None:
+    """(unix seconds, item count) of a `job_label`, or None for a label of another form."""
+    found = _LABEL.fullmatch(label) if isinstance(label, str) else None
+    return (int(found.group(1)), int(found.group(2))) if found else None
