@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import selectors
 import signal
 import subprocess
 import sys
@@ -323,6 +324,87 @@ def test_a_writer_killed_mid_insert_leaves_the_batches_committed_before(path: Pa
         assert store.search_vector(vec("0-0"), 1000, filter=Filter.eq("b", 3)) == []
         store.insert_documents([("after", {"b": 4}, vec("after"))])  # the file takes writes again
         assert len(store) == 3 * batch + 1
+
+
+def _report_from(pid: int, read_fd: int) -> bytes:
+    """What a forked child wrote on its pipe; bounded: a child silent for a minute is killed."""
+    report = b""
+    with selectors.DefaultSelector() as selector:
+        selector.register(read_fd, selectors.EVENT_READ)
+        for _ in range(100):
+            if not selector.select(timeout=60):
+                break
+            piece = os.read(read_fd, 4096)
+            if not piece:
+                break
+            report += piece
+    os.close(read_fd)
+    if not report:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    return report + f" exit {os.waitstatus_to_exitcode(status)}".encode()
+
+
+def test_a_forked_child_uses_connections_of_its_own(path: Path) -> None:
+    # SQLite's documentation forbids using a connection carried across fork() (the child holds none
+    # of the parent's file locks). Here the parent even closes its store (checkpointing the WAL
+    # away) before the child writes through the store it inherited.
+    store: SQLiteVectorStore[Any] = SQLiteVectorStore(path)
+    store.insert_documents(rows(0, 10))
+    assert len(store.search_vector(vec(0), 3)) == 3  # a reader connection is in the pool too
+    read_fd, write_fd = os.pipe()
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report on the pipe, then leave at once (no pytest teardown here)
+        code = 1
+        try:
+            os.close(read_fd)
+            os.close(go_write)
+            os.read(go_read, 1)  # wait until the parent has closed its store
+            store.insert_documents(rows(100, 5))
+            found = len(store.search_vector(vec(0), 100))
+            store.close()
+            os.write(write_fd, f"ok {found}".encode())
+            code = 0
+        except BaseException as exc:
+            os.write(write_fd, repr(exc).encode())
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    os.close(go_read)
+    store.close()
+    os.write(go_write, b"g")
+    os.close(go_write)
+    assert _report_from(pid, read_fd) == b"ok 15 exit 0"
+    with SQLiteVectorStore(path) as again:
+        assert len(again) == 15  # the child's rows are in the file
+    conn = raw(path)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        conn.close()
+
+
+def test_a_forked_child_and_its_parent_both_keep_writing(store: SQLiteVectorStore[Any]) -> None:
+    store.insert_documents(rows(0, 10))
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read_fd)
+            store.insert_documents(rows(100, 5))
+            os.write(write_fd, f"ok {len(store)}".encode())
+            store.close()  # leaves the inherited connections to the parent
+            code = 0
+        except BaseException as exc:
+            os.write(write_fd, repr(exc).encode())
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    assert _report_from(pid, read_fd) == b"ok 15 exit 0"
+    store.insert_documents(rows(200, 1))  # the parent's connections were left alone
+    assert len(store) == 16 and len(store.search_vector(vec(0), 100)) == 16
 
 
 # --- pickling -----------------------------------------------------------------------------------

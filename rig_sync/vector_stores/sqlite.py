@@ -55,6 +55,19 @@ _CHUNK = 500  # ids per IN (...) list, well under any SQLite's parameter limit
 _IDLE_READERS = 8  # reader connections kept open between searches
 _INT64 = 2**63
 _OPERATORS = {"eq": "=", "gt": ">", "lt": "<"}
+# Connections a forked child inherited. SQLite forbids using a connection carried across fork()
+# (the child holds none of the parent's file locks), so the child neither uses nor closes them.
+_INHERITED: list[Any] = []
+_FORK_LOCK = threading.Lock()
+
+
+def _fresh_fork_lock() -> None:  # a thread of the parent may have held it at the fork
+    global _FORK_LOCK
+    _FORK_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_fork_lock)
 _NO_EXTENSIONS = (
     "SQLiteVectorStore loads the sqlite-vec extension, but this Python's sqlite3 module cannot load "
     "extensions (it was built without --enable-loadable-sqlite-extensions, as pyenv's default build and "
@@ -147,6 +160,7 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
         self._vec = import_optional("sqlite_vec", "sqlite", "SQLiteVectorStore")
         self._write_lock = threading.Lock()  # one writing thread at a time, on the one writer connection
         self._pool_lock = threading.Lock()
+        self._pid = os.getpid()
         self._idle: list[Any] = []
         self._known_ndims: int | None = None
         self._writer = self._connect(writer=True)
@@ -217,6 +231,7 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         """The writer connection inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception)."""
+        self._after_fork()
         with self._write_lock:
             self.check_open()
             conn = self._writer
@@ -236,6 +251,7 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
     @contextmanager
     def _reading(self) -> Iterator[Any]:
         """A pooled reader connection inside one read transaction: every statement sees one snapshot."""
+        self._after_fork()
         with self._pool_lock:
             self.check_open()
             conn = self._idle.pop() if self._idle else None
@@ -258,6 +274,19 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
                     conn = None
             if conn is not None:
                 conn.close()
+
+    def _after_fork(self) -> None:
+        """In a child process (os.fork, multiprocessing's fork start), leave the parent's connections
+        and locks alone and open the child's own."""
+        if self._pid == os.getpid() or self._closed:
+            return
+        with _FORK_LOCK:
+            if self._pid == os.getpid():
+                return
+            _INHERITED.extend([self._writer, *self._idle])
+            self._write_lock, self._pool_lock, self._idle = threading.Lock(), threading.Lock(), []
+            self._writer = self._connect(writer=True)
+            self._pid = os.getpid()
 
     def _set_up(self, ndims: int | None) -> int | None:
         """Create the tables (or check the ones there); the store's dimension, if known."""
@@ -406,6 +435,10 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
         return int(after) - count
 
     def _close(self) -> None:
+        if self._pid != os.getpid():  # a forked child closing what it inherited: leave it to the parent
+            _INHERITED.extend([self._writer, *self._idle])
+            self._idle = []
+            return
         with self._write_lock:
             self._writer.close()
         with self._pool_lock:
