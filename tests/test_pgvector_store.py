@@ -555,3 +555,44 @@ def test_a_small_ef_search_still_fills_n(pg_dsn: str, monkeypatch: pytest.Monkey
         assert len(store.search_vector([1.0] * 8, 25)) == 25
         monkeypatch.setattr(store, "_ef_search", 1)  # a search of 1 needs no override: one row comes back
         assert len(store.search_vector([1.0] * 8, 1)) == 1
+
+
+def test_index_and_vector_limits_and_odd_keys(pg_dsn: str, postgres_server: str) -> None:
+    with PgVectorStore(pg_dsn, new_table(), ndims=3) as store:
+        assert store.metric == "cosine"
+        with pytest.raises(VectorStoreError, match="learns its lists from the vectors present"):
+            store.create_index("ivfflat")
+        store.insert_documents([(f"d{i}", {"k": 1, "n": i}, [1.0, float(i), 0.5]) for i in range(30)])
+        store.create_index("ivfflat", lists=3)
+        with admin(pg_dsn) as conn:
+            [(definition,)] = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                                           (f"{store._table}_vectors_ivfflat",)).fetchall()
+        assert "lists='3'" in definition
+        assert len(store.search_vector([1.0, 0.0, 0.0], 5, filter=Filter.eq("k", 1))) == 5
+        assert store.search_vector([1.0, 0.0, 0.0], 5, filter=Filter.eq("k\x00", 1)) == []  # no stored key has NUL
+        with pytest.raises(InvalidRequestError):
+            store.create_index("ivfflat", lists=0)
+    with PgVectorStore(pg_dsn, new_table()) as store:
+        with pytest.raises(InvalidVectorError, match="up to 16000 dimensions"):
+            store.insert_documents([("wide", "x", [1.0] * 16_001)])
+
+
+def test_what_postgresql_refuses_is_named(pg_dsn: str, postgres_server: str) -> None:
+    table, role = new_table(), f"reader_{uuid.uuid4().hex[:8]}"
+    PgVectorStore(pg_dsn, table, ndims=2).close()
+    with admin(postgres_server) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    try:
+        with admin(pg_dsn) as conn:  # may read the tables, not write them
+            for suffix in ("", "_meta", "_vectors"):
+                conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(table + suffix),
+                                                                        sql.Identifier(role)))
+        with PgVectorStore(make_conninfo(pg_dsn, user=role), table) as store:
+            assert len(store) == 0 and store.ndims == 2
+            with pytest.raises(VectorStoreError, match="cannot insert documents: PostgreSQL said: permission denied"):
+                store.insert_documents([("a", "x", [1.0, 0.0])])
+    finally:
+        with admin(pg_dsn) as conn:
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+        with admin(postgres_server) as conn:
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
