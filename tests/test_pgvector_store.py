@@ -558,7 +558,8 @@ def test_a_small_ef_search_still_fills_n(pg_dsn: str, monkeypatch: pytest.Monkey
 
 
 def test_index_and_vector_limits_and_odd_keys(pg_dsn: str, postgres_server: str) -> None:
-    with PgVectorStore(pg_dsn, new_table(), ndims=3) as store:
+    table = new_table()
+    with PgVectorStore(pg_dsn, table, ndims=3) as store:
         assert store.metric == "cosine"
         with pytest.raises(VectorStoreError, match="learns its lists from the vectors present"):
             store.create_index("ivfflat")
@@ -566,7 +567,7 @@ def test_index_and_vector_limits_and_odd_keys(pg_dsn: str, postgres_server: str)
         store.create_index("ivfflat", lists=3)
         with admin(pg_dsn) as conn:
             [(definition,)] = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
-                                           (f"{store._table}_vectors_ivfflat",)).fetchall()
+                                           (f"{table}_vectors_ivfflat",)).fetchall()
         assert "lists='3'" in definition
         assert len(store.search_vector([1.0, 0.0, 0.0], 5, filter=Filter.eq("k", 1))) == 5
         assert store.search_vector([1.0, 0.0, 0.0], 5, filter=Filter.eq("k\x00", 1)) == []  # no stored key has NUL
