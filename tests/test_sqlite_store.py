@@ -24,6 +24,7 @@ from rig_sync.errors import InvalidRequestError, InvalidTypeError, RigError
 from rig_sync.vector_store import (
     DimensionMismatchError,
     Filter,
+    FilterError,
     StoreClosedError,
     StoreUnavailableError,
     VectorStoreError,
@@ -164,6 +165,17 @@ def test_injection_looking_filters_are_just_values(store: SQLiteVectorStore[Any]
     assert store.search_vector(vec(0), 10, filter=Filter.eq(evil, "x")) == []
     assert store.search_vector(vec(0), 10, filter=Filter.eq('n" OR 1=1 --', 1)) == []
     assert len(store) == 5
+
+
+def test_numbers_past_64_bits(store: SQLiteVectorStore[Any]) -> None:
+    store.insert_documents([("huge", "h", [1.0, 0.0], {"x": 10 ** 400}), ("big", "b", [1.0, 0.1], {"x": 2 ** 70}),
+                            ("small", "s", [1.0, 0.2], {"x": 5})])
+    found = [doc_id for _, doc_id, _ in store.search_vector([1.0, 0.0], 5, filter=Filter.gt("x", 2 ** 64))]
+    assert found == ["huge", "big"]  # an int past a float's range still sorts above every float
+    assert store.search_vector([1.0, 0.0], 5, filter=Filter.eq("x", 2 ** 70))[0][1] == "big"
+    assert store.get_metadata("huge") == {"x": 10 ** 400}  # kept exactly in the JSON
+    with pytest.raises(FilterError, match=r"64-bit floats.*'x'"):
+        store.search_vector([1.0, 0.0], 5, filter=Filter.lt("x", 10 ** 400))
 
 
 # --- concurrency --------------------------------------------------------------------------------

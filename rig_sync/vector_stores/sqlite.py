@@ -93,13 +93,18 @@ def _float32(vector: CheckedVector) -> bytes:
     return array("f", vector.unit()).tobytes()
 
 
-def _bindable(value: Any) -> Any:
-    """A filter value SQLite can take as a parameter (an int beyond 64 bits compares as a float)."""
+def _bindable(key: str | None, value: Any) -> Any:
+    """A filter value SQLite can take as a parameter. SQLite's JSON holds an int beyond 64 bits as
+    a float, so such a value compares as one; past a float's range it could not compare at all."""
     if isinstance(value, str):
         return str(value)
     if isinstance(value, int) and -_INT64 <= value < _INT64:
         return int(value)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise FilterError(f"SQLiteVectorStore compares numbers as 64-bit floats at most; the value for {key!r} "
+                          "is beyond their range") from None
 
 
 def _leaf(node: Filter) -> tuple[str, list[Any]]:
@@ -113,7 +118,7 @@ def _leaf(node: Filter) -> tuple[str, list[Any]]:
     if kind == "none":
         return head + "j.type = 'null')", [node.key]
     types = "j.type = 'text'" if kind == "str" else "j.type IN ('integer', 'real')"
-    return head + f"{types} AND j.atom {_OPERATORS[node.op]} ?)", [node.key, _bindable(node.value)]
+    return head + f"{types} AND j.atom {_OPERATORS[node.op]} ?)", [node.key, _bindable(node.key, node.value)]
 
 
 class SQLiteVectorStore(DatabaseVectorStore[D]):
