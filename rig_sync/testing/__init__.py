@@ -24,6 +24,7 @@ from . import _cohere as _cohere  # registers the Cohere routes
 from . import _gemini as _gemini  # registers the Gemini routes
 from . import _ollama as _ollama  # registers the Ollama routes
 from . import _openai as _openai  # registers the OpenAI routes
+from . import _openai_batch as _openai_batch  # registers the OpenAI Files and Batch API routes
 from . import _vertex as _vertex  # registers the Vertex AI routes (Gemini and Claude models)
 from . import _voyage as _voyage  # registers the Voyage AI rerank route
 from ._faults import Fault

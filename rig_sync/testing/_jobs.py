@@ -223,14 +223,17 @@ class JobBoard:
     # -- creating and reading ----------------------------------------------------------------
 
     def create(self, fake: FakeProvider, provider: str, items: Iterable[JobItem], *, id_prefix: str,
-               headers: Mapping[str, str], label: str | None = None, meta: Mapping[str, Any] | None = None) -> Job:
+               headers: Mapping[str, str], label: str | None = None, meta: Mapping[str, Any] | None = None,
+               refusal: tuple[str, str] | None = None) -> Job:
         """A new job of ``items`` for ``provider`` (the routes' tag, e.g. ``"openai"``), its id
-        ``id_prefix`` + 24 hex digits; with ``batch_polls=0`` it is completed at once."""
+        ``id_prefix`` + 24 hex digits; with ``batch_polls=0`` it is completed at once. ``refusal``
+        (code, message): the route found the input bad, so the job fails at its first poll, as
+        ``fail_next_job`` makes the next one do."""
         with self.lock:
             seq = next(self._seq)
             job = Job(provider=provider, id=f"{id_prefix}{uuid.uuid4().hex[:24]}", seq=seq, items=tuple(items),
                       headers=dict(headers), label=label, meta=dict(meta or {}), polls_needed=self.polls,
-                      refusal=self._next_refusal, times={"created": int(time.time())})
+                      refusal=refusal or self._next_refusal, times={"created": int(time.time())})
             self._next_refusal = None
             self.jobs[job.id] = job
             self.created += 1
