@@ -178,6 +178,21 @@ def test_numbers_past_64_bits(store: SQLiteVectorStore[Any]) -> None:
         store.search_vector([1.0, 0.0], 5, filter=Filter.lt("x", 10 ** 400))
 
 
+def test_text_utf8_cannot_carry_is_kept(store: SQLiteVectorStore[Any]) -> None:
+    # A lone surrogate (half an emoji cut at a token boundary) or a NUL, in ids, documents, keys, values.
+    rows = [("a\ud800", "doc \udc00", [1.0, 0.0], {"k": "\ud800", "n\x00": "z\x00y", "\ud800": "key"}),
+            ("b", "plain", [1.0, 0.1], {"k": "\ue000"})]
+    store.insert_documents(rows)
+    assert store.get_document("a\ud800") == "doc \udc00" and "a\ud800" in store
+    assert store.get_metadata("a\ud800") == rows[0][3]
+    assert [hit[1] for hit in store.search_vector([1.0, 0.0], 5)] == ["a\ud800", "b"]
+    for condition, ids in [(Filter.eq("k", "\ud800"), ["a\ud800"]), (Filter.eq("n\x00", "z\x00y"), ["a\ud800"]),
+                           (Filter.eq("\ud800", "key"), ["a\ud800"]), (Filter.gt("k", "\ud7ff"), ["a\ud800", "b"]),
+                           (Filter.lt("k", "\ue000"), ["a\ud800"])]:
+        assert [hit[1] for hit in store.search_vector([1.0, 0.0], 5, filter=condition)] == ids, condition
+    assert store.delete("a\ud800") == 1 and len(store) == 1
+
+
 # --- concurrency --------------------------------------------------------------------------------
 
 

@@ -93,11 +93,32 @@ def _float32(vector: CheckedVector) -> bytes:
     return array("f", vector.unit()).tobytes()
 
 
-def _bindable(key: str | None, value: Any) -> Any:
-    """A filter value SQLite can take as a parameter. SQLite's JSON holds an int beyond 64 bits as
+def _text(value: str) -> str | bytes:
+    """A string as a parameter: as is, or, when it holds a lone surrogate UTF-8 cannot carry, as
+    the bytes SQLite itself makes of one (bound through CAST(? AS TEXT), read back by _read_text)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogatepass")
+    return value
+
+
+def _json_text(value: str) -> str | bytes:
+    """A string as SQLite's JSON functions decode it: an escaped surrogate pair is one character."""
+    return _text(value.encode("utf-16", "surrogatepass").decode("utf-16", "surrogatepass"))
+
+
+def _read_text(data: bytes) -> str:
+    return data.decode("utf-8", "surrogatepass")
+
+
+def _marks(count: int) -> str:
+    return ", ".join(["CAST(? AS TEXT)"] * count)
+
+
+def _number(key: str | None, value: Any) -> int | float:
+    """A filter's number as a parameter. SQLite's JSON holds an int beyond 64 bits as
     a float, so such a value compares as one; past a float's range it could not compare at all."""
-    if isinstance(value, str):
-        return str(value)
     if isinstance(value, int) and -_INT64 <= value < _INT64:
         return int(value)
     try:
@@ -112,13 +133,18 @@ def _leaf(node: Filter) -> tuple[str, list[Any]]:
     reads it: the key must be present and hold a value of the same kind. json_each compares the
     key as a parameter, so no key (quotes, `$.a` paths, ...) ever becomes part of a JSON path."""
     kind = value_kind(node.value)
-    head = "EXISTS (SELECT 1 FROM json_each(d.fields) AS j WHERE j.key = ? AND "
+    assert node.key is not None
+    key = _json_text(node.key)
+    head = "EXISTS (SELECT 1 FROM json_each(d.fields) AS j WHERE j.key = CAST(? AS TEXT) AND "
     if kind == "bool":
-        return head + "j.type = ?)", [node.key, "true" if node.value else "false"]
+        return head + "j.type = ?)", [key, "true" if node.value else "false"]
     if kind == "none":
-        return head + "j.type = 'null')", [node.key]
-    types = "j.type = 'text'" if kind == "str" else "j.type IN ('integer', 'real')"
-    return head + f"{types} AND j.atom {_OPERATORS[node.op]} ?)", [node.key, _bindable(node.key, node.value)]
+        return head + "j.type = 'null')", [key]
+    if kind == "str":
+        value: Any = _json_text(node.value)
+        return head + f"j.type = 'text' AND j.atom {_OPERATORS[node.op]} CAST(? AS TEXT))", [key, value]
+    value = _number(node.key, node.value)
+    return head + f"j.type IN ('integer', 'real') AND j.atom {_OPERATORS[node.op]} ?)", [key, value]
 
 
 class SQLiteVectorStore(DatabaseVectorStore[D]):
@@ -209,6 +235,7 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
         with self._errors():
             conn = self._driver.connect(self._path, timeout=self._timeout, isolation_level=None,
                                         check_same_thread=False)
+            conn.text_factory = _read_text
             try:
                 try:
                     conn.enable_load_extension(True)
@@ -348,10 +375,10 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
             for row, row_blobs in zip(rows, blobs, strict=True):
                 # An existing id keeps its seq (its place in insertion order), as in the in-memory store.
                 (seq,) = conn.execute(
-                    f"INSERT INTO {self._docs} (id, document, metadata, fields) VALUES (?, ?, ?, ?) "
+                    f"INSERT INTO {self._docs} (id, document, metadata, fields) VALUES (CAST(? AS TEXT), ?, ?, ?) "
                     "ON CONFLICT (id) DO UPDATE SET document = excluded.document, metadata = excluded.metadata, "
                     "fields = excluded.fields RETURNING seq",
-                    (row.id, row.document_json, row.metadata_json, row.fields_json),
+                    (_text(row.id), row.document_json, row.metadata_json, row.fields_json),
                 ).fetchone()
                 if seq not in vectors:
                     conn.execute(f"DELETE FROM {self._vectors} WHERE doc = ?", (seq,))
@@ -414,8 +441,8 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
         removed = 0
         with self._transaction() as conn:
             for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start:start + _CHUNK]
-                marks = ", ".join("?" * len(chunk))
+                chunk = [_text(doc_id) for doc_id in ids[start:start + _CHUNK]]
+                marks = _marks(len(chunk))
                 conn.execute(f"DELETE FROM {self._vectors} WHERE doc IN "
                              f"(SELECT seq FROM {self._docs} WHERE id IN ({marks}))", chunk)
                 removed += conn.execute(f"DELETE FROM {self._docs} WHERE id IN ({marks})", chunk).rowcount
@@ -428,7 +455,8 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
 
     def _get(self, doc_id: str) -> tuple[D, Mapping[str, Any] | None] | None:
         with self._reading() as conn:
-            row = conn.execute(f"SELECT document, metadata FROM {self._docs} WHERE id = ?", (doc_id,)).fetchone()
+            row = conn.execute(f"SELECT document, metadata FROM {self._docs} WHERE id = CAST(? AS TEXT)",
+                               (_text(doc_id),)).fetchone()
         if row is None:
             return None
         return decode_json(row[0]), None if row[1] is None else decode_json(row[1])
