@@ -772,7 +772,7 @@ def test_client_pickles_with_its_settings(mocked: responses.RequestsMock) -> Non
 
 def test_capabilities() -> None:
     c = client()
-    assert anthropic.Client.capabilities() == ["completion", "list_models"]
+    assert anthropic.Client.capabilities() == ["completion", "list_models", "batch_jobs"]
     assert c.as_completion() is c and c.as_embeddings() is None
     assert c.streams_completions and c.supports_tools
 

@@ -76,7 +76,7 @@ def test_every_gemini_fixture_is_exercised() -> None:
 
 def test_client_capabilities_and_defaults() -> None:
     c = client()
-    assert gemini.Client.capabilities() == ["completion", "embeddings", "transcription", "list_models"]
+    assert gemini.Client.capabilities() == ["completion", "embeddings", "transcription", "list_models", "batch_jobs"]
     assert c.base_url == BASE and c.api_version == "v1beta"
     assert c.as_completion() is c and c.as_embeddings() is c and c.as_image_generation() is None
     assert KEY not in repr(c) and KEY not in repr(c.completion_model(MODEL))

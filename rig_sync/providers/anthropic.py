@@ -24,6 +24,7 @@ from ..client import CompletionClient, ModelInfo, ModelListingClient, ProviderCl
 from ..client.capabilities import Prepared, entries, paged
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse
 from ..streaming import StreamingCompletionResponse
+from ._anthropic_batch import AnthropicBatchJobs
 from ._anthropic_stream import stream_messages
 from ._anthropic_wire import (
     REDACTED_THINKING,
@@ -84,7 +85,7 @@ class AnthropicOptions(ProviderOptions):
     betas: tuple[str, ...] = option(())
 
 
-class Client(ProviderClient, CompletionClient, ModelListingClient):
+class Client(ProviderClient, CompletionClient, AnthropicBatchJobs, ModelListingClient):
     """An Anthropic client: the key goes in `x-api-key`, the API version in `anthropic-version`."""
 
     provider: ClassVar[str] = "anthropic"

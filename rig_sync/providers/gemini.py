@@ -32,6 +32,7 @@ from ..client import (
 )
 from ..client.capabilities import entries, next_token, paged
 from ..http import Conventions
+from ._gemini_batch import GeminiBatchJobs
 from ._gemini_chat import CONVENTIONS, CompletionModel, ContentBlockedError, GenerationError
 from ._gemini_media import EmbeddingModel, TranscriptionModel
 
@@ -65,7 +66,8 @@ class GeminiOptions(ProviderOptions):
     api_version: str = option("v1beta", validator=checked(_API_VERSION.fullmatch, "like 'v1beta' or 'v1'"))
 
 
-class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient, ModelListingClient):
+class Client(ProviderClient, CompletionClient, EmbeddingsClient, TranscriptionClient, GeminiBatchJobs,
+             ModelListingClient):
     """A Gemini client. Option: `api_version` (the URL's version segment, default "v1beta")."""
 
     provider: ClassVar[str] = "gemini"
