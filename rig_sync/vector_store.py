@@ -401,7 +401,10 @@ class _Snapshot:
             return []
         if self.ndims is not None and len(query.values) != self.ndims:
             raise DimensionMismatchError(f"query vector has {len(query.values)} dimensions, the store {self.ndims}")
-        allowed = None if keep is None else [i for i in range(len(self.entries)) if keep.matches(self.metadata(i))]
+        try:
+            allowed = None if keep is None else [i for i in range(len(self.entries)) if keep.matches(self.metadata(i))]
+        except RecursionError:
+            raise FilterError("the filter is nested too deep; combine its terms in fewer levels") from None
         if USE_NUMPY and _np is not None:
             return self._top_numpy(query, n, threshold, allowed)
         return self._top_pure(query, n, threshold, allowed)

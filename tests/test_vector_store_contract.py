@@ -248,6 +248,7 @@ FILTERS: list[tuple[str, Filter, bool]] = [
     ("and of nothing common", Filter.eq("lang", "en") & Filter.eq("lang", "fr"), False),
     ("a long or chain", Filter.or_(*(Filter.eq("a.b", i) for i in range(0, 60, 2))), True),
     ("400 terms chained with |", _chained(400), True),
+    ("an or of 3000 terms", Filter.or_(*(Filter.eq("year", 3000 - i) for i in range(3000))), True),
 ] + [(f"odd key {key!r}", Filter.eq(key, f"odd {n}"), True) for n, key in enumerate(ODD_KEYS)]
 
 
@@ -260,6 +261,16 @@ def test_filters_match_as_the_in_memory_store(store: Any, name: str, condition: 
         got = compare(store, ref, query, 100, filter=condition)
         assert bool(got) == matches_some, name
         assert len(compare(store, ref, query, 3, filter=condition)) == min(3, len(got))
+
+
+def test_a_filter_nested_too_deep_is_a_filter_error(store: Any) -> None:
+    store.insert_documents(corpus(5))
+    deep = Filter.eq("year", 2020)
+    for _ in range(1500):  # and / or alternating: nothing to flatten
+        deep = (deep | Filter.eq("lang", "xx")) & Filter.gt("year", 0)
+    with pytest.raises(FilterError, match="nested too deep"):
+        store.search_vector(QUERIES[0], 3, filter=deep)
+    assert len(store.search_vector(QUERIES[0], 3)) == 3  # the store goes on
 
 
 def test_filters_by_a_dict_documents_own_fields(store: Any) -> None:

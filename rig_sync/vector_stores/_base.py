@@ -195,11 +195,18 @@ def compile_filter(condition: Filter, leaf: Callable[[Filter], Compiled]) -> Com
 
     Every value (and key) must reach the database as a parameter, never inside the SQL text."""
 
+    def balanced(op: str, parts: list[str]) -> str:
+        # (a OR b) OR (c OR d): parsers nest `a OR b OR c ...` once per term (SQLite stops at 1000)
+        if len(parts) == 1:
+            return parts[0]
+        middle = len(parts) // 2
+        return f"({balanced(op, parts[:middle])}) {op} ({balanced(op, parts[middle:])})"
+
     def walk(node: Filter) -> Compiled:
         if node.op not in ("and", "or"):
             return leaf(node)
         parts = [walk(child) for child in node.terms()]  # a long a | b | c | ... chain compiles flat
-        sql = f" {node.op.upper()} ".join(f"({part})" for part, _ in parts)
+        sql = balanced(node.op.upper(), [part for part, _ in parts])
         return sql, [param for _, params in parts for param in params]
 
     if not isinstance(condition, Filter):
