@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import attrs
+
 from ..client.capabilities import BatchJobsClient, _unix_seconds
 from ..errors import InvalidRequestError, ResponseDecodeError
 from ._job_results import (
@@ -153,7 +155,7 @@ class AnthropicBatchJobs(BatchJobsClient):
             log.warning("%s: %d batches could be the one labelled %s (%s); none is taken for it", self.provider,
                         len(found), label, ", ".join(j.id for j in found))
             return None
-        return found[0] if found else None
+        return attrs.evolve(found[0], label=label) if found else None
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -129,7 +129,8 @@ class GeminiBatchJobs(BatchJobsClient):
             f"/{self.api_version}/batches/{job.id}")
         output = _output(operation)
         if output is None:
-            if text_of(mapping(operation.get("response")).get("responsesFile")):
+            holders = (mapping(operation.get("response")), mapping(mapping(operation.get("metadata")).get("output")))
+            if any(text_of(h.get("responsesFile")) for h in holders):
                 raise ResponseDecodeError(f"{self.provider} batch {job.id} wrote its answers to a file, which "
                                           "rig_sync does not read (its jobs send requests inline)",
                                           provider=self.provider, body=dict(operation))
@@ -278,9 +279,11 @@ def _remote(data: Any, provider: str) -> RemoteJob:
     state = _state(operation, provider)
     stats = mapping(meta.get("batchStats"))
     error = mapping(operation.get("error"))
+    total = count_of(stats.get("requestCount"))
+    zero = 0 if total is not None else None  # proto3 JSON leaves zero counts out
     return RemoteJob(
-        provider=provider, id=name.removeprefix("batches/"), state=state,
-        total=count_of(stats.get("requestCount")), succeeded=count_of(stats.get("successfulRequestCount")),
-        failed=count_of(stats.get("failedRequestCount")),
+        provider=provider, id=name.removeprefix("batches/"), state=state, total=total,
+        succeeded=count_of(stats.get("successfulRequestCount", zero)),
+        failed=count_of(stats.get("failedRequestCount", zero)),
         label=text_of(meta.get("displayName", meta.get("display_name"))),
         error=text_of(error.get("message")) if state is JobState.FAILED else None, raw=dict(operation))

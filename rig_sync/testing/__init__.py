@@ -18,10 +18,12 @@ Importing this package starts nothing and imports only the standard library.
 from __future__ import annotations
 
 from . import _anthropic as _anthropic  # registers the Anthropic routes
+from . import _anthropic_batch as _anthropic_batch  # registers the Anthropic Message Batches routes
 from . import _azure as _azure  # registers the Azure OpenAI routes
 from . import _bedrock as _bedrock  # registers the Amazon Bedrock routes
 from . import _cohere as _cohere  # registers the Cohere routes
 from . import _gemini as _gemini  # registers the Gemini routes
+from . import _gemini_batch as _gemini_batch  # registers the Gemini batch mode routes
 from . import _ollama as _ollama  # registers the Ollama routes
 from . import _openai as _openai  # registers the OpenAI routes
 from . import _openai_batch as _openai_batch  # registers the OpenAI Files and Batch API routes
