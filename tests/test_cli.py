@@ -11,6 +11,7 @@ import pytest
 from rig_sync.cli import main
 from rig_sync.client import (
     AudioGenerationClient,
+    BatchJobsClient,
     CompletionClient,
     EmbeddingsClient,
     ImageGenerationClient,
@@ -37,6 +38,7 @@ def expected_letters(cls: type[ProviderClient]) -> list[str]:
         ("A", issubclass(cls, AudioGenerationClient)),
         ("R", issubclass(cls, RerankClient)),
         ("L", issubclass(cls, ModelListingClient)),
+        ("B", issubclass(cls, BatchJobsClient)),
         # "tools*": no forcing one named tool (sent as "required" with only that tool)
         ("tools" if forces_named else "tools*", chat and cls.supports_tools),
     ]
@@ -69,7 +71,7 @@ def test_known_rows(capsys: pytest.CaptureFixture[str]) -> None:
     main(["providers"])
     out = capsys.readouterr().out
     assert ("| openai | OPENAI_API_KEY, OPENAI_ORG_ID, OPENAI_PROJECT_ID, OPENAI_BASE_URL | https://api.openai.com/v1 "
-            "| C S E T I A L tools |") in out
+            "| C S E T I A L B tools |") in out
     assert "| mistral | MISTRAL_API_KEY, MISTRAL_BASE_URL | https://api.mistral.ai/v1 | C S E L tools |" in out
     assert "| perplexity | PERPLEXITY_API_KEY, PERPLEXITY_BASE_URL | https://api.perplexity.ai | C S |" in out
     assert "| hyperbolic | HYPERBOLIC_API_KEY, HYPERBOLIC_BASE_URL | https://api.hyperbolic.xyz/v1 | C S I A L |" in out

@@ -243,7 +243,9 @@ def test_openai_has_every_capability() -> None:
         assert isinstance(client, mixin)
     assert isinstance(client, rig_sync.client.EmbeddingsClient)
     assert openai.Client.capabilities() == [
-        "completion", "embeddings", "transcription", "image_generation", "audio_generation", "list_models"]
+        "completion", "embeddings", "transcription", "image_generation", "audio_generation", "list_models",
+        "batch_jobs"]
+    assert client.as_batch_jobs() is client  # OpenAI's Batch API (tests/test_openai_batch.py)
     assert client.as_rerank() is None  # OpenAI has no reranking endpoint
 
 

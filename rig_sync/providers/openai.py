@@ -24,6 +24,7 @@ from ._compat import (
     OpenAITranscription,
     lazy_names,
 )
+from ._openai_batch import OpenAIBatchJobs
 
 if TYPE_CHECKING:
     from ._openai_chat import ChatCompletionsModel
@@ -63,7 +64,7 @@ class OpenAIOptions(ProviderOptions):
 
 
 class Client(ProviderClient, OpenAICompletion, OpenAIEmbeddings, OpenAITranscription, OpenAIImageGeneration,
-             OpenAIAudioGeneration, OpenAIModelListing):
+             OpenAIAudioGeneration, OpenAIModelListing, OpenAIBatchJobs):
     """An OpenAI client. Options: `organization`, `project` (sent as OpenAI-Organization/-Project;
     read from OPENAI_ORG_ID and OPENAI_PROJECT_ID when not given, as openai-python does)."""
 
