@@ -20,7 +20,7 @@ from rig_sync import errors
 from rig_sync.client.jobs import JobEntry, JobError, JobState, RemoteJob
 from rig_sync.completion import CompletionResponse
 from rig_sync.providers import _openai_batch, openai
-from rig_sync.testing import FakeProvider, Fault
+from rig_sync.testing import FakeProvider, Fault, Reply
 
 BASE = "http://127.0.0.1:9/v1"
 KEY = "sk-test-0123456789abcdef"
@@ -278,8 +278,11 @@ def test_the_fakes_objects_have_the_recorded_fields() -> None:
     for name in BATCH_OBJECTS:
         if "abridged" in name:
             continue
-        recorded = set(load_fixture(f"batch/openai/{name}"))
-        assert recorded - {"usage"} <= set(created) and recorded - {"usage"} <= set(done), name
+        recorded = load_fixture(f"batch/openai/{name}")
+        assert set(recorded) <= set(created) and set(recorded) <= set(done), name
+        if "usage" in recorded:
+            assert recorded["usage"].keys() == done["usage"].keys()
+    assert done["usage"]["input_tokens"] > 0 and done["usage"]["output_tokens"] == 2  # "echo: a"
     [ours] = [json.loads(line) for line in out.splitlines()]
     theirs = json.loads(load_bytes("batch/openai/output.chat_completions.jsonl").splitlines()[0])
     assert ours.keys() == theirs.keys() and ours["response"].keys() == theirs["response"].keys()
@@ -632,3 +635,61 @@ def test_results_stream_line_by_line_and_a_content_length_lie_is_a_stream_error(
     with pytest.raises(errors.StreamError) as got:
         next(results)
     assert isinstance(got.value, errors.RigError)
+
+
+# --- the fake's job knobs (rig_sync/testing/_jobs.py) ----------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [-1, True, 1.5, "2"])
+def test_batch_polls_must_be_a_count_or_none(bad: Any) -> None:
+    with pytest.raises(ValueError, match="batch_polls must be a whole number >= 0 or None"):
+        FakeProvider(batch_polls=bad)
+    fake = FakeProvider()
+    with pytest.raises(ValueError, match="batch_polls"):
+        fake.batch_polls = bad
+    assert fake.batch_polls == 2
+
+
+def test_finish_jobs_ends_every_open_job_and_reset_forgets_them() -> None:
+    with FakeProvider(batch_polls=None) as fake:
+        client = fake_client(fake)
+        a = client.create_job("completion", "gpt-4o-mini", chat_entries(client, ["a"]), label="rs-a")
+        b = client.create_job("completion", "gpt-4o-mini", chat_entries(client, ["b"]), label="rs-b")
+        client.cancel_job(b.id)
+        assert [j.id for j in fake.batch_jobs("openai")] == [b.id, a.id] and fake.batch_jobs("anthropic") == []
+        assert [client.job(a.id).state for _ in range(3)] == [JobState.RUNNING] * 3  # never ends by polls
+        assert fake.finish_jobs() == 2 and fake.finish_jobs() == 0
+        assert client.job(a.id).state is JobState.COMPLETED and client.job(b.id).state is JobState.CANCELLED
+        assert fake.jobs_created == 2
+        fake.reset()
+        assert fake.jobs_created == 0 and fake.batch_jobs() == []
+        with pytest.raises(errors.NotFoundError):
+            client.job(a.id)
+
+
+def test_a_scripted_reply_answers_a_batch_item() -> None:
+    with FakeProvider(batch_polls=0) as fake:
+        fake.script(Reply.text("scripted"), path="/v1/chat/completions")
+        client = fake_client(fake)
+        entries = chat_entries(client, ["a", "b"])
+        job = client.create_job("completion", "gpt-4o-mini", entries, label="rs-s")
+        texts = [entries[0].call.parse(body, "openai").choice[0].text for _, body in client.job_results(job)]
+        assert texts == ["scripted", "echo: b"] and fake.pending_replies == 0
+
+
+def test_polls_from_many_threads_answer_each_item_once() -> None:
+    with FakeProvider(batch_polls=8) as fake:
+        client = fake_client(fake)
+        job = client.create_job("completion", "gpt-4o-mini", chat_entries(client, [f"p{k}" for k in range(40)]),
+                                label="rs-t")
+        threads = [threading.Thread(target=lambda: [client.job(job.id) for _ in range(4)]) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        done = client.job(job.id)
+        got = list(client.job_results(done))
+    assert done.state is JobState.COMPLETED and (done.succeeded, done.failed) == (40, 0)
+    assert sorted(cid for cid, _ in got) == sorted(f"i{k}" for k in range(40))
+    ids = [body["id"] for _, body in got]
+    assert len(set(ids)) == 40  # every item answered once, with its own answer

@@ -179,6 +179,12 @@ def _batch(board: JobBoard, job: Job) -> JSONDict:
         times = dict(job.times)
         counts = {"total": 0 if job.phase in ("pending", "failed") else job.total,
                   "completed": job.succeeded, "failed": job.errored}
+        tokens = [0, 0]
+        for r in job.answered.values():
+            usage = r.body.get("usage") if isinstance(r.body, dict) else None
+            if isinstance(usage, dict):
+                tokens[0] += int(usage.get("prompt_tokens") or 0)
+                tokens[1] += int(usage.get("completion_tokens") or 0)
         errors = None
         if job.phase == "failed" and job.refusal is not None:
             code, message = job.refusal
@@ -206,6 +212,8 @@ def _batch(board: JobBoard, job: Job) -> JSONDict:
             "cancelling_at": times.get("cancelling"),
             "cancelled_at": times.get("cancelled"),
             "request_counts": counts,
+            "usage": {"input_tokens": tokens[0], "output_tokens": tokens[1], "total_tokens": sum(tokens),
+                      "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
             "metadata": job.meta.get("metadata"),
         }
 
