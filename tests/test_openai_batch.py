@@ -457,7 +457,7 @@ def test_limits() -> None:
     client = mock_client()
     for kind in ("completion", "embeddings"):
         limits = client.job_limits(kind)  # type: ignore[arg-type]
-        assert (limits.max_requests, limits.max_bytes) == (50_000, 200 * 1024 * 1024)
+        assert (limits.max_requests, limits.max_bytes) == (50_000, 200 * 10**6)
     with pytest.raises(errors.UnsupportedFeature, match=r"batch\.map"):
         client.job_limits("images")  # type: ignore[arg-type]
 

@@ -38,10 +38,11 @@ if TYPE_CHECKING:
 
 __all__ = ["OpenAIBatchJobs", "LABEL_KEY", "MAX_REQUESTS", "MAX_FILE_BYTES", "MAX_EMBEDDING_INPUTS"]
 
-# OpenAI's limits per batch (platform.openai.com/docs/guides/batch): requests and input file size,
-# and for /v1/embeddings the embedding inputs across all of its requests.
+# OpenAI's limits per batch (its OpenAPI spec, CreateBatchRequest; tests/fixtures/batch/LIMITS.md):
+# requests and input file size ("200 MB": read as decimal, the smaller), and for /v1/embeddings
+# the embedding inputs across all of its requests.
 MAX_REQUESTS = 50_000
-MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_FILE_BYTES = 200 * 10**6
 MAX_EMBEDDING_INPUTS = 50_000
 COMPLETION_WINDOW = "24h"
 LABEL_KEY = "rig_sync_label"  # the metadata key find_job reads

@@ -24,7 +24,8 @@ from ._routes import Call, Response, route
 __all__ = ["ENDPOINTS", "MAX_REQUESTS"]
 
 PROVIDER = "openai"
-ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions", "/v1/moderations")
+ENDPOINTS = ("/v1/responses", "/v1/chat/completions", "/v1/embeddings", "/v1/completions", "/v1/moderations",
+             "/v1/images/generations", "/v1/images/edits", "/v1/videos")
 MAX_REQUESTS = 50_000
 _PURPOSES = ("batch", "assistants", "fine-tune", "vision", "user_data", "evals")
 _STATUS = {"pending": "validating", "running": "in_progress", "finalizing": "finalizing",
