@@ -121,12 +121,16 @@ class GeminiBatchJobs(BatchJobsClient):
         """Every answered item's outcome: a `generateContent` answer, or (an item's error) the
         `APIStatusError` its status stands for. Items a cancelled or expired batch did not answer
         are not listed by Gemini: they are missing."""
+        from ..client.jobs import JobState
+
         self._id(job.id)
         if not job.state.ended:
             raise InvalidRequestError(f"{self.provider} batch {job.id} is {job.state}: its results come once it "
                                       "has ended (poll it with job(id))")
+        if job.state is JobState.FAILED:
+            return  # refused as a whole: no answers
         operation = job.raw if _output(job.raw) is not None else self._operation(
-            f"/{self.api_version}/batches/{job.id}")
+            f"/{self.api_version}/batches/{job.id}")  # a listed batch comes without its answers
         output = _output(operation)
         if output is None:
             holders = (mapping(operation.get("response")), mapping(mapping(operation.get("metadata")).get("output")))
@@ -237,8 +241,9 @@ def _request(entry: JobEntry, expected: str, provider: str) -> Mapping[str, Any]
 
 
 def _output(operation: Mapping[str, Any]) -> list[Any] | None:
-    """The inlined responses of a finished operation (in `response`, or in the batch's `output`)."""
-    for holder in (mapping(operation.get("response")), mapping(mapping(operation.get("metadata")).get("output"))):
+    """The inlined responses of a finished operation: in the batch's `output` (where Google's SDK
+    reads them), else in the operation's `response` (a succeeded batch holds both)."""
+    for holder in (mapping(mapping(operation.get("metadata")).get("output")), mapping(operation.get("response"))):
         inlined = holder.get("inlinedResponses")
         if isinstance(inlined, Mapping):
             inlined = inlined.get("inlinedResponses")

@@ -8,10 +8,11 @@ display name is required, file input is refused, at most 20 MB), ``GET /v1beta/b
 ``{}``), ``GET /v1beta/batches`` (``pageSize``, ``pageToken``, newest first). A batch is a
 long-running operation: ``metadata`` is the batch (``state`` ``BATCH_STATE_*``, ``batchStats`` as
 int64 strings, zero counts left out as proto3 JSON leaves them), and once ``done`` its answers are
-in ``response.inlinedResponses.inlinedResponses`` (and in ``metadata.output``, as Gemini repeats
-them), in request order, each with the request's ``metadata``: a ``response``, or an ``error``
-that is a ``google.rpc.Status`` (``code`` the RPC code). Requests a cancelled or expired batch never
-ran are left out; a failed batch has an ``error`` and no answers.
+in ``metadata.output.inlinedResponses.inlinedResponses`` (and again in ``response``, as Gemini
+repeats them), in request order, each with the request's ``metadata``: a ``response``, or an
+``error`` that is a ``google.rpc.Status`` (``code`` the RPC code). A cancelled (code 1) or expired
+batch has an operation ``error`` instead of a ``response``, its answers so far in ``output``, the
+requests it never ran left out; a failed batch has an ``error`` and no answers.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ _RPC_CODES = {"CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXC
               "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14,
               "DATA_LOSS": 15, "UNAUTHENTICATED": 16}
 _TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main."
+# The operation's error for a batch stopped before every request ran (cancelled: code 1, as documented).
+_STOPPED = {"cancelled": {"code": 1, "message": "The batch was cancelled."},
+            "expired": {"code": 4, "message": "The batch expired before all its requests were run."}}
 
 
 def _time(unix: int | None) -> str | None:
@@ -96,7 +100,10 @@ def _operation(board: JobBoard, job: Job) -> JSONDict:
         inlined.append(answer)
     output = {"inlinedResponses": {"inlinedResponses": inlined}}
     batch["output"] = output
-    operation["response"] = {"@type": _TYPE + "GenerateContentBatchOutput", **output}
+    if phase in _STOPPED:  # an operation holds an error or a response: the answers so far stay in `output`
+        operation["error"] = _STOPPED[phase]
+    else:
+        operation["response"] = {"@type": _TYPE + "GenerateContentBatchOutput", **output}
     return operation
 
 
