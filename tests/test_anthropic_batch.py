@@ -410,9 +410,10 @@ def listed(job_id: str, created: float, count: int, status: str = "in_progress")
 
 def test_find_job_matches_time_and_count_newest_first_over_pages(mocked: responses.RequestsMock) -> None:
     at = 1_733_380_000
-    page1 = {"data": [listed("msgbatch_new", at + 7200, 3), listed("msgbatch_other", at + 60, 4)],
+    page1 = {"data": [listed("msgbatch_new", at + 7200, 3), listed("msgbatch_late", at + 1000, 3),
+                      listed("msgbatch_other", at + 60, 4)],
              "has_more": True, "first_id": "msgbatch_new", "last_id": "msgbatch_other"}
-    page2 = {"data": [listed("msgbatch_it", at + 30, 3, "ended"), listed("msgbatch_old", at - 9000, 3)],
+    page2 = {"data": [listed("msgbatch_it", at - 200, 3, "ended"), listed("msgbatch_old", at - 9000, 3)],
              "has_more": True, "first_id": "msgbatch_it", "last_id": "msgbatch_old"}
     mocked.add("GET", BATCHES, json=page1, match=[responses.matchers.query_param_matcher({"limit": "100"})])
     mocked.add("GET", BATCHES, json=page2, match=[responses.matchers.query_param_matcher(

@@ -14,9 +14,10 @@ API still hands out Anthropic's own URL — is not followed: the documented resu
 from the configured base URL instead.
 
 A batch keeps no label, so `find_job(label)` reads the two facts a `job_label` carries (when the
-intent was noted, how many items) and matches listed batches created from then on (within an
-hour) with that many requests. More than one candidate is ambiguous: None, with the candidates
-logged.
+intent was noted, how many items) and matches listed batches created from then on (within 15
+minutes) with that many requests. More than one candidate is ambiguous: None, with the candidates
+logged. A batch another run of the same size created in those minutes is indistinguishable from
+this run's own: the label narrows the risk, it cannot rule it out.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ ERROR_STATUS = {
 }
 
 _SKEW = 300  # seconds a batch's created_at may come before the intent's time (clocks differ)
-_WINDOW = 3600  # and after it: creating a batch of 256 MB takes a while
+_WINDOW = 900  # and after it (sending 256 MB takes minutes); wider would take in more strangers
 _PAGES = 10  # pages of 100 batches find_job reads at most
 
 
