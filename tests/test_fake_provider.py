@@ -924,8 +924,8 @@ GEMINI_KEY = {"x-goog-api-key": "k"}
 # (method, path, headers, how the provider that owns the path prefix shapes a 404)
 UNMATCHED = [
     ("POST", "/v1/nope", BEARER, lambda b: b["error"]["code"] == "not_found" and "/v1/nope" in b["error"]["message"]),
-    ("GET", "/v1/messages/batches/b1", ANTHROPIC_HEADERS,
-     lambda b: b["type"] == "error" and b["error"]["type"] == "not_found_error" and "batches" in b["error"]["message"]),
+    ("GET", "/v1/messages/nope", ANTHROPIC_HEADERS,
+     lambda b: b["type"] == "error" and b["error"]["type"] == "not_found_error" and "nope" in b["error"]["message"]),
     ("POST", "/v2/nope", BEARER, lambda b: list(b) == ["message"] and "/v2/nope" in b["message"]),
     ("POST", "/api/nope", {}, lambda b: list(b) == ["error"] and "/api/nope" in b["error"]),
     ("POST", "/v1beta/models/gemini-2.0-flash:nope", GEMINI_KEY,
