@@ -12,6 +12,19 @@ command again and only the failed or missing items are sent. An answer is reused
 same line (its id and text) of the same job (provider, model, mode and preamble), wherever the
 line has moved; a results file of another job is refused unless --redo is given. Ctrl-C stops
 starting requests and waits for those already sent, so that every answer paid for is kept.
+
+--provider-batch sends the lines as the provider's own batch job instead (OpenAI, Anthropic,
+Gemini; embeddings on OpenAI): about half the price, answered within 24 hours. The command waits
+with a progress bar and writes the same results file; the jobs are journaled in RESULTS.jobs, so
+running the same command again (after Ctrl-C, a crash or a kill) reattaches to them instead of
+paying again. Ctrl-C while waiting asks whether to cancel the jobs or leave them running.
+
+    rig-sync batch prompts.jsonl --model openai:gpt-4o-mini --provider-batch --out results.jsonl
+    rig-sync batch status JOB --model openai:gpt-4o-mini      # a job's state and counts
+    rig-sync batch fetch JOB --model openai:gpt-4o-mini --out answers.jsonl
+
+`fetch` waits for a job and writes its answers keyed by the job's custom ids (`embed fetch JOB`
+for an embeddings job); run the submitting command again instead to get them keyed by your ids.
 """
 
 from __future__ import annotations
@@ -30,7 +43,9 @@ from .errors import InvalidRequestError, RigError
 __all__ = ["add_parser", "run"]
 
 USAGE = """%(prog)s FILE --model PROVIDER:MODEL --out RESULTS [options]
-       %(prog)s embed FILE --model PROVIDER:MODEL --out VECTORS [options]"""
+       %(prog)s embed FILE --model PROVIDER:MODEL --out VECTORS [options]
+       %(prog)s status JOB [JOB ...] --model PROVIDER:MODEL
+       %(prog)s [embed] fetch JOB --model PROVIDER:MODEL --out RESULTS"""
 
 
 class InputError(InvalidRequestError):
@@ -45,10 +60,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "batch", help="run a file of prompts (or `embed` texts), resumably",
         usage=USAGE, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # One list, so that both `batch FILE` and `batch embed FILE` parse; USAGE spells the two out.
-    parser.add_argument("inputs", nargs="+", metavar="FILE", help="the input file; `embed FILE` embeds its lines")
+    parser.add_argument("inputs", nargs="+", metavar="FILE",
+                        help="the input file; `embed FILE` embeds its lines; `status JOB`, `fetch JOB`")
     add_model_arguments(parser, "openai:gpt-4o-mini")
-    parser.add_argument("--out", required=True, metavar="FILE",
+    parser.add_argument("--out", metavar="FILE",  # required except for `status` (checked in _main)
                         help="results file (JSON lines); resumed from when run again")
+    parser.add_argument("--provider-batch", action="store_true",
+                        help="send the lines as the provider's batch job: about half the price, answered "
+                             "within 24 h (jobs journaled in RESULTS.jobs)")
+    parser.add_argument("--poll", type=_seconds, default=30.0, metavar="S",
+                        help="with --provider-batch or fetch: at most S seconds between status checks (default 30)")
     parser.add_argument("--workers", type=_positive, default=16, metavar="N", help="requests in parallel (default 16)")
     parser.add_argument("--rpm", type=float, default=None, metavar="N", help="at most this many requests per minute")
     parser.add_argument("--preamble", default=None, metavar="TEXT", help="system prompt for every completion")
@@ -66,6 +87,13 @@ def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, not {text}")
     return value
 
 
@@ -113,8 +141,23 @@ def read_items(path: str) -> list[tuple[Any, str]]:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.inputs[0] == "status" and len(args.inputs) > 1:
+        from ._batch_jobs_cli import status
+
+        return status(args, args.inputs[1:])
+    if args.out is None:
+        raise InputError("batch needs --out RESULTS, the file the results go to")
+    if args.inputs[-2:-1] == ["fetch"] and args.inputs[:-2] in ([], ["embed"]):
+        from ._batch_jobs_cli import fetch
+
+        return fetch(args, "embed" if args.inputs[0] == "embed" else "complete", args.inputs[-1])
     mode, path = _mode(args.inputs)
-    return _job(args, mode, read_items(path))
+    items = read_items(path)
+    if args.provider_batch:
+        from ._batch_jobs_cli import provider_job
+
+        return provider_job(args, mode, items)
+    return _job(args, mode, items)
 
 
 def _mode(inputs: list[str]) -> tuple[str, str]:
@@ -122,15 +165,15 @@ def _mode(inputs: list[str]) -> tuple[str, str]:
         return "complete", inputs[0]
     if len(inputs) == 2 and inputs[0] in ("embed", "complete"):
         return inputs[0], inputs[1]
-    raise InputError(f"batch takes FILE or `embed FILE`, not {' '.join(inputs)!r}")
+    raise InputError(f"batch takes FILE, `embed FILE`, `status JOB` or `fetch JOB`, not {' '.join(inputs)!r}")
 
 
-def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> int:
-    from . import batch
+def open_results(args: argparse.Namespace, job: str, items: list[tuple[Any, str]]) -> tuple[Any, list[str],
+                                                                                        dict[int, tuple[Any, bool]]]:
+    """The results file as the job's journal: the journal, each line's fingerprint, and the
+    outcomes it already holds for these lines (by index)."""
     from .journal import Journal, fingerprint
 
-    texts = [text for _, text in items]
-    do, size, job = _work(args, mode)
     journal = Journal(args.out)
     try:
         try:
@@ -143,6 +186,19 @@ def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> i
             found, result = journal.take(print_)
             if found:
                 outcomes[i] = result, True
+    except BaseException:
+        journal.close()
+        raise
+    return journal, prints, outcomes
+
+
+def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> int:
+    from . import batch
+
+    texts = [text for _, text in items]
+    do, size, job = _work(args, mode)
+    journal, prints, outcomes = open_results(args, job, items)
+    try:
         todo = [i for i in range(len(items)) if i not in outcomes]
         units = [todo[start:start + size] for start in range(0, len(todo), size)]
         limiter = None
@@ -168,6 +224,12 @@ def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> i
             return 130
     finally:
         journal.close()
+    return finish(args, job, items, prints, outcomes)
+
+
+def finish(args: argparse.Namespace, job: str, items: list[tuple[Any, str]], prints: list[str],
+           outcomes: dict[int, tuple[Any, bool]]) -> int:
+    """Write the results file in input order and say how it went; the exit code."""
     _write_in_order(args.out, job, items, prints, outcomes)
     failed = sum(not ok for _, ok in outcomes.values())
     print(f"rig-sync batch: {len(items) - failed} of {len(items)} done, {failed} failed -> {args.out}",
@@ -175,19 +237,26 @@ def _job(args: argparse.Namespace, mode: str, items: list[tuple[Any, str]]) -> i
     return 1 if failed else 0
 
 
-def _work(args: argparse.Namespace, mode: str) -> tuple[Callable[[list[str]], list[Any]], int, str]:
-    """The function that runs one unit of texts, how many texts a unit holds, and the job: what,
-    besides the line itself, decides an answer (never the key or base URL: one model, one answer)."""
+def model_and_job(args: argparse.Namespace, mode: str) -> tuple[Any, str]:
+    """The model `args` name for `mode`, and the job: what, besides the line itself, decides an
+    answer (never the key or base URL: one model, one answer; the same with --provider-batch)."""
     from .cli import model_for
 
     if mode == "embed":
         model = model_for("embeddings", args)
-        job = json.dumps({"batch": mode, "provider": model.provider, "model": model.model}, sort_keys=True)
+        return model, json.dumps({"batch": mode, "provider": model.provider, "model": model.model}, sort_keys=True)
+    model = model_for("completion", args)
+    return model, json.dumps({"batch": mode, "provider": model.provider, "model": model.model,
+                              "preamble": args.preamble}, sort_keys=True)
+
+
+def _work(args: argparse.Namespace, mode: str) -> tuple[Callable[[list[str]], list[Any]], int, str]:
+    """The function that runs one unit of texts, how many texts a unit holds, and the job."""
+    model, job = model_and_job(args, mode)
+    if mode == "embed":
         return (lambda chunk: [e.vec for e in model.embed_texts(chunk)]), max(1, model.max_documents), job
-    completion = model_for("completion", args)
+    completion = model
     preamble = args.preamble
-    job = json.dumps({"batch": mode, "provider": completion.provider, "model": completion.model,
-                      "preamble": preamble}, sort_keys=True)
 
     def answer(unit: list[str]) -> list[Any]:
         request = completion.completion_request(unit[0])

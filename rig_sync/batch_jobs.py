@@ -72,7 +72,8 @@ from .progress import Progress, make_progress
 if TYPE_CHECKING:
     from .embeddings import Embedding
 
-__all__ = ["submit", "attach", "BatchJob", "BatchJobInterrupted", "BatchTimeout", "JobNotFoundError", "SubmitError"]
+__all__ = ["submit", "attach", "BatchJob", "BatchJobInterrupted", "BatchTimeout", "JobNotFoundError", "SubmitError",
+           "jobs_client"]
 
 log = logging.getLogger("rig_sync.batch")
 
@@ -148,14 +149,21 @@ class _Part:
     shown: list[int] = attrs.field(factory=lambda: [0, 0])  # succeeded, failed: drawn on the progress bar
 
 
-def _capable(model: Any) -> tuple[JobKind, BatchJobsClient]:
-    """What kind of job `model`'s items make, and its client (which must run batch jobs)."""
+def jobs_client(model: Any) -> BatchJobsClient:
+    """`model`'s client, if its provider runs batch jobs; `UnsupportedFeature` naming `batch.map` if not."""
     client = getattr(model, "client", None)
-    provider = getattr(model, "provider", type(model).__name__)
     if not isinstance(client, BatchJobsClient):
+        provider = getattr(model, "provider", type(model).__name__)
         raise UnsupportedFeature(
             f"{provider} offers no batch API that rig_sync can use (column B of `python -m rig_sync providers`): "
             "send the requests with rig_sync.batch.map (full price, answers in seconds)")
+    return client
+
+
+def _capable(model: Any) -> tuple[JobKind, BatchJobsClient]:
+    """What kind of job `model`'s items make, and its client (which must run batch jobs)."""
+    client = jobs_client(model)
+    provider = model.provider
     kind: JobKind
     if callable(getattr(model, "prepare", None)):
         kind = "completion"
@@ -494,6 +502,15 @@ class BatchJob:
     def job_ids(self) -> list[str]:
         """The provider's ids of the jobs this handle waits on (or read its answers from)."""
         return [part.job_id for part in self._parts]
+
+    @property
+    def custom_ids(self) -> list[str | None]:
+        """Each item's custom id in its job, in input order (a job attached by id: once it has ended)."""
+        ids: list[str | None] = [None] * (self._n or 0)
+        for part in self._parts:
+            for cid, i in part.slots.items():
+                ids[i] = cid
+        return ids
 
     def __len__(self) -> int:
         return self._n if self._n is not None else 0

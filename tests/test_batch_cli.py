@@ -105,7 +105,8 @@ def test_bad_input_and_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[s
                     "--out", str(tmp_path / "o")]) == 2
         assert capsys.readouterr().err.startswith("rig-sync: error: no provider named 'nope'")
         assert run(["a", "b", "c", *args(fake, "--model", "m", "--out", "x")]) == 2
-        assert capsys.readouterr().err == "rig-sync: error: batch takes FILE or `embed FILE`, not 'a b c'\n"
+        assert capsys.readouterr().err == ("rig-sync: error: batch takes FILE, `embed FILE`, `status JOB` or "
+                                           "`fetch JOB`, not 'a b c'\n")
         with pytest.raises(SystemExit) as info:
             run([str(good), *args(fake, "--model", "m", "--out", "x"), "--workers", "0"])
         assert info.value.code == 2 and "--workers: must be at least 1, not 0" in capsys.readouterr().err
