@@ -197,6 +197,47 @@ def _batch(fake: FakeProvider) -> str:
                 f"(exit {second_code})")
 
 
+def _provider_batch(fake: FakeProvider) -> str:
+    """`rig-sync batch --provider-batch`: 200 prompts as one OpenAI batch job (about half the price,
+    answered within 24 h). The command is killed while it waits, and run again: it reattaches to
+    the job through its journal instead of paying for it twice."""
+    import json
+    import subprocess
+    import tempfile
+
+    from ._batch_cli import run as batch_command
+
+    fake.reset()
+    fake.batch_polls = None  # the job runs until the "provider" finishes it (finish_jobs below)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            prompts, results = os.path.join(tmp, "prompts.jsonl"), os.path.join(tmp, "results.jsonl")
+            with open(prompts, "w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps({"id": f"q{i}", "prompt": "FAIL_ITEM" if i in (7, 70) else f"question {i}"})
+                              + "\n" for i in range(200))
+            argv = [prompts, "--model", "openai:gpt-4o-mini", "--provider-batch", "--out", results,
+                    "--base-url", fake.base_url, "--api-key", fake.api_key, "--no-progress"]
+            with subprocess.Popen([sys.executable, "-m", "rig_sync", "batch", *argv], stderr=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, text=True) as child:
+                assert child.stderr is not None
+                child.stderr.readline()  # "... batch job(s) ID; waiting ...": the job and its id are journaled
+                child.kill()  # SIGKILL: no clean-up of any kind
+                child.wait()
+            (job,) = fake.batch_jobs("openai")
+            killed = (f"submitted {job.total} requests as {job.id}; the command was killed while waiting "
+                      f"(exit {child.returncode}), the job {job.phase} at the provider")
+            fake.finish_jobs()  # meanwhile, the provider ends the job
+            code = batch_command(argv)  # the same command again
+            lines = [json.loads(line) for line in open(results, encoding="utf-8")]
+            failed = [line["id"] for line in lines if not line["ok"]]
+            in_order = [line["id"] for line in lines] == [f"q{i}" for i in range(200)]
+            return (f"{killed}\nrun again: reattached, {fake.jobs_created} job created in all; "
+                    f"{len(lines) - len(failed)} of {len(lines)} answered, failed {failed}, in input order: "
+                    f"{in_order} (exit {code})")
+    finally:
+        fake.batch_polls = 2
+
+
 def _pipeline(chat: CompletionModel) -> str:
     agent = AgentBuilder(chat).preamble("Be brief.").build()
     op = pipeline.new().map(str.strip).map(lambda q: f"In one line: {q}").prompt(agent).build()
@@ -334,7 +375,9 @@ def _offline_steps(fake: FakeProvider) -> list[Step]:
                  partial(_rag_agent, chat, embedder)),
             Step("Extraction into an attrs class", partial(_extraction, chat, fake)),
             Step("A pipeline, batched", partial(_pipeline, chat)),
-            Step("The batch command: 300 prompts, injected faults, every line back", partial(_batch, fake))]
+            Step("The batch command: 300 prompts, injected faults, every line back", partial(_batch, fake)),
+            Step("A provider batch job (batch.submit, half the price): killed while waiting, reattached",
+                 partial(_provider_batch, fake))]
 
 
 def _env_set(names: tuple[str, ...]) -> list[str]:

@@ -67,10 +67,14 @@ def test_default_is_the_offline_tour_even_with_real_keys_set(
     assert "model called add({'a': 2, 'b': 3}) -> 5; model then said: 'tool result: 5'" in text
     assert "Person(name='Ada Lovelace', age=36)" in text
     assert "300 of 300 answered, in input order: True (exit 0)" in text
+    assert "== A provider batch job (batch.submit" in text  # a child killed while waiting; the rerun reattaches
+    assert "the command was killed while waiting (exit -9)" in text
+    assert "run again: reattached, 1 job created in all; 198 of 200 answered, failed ['q7', 'q70'], in input order: " \
+           "True (exit 1)" in text
     assert "PNG signature: True" in text
     assert "indexed 3 documents into a SQLite vector store (" in text  # the RAG step reads its context from SQLite
     assert "retrieved for the question: ['flurbo', 'glarb']\nanswer after 4 messages: 'tool result: 5'" in text
-    assert "13 of 13 steps worked" in text
+    assert "14 of 14 steps worked" in text
 
 
 def test_without_the_sqlite_extra_the_rag_step_runs_in_memory(
@@ -81,7 +85,7 @@ def test_without_the_sqlite_extra_the_rag_step_runs_in_memory(
     assert "no SQLite store here (SQLiteVectorStore needs the 'sqlite_vec' package" in text
     assert "pip install 'rig-sync[sqlite]'); in memory instead:\n" \
            "retrieved for the question: ['flurbo', 'glarb']" in text
-    assert "13 of 13 steps worked" in text
+    assert "14 of 14 steps worked" in text
 
 
 def test_offline_flag_is_still_accepted_and_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
