@@ -89,7 +89,7 @@ MAX_PAUSE = 600.0  # the longest a provider's Retry-After may hold the polling b
 
 class JobNotFoundError(RigError):
     """A run died after announcing a job (its intent is in the journal) and before writing down the
-    job's id, and the provider lists no job of that label. `labels` names the intents."""
+    job's id, and the provider lists no job that is certainly it. `labels` names the intents."""
 
     def __init__(self, message: str, labels: list[str]) -> None:
         super().__init__(message)
@@ -348,9 +348,10 @@ def _resume(book: JobJournal, client: BatchJobsClient, provider: str, prints: li
                          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(i.at))})" for i in lost)
         raise JobNotFoundError(
             f"journal {book.path!r} announced jobs whose ids were never written down (the run stopped between "
-            f"announcing and creating them): {when}, and {provider} lists no job of that label. It was most likely "
-            "never created; check the provider's console for a job created then, and submit again with "
-            "resubmit=True to send those items again (paying twice if the job did exist)",
+            f"announcing and creating them): {when}, and {provider} lists no job that is certainly it (none of "
+            "that label, or, where batches keep no label, none or several of that size created then: the log names "
+            "them). It was most likely never created; check the provider's console for a job created then, and "
+            "submit again with resubmit=True to send those items again (paying twice if the job did exist)",
             [i.label for i in lost])
     for intent in lost:
         book.abandon(intent.label)

@@ -205,3 +205,14 @@ def test_resume_after_sigkill_before_creating(fake: FakeProvider, provider: str,
         batch.submit(chat(fake, provider), ["a", "b", "c"], journal=journal)
     job = batch.submit(chat(fake, provider), ["a", "b", "c"], journal=journal, resubmit=True)
     assert texts(job.wait(sleep=no_sleep)) == ["echo: a", "echo: b", "echo: c"] and fake.jobs_created == 1
+
+
+def test_anthropic_cannot_tell_two_batches_of_one_size_apart(fake: FakeProvider, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    journal = tmp_path / "jobs.jsonl"
+    run_killed(fake, "anthropic", "create", journal)
+    other = batch.submit(chat(fake, "anthropic"), ["x", "y", "z"])  # another run's batch, same size, same second
+    with pytest.raises(JobNotFoundError, match="none or several of that size"):
+        batch.submit(chat(fake, "anthropic"), ["a", "b", "c"], journal=journal)
+    assert other.job_ids[0] in caplog.text  # the candidates are named
+    assert fake.jobs_created == 2  # nothing sent while in doubt
