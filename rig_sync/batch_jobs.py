@@ -178,7 +178,8 @@ def _capable(model: Any) -> tuple[JobKind, BatchJobsClient]:
 
 def _prepare(model: Any, kind: JobKind, requests: Sequence[Any]) -> list[Prepared]:
     if isinstance(requests, (str, bytes)) or not isinstance(requests, Sequence):
-        raise TypeError(f"submit takes a list of requests, not {type(requests).__name__}; wrap one in a list")
+        hint = "; wrap one in a list" if isinstance(requests, (str, bytes)) else " (make it a list)"
+        raise TypeError(f"submit takes a list of requests, not {type(requests).__name__}{hint}")
     if kind == "embeddings":
         from .embeddings import check_texts
 
@@ -223,7 +224,12 @@ def _split(provider: str, calls: Sequence[Prepared], todo: list[int], max_reques
     current: list[int] = []
     size = 0
     for i in todo:
-        cost = len(_json.dumps(calls[i].body)) + len(calls[i].path) + len(custom_id(len(current))) + ENTRY_OVERHEAD
+        try:
+            encoded = len(_json.dumps(calls[i].body))
+        except (TypeError, ValueError) as exc:  # a lone surrogate ("\ud83d") among them: UTF-8 cannot carry it
+            raise InvalidRequestError(f"request {i} cannot be sent as JSON ({type(exc).__name__}: "
+                                      f"{str(exc)[:200]})") from None
+        cost = encoded + len(calls[i].path) + len(custom_id(len(current))) + ENTRY_OVERHEAD
         if cost > budget:
             raise InvalidRequestError(f"request {i} takes {cost} bytes encoded, more than the {budget} one "
                                       f"{provider} batch job may hold; shorten it, or send it with batch.map")

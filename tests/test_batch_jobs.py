@@ -639,6 +639,10 @@ def test_bad_arguments(fake: FakeProvider, client: DoubleClient) -> None:
         batch.submit(model, "a prompt")
     with pytest.raises(InvalidRequestError, match="request 1: "):
         batch.submit(model, ["ok", ""])
+    with pytest.raises(TypeError, match=r"not generator \(make it a list\)"):
+        batch.submit(model, (p for p in ["a"]))  # type: ignore[arg-type]
+    with pytest.raises(InvalidRequestError, match="request 1 cannot be sent as JSON"):
+        batch.submit(model, ["fine", "half an emoji \ud83d"])
     with pytest.raises(TypeError, match="resubmit"):
         batch.submit(model, ["a"], resubmit="yes")  # type: ignore[arg-type]
     job = batch.submit(model, ["a"])
