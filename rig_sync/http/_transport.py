@@ -287,7 +287,7 @@ class Transport:
             content = self._read_body(resp, method, path)
         request_id = request_id_of(resp.headers, self._request_id_headers)
         if resp.status_code >= 400:
-            raise self._status_error(resp.status_code, resp.headers, content, request_id)
+            raise self.status_error(resp.status_code, resp.headers, content, request_id)
         return Response(
             resp.status_code, resp.headers, content, request_id, self.provider, retries, self._redacted
         )
@@ -354,7 +354,7 @@ class Transport:
                     content = b""
                 finally:
                     resp.close()
-                error = self._status_error(resp.status_code, resp.headers, content, request_id)
+                error = self.status_error(resp.status_code, resp.headers, content, request_id)
                 if resp.status_code >= 400:
                     raise error
                 # A provider's JSON object will come again on a retry; a proxy's page or a cut body may not.
@@ -367,7 +367,7 @@ class Transport:
               params: Mapping[str, str] | None, extra_headers: Mapping[str, str] | None, stream: bool) -> Call:
         headers = {**self.headers, **(extra_headers or {})}
         if json_body is not None:
-            data = self._encode(json_body)
+            data = self.encode_json(json_body)
             headers["Content-Type"] = "application/json"
         return Call(method, path, join_url(self.base_url, path), headers, data, files, params, stream)
 
@@ -463,7 +463,7 @@ class Transport:
             return self._url_redacted
         return (*self.auth.secrets(), *self._url_redacted)
 
-    def _encode(self, body: Any) -> bytes:
+    def encode_json(self, body: Any) -> bytes:
         """The JSON body as bytes; a value JSON cannot carry is refused before anything is sent."""
         try:
             return _json.dumps(body)
@@ -557,9 +557,11 @@ class Transport:
             return call._replace(url=target, method="GET", data=None, files=None, params=None, headers=headers)
         return call._replace(url=target, params=None, headers=headers)
 
-    def _status_error(
+    def status_error(
         self, status: int, headers: Mapping[str, str], content: bytes, request_id: str | None
     ) -> errors.APIStatusError:
+        """The error for an answer of `status` with these headers and body, mapped as every call's
+        is (a provider's own conventions, secrets masked); also for one item of a batch job."""
         content = errors.redact_bytes(content, self._redacted)  # a body may echo the key ("Incorrect API key: sk-…")
         try:
             body: Any = _json.loads(content) if content else None

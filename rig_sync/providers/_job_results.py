@@ -89,7 +89,7 @@ def item_error(client: Any, status: int, body: Any, request_id: str | None = Non
     """The `APIStatusError` subclass the transport would have raised for this item had it been sent
     on its own with this status and error body: the provider's conventions pick the class and read
     the message and code, and secrets are masked the same way."""
-    error: APIStatusError = client.transport._status_error(status, {}, _json.dumps(body), request_id)
+    error: APIStatusError = client.transport.status_error(status, {}, _json.dumps(body), request_id)
     return error
 
 

@@ -178,7 +178,7 @@ class OpenAIBatchJobs(BatchJobsClient):
             if kind == "embeddings":
                 given = entry.call.body.get("input")
                 inputs += len(given) if isinstance(given, list) else 1
-            line = self.transport._encode({"custom_id": cid, "method": "POST", "url": url, "body": entry.call.body})
+            line = self.transport.encode_json({"custom_id": cid, "method": "POST", "url": url, "body": entry.call.body})
             lines.append(line)
             size += len(line) + 1
             if size > MAX_FILE_BYTES:
