@@ -735,7 +735,7 @@ def test_bad_options_are_refused(options: dict[str, Any], error: type[Exception]
     with pytest.raises(error) as caught:
         anthropic.Client(KEY, **options)
     assert isinstance(caught.value, errors.RigError)  # a TypeError and a ClientBuildError alike
-    assert list(options)[0] in str(caught.value)
+    assert next(iter(options)) in str(caught.value)
 
 
 def test_key_is_never_shown() -> None:
