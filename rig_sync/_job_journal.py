@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
@@ -32,7 +31,7 @@ import attrs
 
 from . import _json
 from .client.jobs import JobError
-from .journal import JournalError
+from .journal import JournalError, read_journal
 
 __all__ = ["JobJournal", "Intent", "Answer", "error_record", "restore_error", "custom_id"]
 
@@ -101,15 +100,9 @@ class JobJournal:
     # -- reading -------------------------------------------------------------------------------
 
     def _load(self) -> int | None:
-        try:
-            with open(self.path, "rb") as fh:
-                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # /dev/zero would be read for ever
-                    raise JournalError(f"journal {self.path!r} is not a regular file; give a file path")
-                data = fh.read()
-        except FileNotFoundError:
+        data = read_journal(self.path)
+        if data is None:
             return None
-        except OSError as exc:
-            raise JournalError(f"cannot read journal {self.path!r}: {exc.strerror}") from None
         complete = data.rfind(b"\n") + 1
         for number, line in enumerate(data[:complete].splitlines(), 1):
             if line.strip():

@@ -37,6 +37,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 import threading
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
@@ -44,13 +45,27 @@ from typing import Any, Literal, Protocol
 from . import _json
 from .errors import RigError
 
-__all__ = ["Journal", "JournalError", "JournalLike", "fingerprint", "job_name"]
+__all__ = ["Journal", "JournalError", "JournalLike", "fingerprint", "job_name", "read_journal"]
 
 OnMismatch = Literal["refuse", "redo"]
 
 
 class JournalError(RigError):
     """The journal cannot be read, belongs to another job, or cannot store a result."""
+
+
+def read_journal(path: str) -> bytes | None:
+    """A journal file's bytes (None if it does not exist yet); a path that is not a regular file
+    (a device such as /dev/zero would be read for ever, a directory) is refused."""
+    try:
+        with open(path, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise JournalError(f"journal {path!r} is not a regular file; give a file path")
+            return fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise JournalError(f"cannot read journal {path!r}: {exc.strerror}") from None
 
 
 class JournalLike(Protocol):
@@ -150,13 +165,9 @@ class Journal:
 
     def _load(self) -> int | None:
         """Read earlier entries; the length of the complete lines if a torn line follows them."""
-        try:
-            with open(self.path, "rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
+        data = read_journal(self.path)
+        if data is None:
             return None
-        except OSError as exc:
-            raise JournalError(f"cannot read journal {self.path!r}: {exc.strerror}") from None
         complete = data.rfind(b"\n") + 1
         for number, line in enumerate(data[:complete].splitlines(), 1):
             if not line.strip():

@@ -165,3 +165,11 @@ def test_blank_lines_are_skipped_and_a_closed_journal_refuses_to_record(tmp_path
     log.close()
     with pytest.raises(JournalError, match="closed; item 2 was not recorded"):
         log.record(2, "C", True)
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null"])
+def test_a_journal_path_that_is_not_a_file_is_refused_not_read_for_ever(path: str) -> None:
+    from rig_sync.journal import Journal, JournalError
+
+    with pytest.raises(JournalError, match="not a regular file"):
+        Journal(path)

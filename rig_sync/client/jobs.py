@@ -90,9 +90,10 @@ class RemoteJob:
 
 
 class JobError(RigError):
-    """An item a job did not answer: `reason` is "errored", "expired", "cancelled" or "failed" (the
-    whole job was refused); `error` the provider's error for the item where it gave one (an
-    `APIStatusError` with its status, code and body), `job_id` the job it was in."""
+    """An item a job did not answer: `reason` is "errored", "expired", "cancelled", "failed" (the
+    whole job was refused) or "missing" (a finished job's results leave it out); `error` the
+    provider's error for the item where it gave one (an `APIStatusError` with its status, code and
+    body), `job_id` the job it was in."""
 
     def __init__(self, message: str, *, provider: str, job_id: str, reason: str, error: BaseException | None = None,
                  custom_id: str | None = None) -> None:
