@@ -54,6 +54,9 @@ __all__ = [
     "InMemoryVectorIndex",
     "EmbeddingIndex",
     "VectorSearcher",
+    "filterable_keys",
+    "filter_keys",
+    "check_filter_keys",
 ]
 
 try:  # imported by name so type checking works with or without the optional extra
@@ -113,13 +116,47 @@ def value_kind(value: Any) -> str:
     return "none" if value is None else "other"
 
 
+def filterable_keys(fields: Mapping[Any, Any]) -> set[str]:
+    """The keys of `fields` a filter can match: string keys whose value is a string, a number
+    (not NaN), a bool or null."""
+    return {key for key, value in fields.items() if isinstance(key, str) and value_kind(value) != "other"
+            and not (isinstance(value, float) and math.isnan(value))}
+
+
+def check_filter_keys(condition: Filter, known: Iterable[str], documents: int) -> None:
+    """Refuse a filter on a key that no document of a store holding `documents` has (with a value a
+    filter can match), naming the keys there are: most likely a misspelt key, which would
+    otherwise silently match nothing. A key some documents lack is fine (they do not match)."""
+    missing = sorted(filter_keys(condition) - set(known))
+    if missing and documents:
+        there = sorted(set(known))
+        shown = ", ".join(map(repr, there[:20])) + (" …" if len(there) > 20 else "") if there else "none"
+        raise FilterError(f"no document in the store has the metadata key {', '.join(map(repr, missing))} (with a "
+                          f"string, number, bool or null value); the keys there are: {shown}. Check the spelling, "
+                          "or insert documents with that key first")
+
+
+def filter_keys(condition: Filter) -> set[str]:
+    """The metadata keys a filter reads (walked without recursion: filters may nest deep)."""
+    keys: set[str] = set()
+    stack = [condition]
+    while stack:
+        node = stack.pop()
+        if node.op in _BRANCH_OPS:
+            stack.extend(node.terms())
+        elif node.key is not None:
+            keys.add(node.key)
+    return keys
+
+
 @attrs.frozen
 class Filter:
     """A predicate over document metadata: `eq`, `gt`, `lt` on one key, combined with `and` / `or`.
 
     Build with `Filter.eq("lang", "en") & Filter.gt("year", 2020)`, `Filter.or_(a, b)`, or from a
     JSON-style dict with `Filter.parse({"and": [{"eq": {"lang": "en"}}, {"gt": {"year": 2020}}]})`.
-    A missing key, or a value of another type (`"2021"` vs `2020`), does not match.
+    A missing key, or a value of another type (`"2021"` vs `2020`), does not match; a key that no
+    document of a store has at all (most likely misspelt) is refused with `FilterError` when searched.
     """
 
     op: str
@@ -376,6 +413,14 @@ class _Snapshot:
         self.ndims = ndims
         self._lock = threading.Lock()
         self._numpy: tuple[Any, Any, Any] | None = None
+        self._keys: frozenset[str] | None = None
+
+    @property
+    def keys(self) -> frozenset[str]:
+        """Every key a filter can match in some document (gathered on the first filtered search)."""
+        if self._keys is None:
+            self._keys = frozenset(k for e in self.entries for k in filterable_keys(e.filtered_fields))
+        return self._keys
 
     def metadata(self, position: int) -> Mapping[str, Any]:
         return self.entries[position].filtered_fields
@@ -714,6 +759,8 @@ class InMemoryVectorStore(Closable, Generic[D]):
         """The `n` documents nearest an already-embedded query: `(score, id, document)`, best first."""
         check_search_args(n, threshold, filter)
         snap = self._snap()
+        if filter is not None:
+            check_filter_keys(filter, snap.keys, len(snap.entries))
         hits = snap.top(check_vector(vector, "query"), n, threshold, filter)
         return [(score, snap.ids[pos], snap.entries[pos].document) for score, pos in hits]
 

@@ -30,6 +30,7 @@ from rig_sync.errors import InvalidRequestError, InvalidTypeError, RigError
 from rig_sync.vector_store import (
     DimensionMismatchError,
     Filter,
+    FilterError,
     InMemoryVectorStore,
     InvalidVectorError,
     StoreUnavailableError,
@@ -470,7 +471,8 @@ def test_keys_and_values_are_parameters_not_sql(store: PgVectorStore[Any], pg_ds
                             ("b", {"n": 2}, [0.0, 1.0])])
     assert [i for _, i, _ in store.search_vector([1.0, 0.0], 5, filter=Filter.eq(odd, "x'); DROP TABLE t; --"))] \
         == ["a"]
-    assert store.search_vector([1.0, 0.0], 5, filter=Filter.eq("n'); DELETE FROM x; --", 1)) == []
+    with pytest.raises(FilterError, match="no document in the store has the metadata key"):
+        store.search_vector([1.0, 0.0], 5, filter=Filter.eq("n'); DELETE FROM x; --", 1))
     assert store.search_vector([1.0, 0.0], 5, filter=Filter.gt(odd, "x") | Filter.lt("n", 2))[0][1] == "a"
     assert len(store) == 2
 
@@ -570,7 +572,8 @@ def test_index_and_vector_limits_and_odd_keys(pg_dsn: str, postgres_server: str)
                                            (f"{table}_vectors_ivfflat",)).fetchall()
         assert "lists='3'" in definition
         assert len(store.search_vector([1.0, 0.0, 0.0], 5, filter=Filter.eq("k", 1))) == 5
-        assert store.search_vector([1.0, 0.0, 0.0], 5, filter=Filter.eq("k\x00", 1)) == []  # no stored key has NUL
+        with pytest.raises(FilterError, match=r"metadata key 'k\\x00'"):  # no stored key has NUL
+            store.search_vector([1.0, 0.0, 0.0], 5, filter=Filter.eq("k\x00", 1))
         with pytest.raises(InvalidRequestError):
             store.create_index("ivfflat", lists=0)
     with PgVectorStore(pg_dsn, new_table()) as store:

@@ -162,9 +162,12 @@ def test_injection_looking_filters_are_just_values(store: SQLiteVectorStore[Any]
     store.insert_documents(rows(0, 5, note="x'); DROP TABLE documents; --"))
     evil = "x'); DROP TABLE documents; --"
     assert len(store.search_vector(vec(0), 10, filter=Filter.eq("note", evil))) == 5
-    assert store.search_vector(vec(0), 10, filter=Filter.eq(evil, "x")) == []
+    store.insert_documents([("k", {"n": 9}, vec(9), {evil: "x", 'n" OR 1=1 --': 2})])  # keys that look like SQL
+    assert [doc_id for _, doc_id, _ in store.search_vector(vec(0), 10, filter=Filter.eq(evil, "x"))] == ["k"]
     assert store.search_vector(vec(0), 10, filter=Filter.eq('n" OR 1=1 --', 1)) == []
-    assert len(store) == 5
+    with pytest.raises(FilterError, match="no document in the store has the metadata key"):
+        store.search_vector(vec(0), 10, filter=Filter.eq("n' OR 1=1 --", 1))  # no such key: refused, not run
+    assert len(store) == 6
 
 
 def test_numbers_past_64_bits(store: SQLiteVectorStore[Any]) -> None:
@@ -498,3 +501,14 @@ def test_importing_the_module_loads_no_extension() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_key_another_handle_wrote_is_found_not_refused(path: Path) -> None:
+    with SQLiteVectorStore(path) as reader, SQLiteVectorStore(path) as writer:
+        reader.insert_documents(rows(0, 3))
+        assert len(reader.search_vector(vec(0), 5, filter=Filter.gt("n", 0))) == 2  # "n" now known to the reader
+        writer.insert_documents([("w", {"n": 9}, vec(9), {"n": 9, "lang": "en"})])  # "lang": only the writer saw it
+        found = reader.search_vector(vec(0), 5, filter=Filter.eq("lang", "en"))
+        assert [doc_id for _, doc_id, _ in found] == ["w"]
+        with pytest.raises(FilterError, match=r"'lang'.*'n'"):
+            reader.search_vector(vec(0), 5, filter=Filter.eq("langg", "en"))

@@ -235,9 +235,7 @@ FILTERS: list[tuple[str, Filter, bool]] = [
     ("gt float", Filter.gt("score", 1.5), True),
     ("lt negative", Filter.lt("score", -1), True),
     ("gt on strings never matches numbers", Filter.gt("year", "2"), True),
-    ("missing key", Filter.eq("missing", "x"), False),
-    ("list values match nothing", Filter.eq("tags", "en"), False),
-    ("dict values match nothing", Filter.gt("nested", "a"), False),
+    ("a key some documents lack", Filter.eq("none", None), True),
     ("big int", Filter.eq("year", 2 ** 70), True),
     ("beyond every year", Filter.gt("year", 10 ** 30), False),
     ("below huge", Filter.lt("year", 10 ** 30), True),
@@ -261,6 +259,27 @@ def test_filters_match_as_the_in_memory_store(store: Any, name: str, condition: 
         got = compare(store, ref, query, 100, filter=condition)
         assert bool(got) == matches_some, name
         assert len(compare(store, ref, query, 3, filter=condition)) == min(3, len(got))
+
+
+UNKNOWN_KEYS = [
+    ("a key no document has", Filter.eq("missing", "x")),
+    ("a misspelt key beside a real one", Filter.eq("lang", "en") | Filter.eq("langg", "en")),
+    ("a key holding only lists", Filter.eq("tags", "en")),
+    ("a key holding only objects", Filter.gt("nested", "a")),
+]
+
+
+@pytest.mark.parametrize(("name", "condition"), UNKNOWN_KEYS, ids=[case[0] for case in UNKNOWN_KEYS])
+def test_a_filter_on_a_key_no_document_has_is_refused_naming_the_keys_there_are(
+        store: Any, name: str, condition: Filter) -> None:
+    assert store.search_vector(QUERIES[0], 3, filter=condition) == []  # an empty store: nothing to check
+    rows = corpus()
+    store.insert_documents(rows)
+    for searched in (store, reference(rows)):
+        with pytest.raises(FilterError, match="no document in the store has the metadata key") as refused:
+            searched.search_vector(QUERIES[0], 3, filter=condition)
+        assert "'lang'" in str(refused.value) and "'year'" in str(refused.value), name  # the keys there are
+    assert len(store.search_vector(QUERIES[0], 3, filter=Filter.eq("lang", "en"))) == 3  # the store goes on
 
 
 def test_a_filter_nested_too_deep_is_a_filter_error(store: Any) -> None:

@@ -37,6 +37,7 @@ from ..vector_store import (
     FilterError,
     StoreUnavailableError,
     VectorStoreError,
+    check_filter_keys,
     check_ids,
     check_ndims,
     check_rows,
@@ -45,6 +46,7 @@ from ..vector_store import (
     chunks,
     common_ndims,
     document_pairs,
+    filter_keys,
     parse_row,
     value_kind,
 )
@@ -265,6 +267,13 @@ class DatabaseVectorStore(Closable, Generic[D], abc.ABC):
     def _close(self) -> None:
         """Release connections and files (called once)."""
 
+    def _metadata_keys(self) -> set[str] | None:
+        """Every key a filter can match in some stored document (the keys of their fields), read
+        from storage; None where the store cannot list them (then filters are not checked)."""
+        return None
+
+    _seen_keys: frozenset[str] = frozenset()  # keys known to be stored: written here, or read back
+
     # writing
 
     def insert_documents(self, rows: Iterable[Sequence[Any]], *, batch_size: int | None = None) -> None:
@@ -283,6 +292,7 @@ class DatabaseVectorStore(Closable, Generic[D], abc.ABC):
             ndims = batch_ndims(batch)
             self.check_open()
             self._write(batch, ndims)
+            self._seen_keys = self._seen_keys.union(*(row.fields for row in batch))
 
     def add_documents_with_ids(self, rows: Iterable[Sequence[Any]], *, batch_size: int | None = None) -> None:
         """`insert_documents` under the in-memory store's other name."""
@@ -328,7 +338,20 @@ class DatabaseVectorStore(Closable, Generic[D], abc.ABC):
             return []
         if len(query.values) != ndims:
             raise DimensionMismatchError(f"query vector has {len(query.values)} dimensions, the store {ndims}")
+        if filter is not None:
+            self._check_filter_keys(filter)
         return self._search(query, n, threshold, filter)
+
+    def _check_filter_keys(self, condition: Filter) -> None:
+        """`check_filter_keys` against the keys stored; storage is read only when the filter names
+        a key not seen yet (another process, or an earlier run, may have written it)."""
+        if filter_keys(condition) <= self._seen_keys:
+            return
+        stored = self._metadata_keys()
+        if stored is None:
+            return
+        self._seen_keys = frozenset(stored)
+        check_filter_keys(condition, stored, self._count())
 
     def index(self, model: Any) -> EmbeddingIndex[D]:
         """A `VectorStoreIndex` that embeds queries with `model` (for `dynamic_context`, pipelines)."""

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -68,6 +69,9 @@ INDEX_TYPES: dict[str, str] = {
 
 
 # --- filter columns -----------------------------------------------------------------------------
+
+
+_FILTER_COLUMN = re.compile(r"f_[a-z]_((?:[0-9a-f]{2})*)")
 
 
 def _column(kind: str, key: str) -> str:
@@ -443,6 +447,15 @@ class LanceDBVectorStore(DatabaseVectorStore[D]):
                     self._table.delete(condition)
                     removed += count
         return removed
+
+    def _metadata_keys(self) -> set[str]:
+        # Filter columns are added with a key's first value and never dropped: every key ever stored.
+        if self._table is None and self.ndims is None:
+            return set()
+        with self._lock, self._errors():
+            names = self._table.schema.names
+        return {bytes.fromhex(found.group(1)).decode("utf-8", "surrogatepass")
+                for found in map(_FILTER_COLUMN.fullmatch, names) if found}
 
     def _count(self) -> int:
         if self._table is None and self.ndims is None:

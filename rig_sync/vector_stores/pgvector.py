@@ -716,6 +716,11 @@ class PgVectorStore(DatabaseVectorStore[D]):
         query = self._sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(self._ident())
         return self._run("delete documents", lambda conn: max(conn.execute(query, (storable,)).rowcount, 0))
 
+    def _metadata_keys(self) -> set[str]:
+        query = self._sql.SQL("SELECT DISTINCT jsonb_object_keys(fields) FROM {}").format(self._ident())
+        rows = self._run("list metadata keys", lambda conn: conn.execute(query).fetchall())
+        return {str(key) for (key,) in rows}
+
     def _count(self) -> int:
         row = self._one("count documents", self._sql.SQL("SELECT count(*) FROM {}").format(self._ident()))
         return 0 if row is None else int(row[0])

@@ -453,6 +453,11 @@ class SQLiteVectorStore(DatabaseVectorStore[D]):
             (count,) = conn.execute(f"SELECT count(*) FROM {self._docs}").fetchone()
         return int(count)
 
+    def _metadata_keys(self) -> set[str]:
+        with self._reading() as conn:
+            rows = conn.execute(f"SELECT DISTINCT j.key FROM {self._docs}, json_each({self._docs}.fields) AS j")
+            return {str(key) for (key,) in rows}
+
     def _get(self, doc_id: str) -> tuple[D, Mapping[str, Any] | None] | None:
         with self._reading() as conn:
             row = conn.execute(f"SELECT document, metadata FROM {self._docs} WHERE id = CAST(? AS TEXT)",
