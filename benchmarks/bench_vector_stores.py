@@ -171,16 +171,19 @@ def opened(name: str, place: Path, stack: ExitStack, args: argparse.Namespace) -
             sys.path.remove(str(TESTS))
         from rig_sync.vector_stores.pgvector import PgVectorStore
 
-        dsn, stop = start_postgres(durable=True, settings={"maintenance_work_mem": "1GB"})
+        dsn, stop = start_postgres(durable=True, settings={"maintenance_work_mem": "1GB", "shared_buffers": "1GB"})
         stack.callback(stop)
         database = stack.enter_context(scratch_database(dsn))
 
+        hnsw = {"hnsw_m": args.hnsw_m, "hnsw_ef_construction": args.hnsw_ef_construction}
+
         def pg_index(store: Any) -> tuple[str, Any]:
             store.create_index("hnsw")
-            tuned = stack.enter_context(PgVectorStore(database, "bench", ef_search=args.ef_search))
-            return f"HNSW m=16, ef_search={args.ef_search}", tuned
+            tuned = stack.enter_context(PgVectorStore(database, "bench", ef_search=args.ef_search, **hnsw))
+            return (f"HNSW m={args.hnsw_m}, ef_construction={args.hnsw_ef_construction}, "
+                    f"ef_search={args.ef_search}"), tuned
 
-        with PgVectorStore(database, "bench") as pg:
+        with PgVectorStore(database, "bench", **hnsw) as pg:
             yield Setup(pg, pg_index)
     else:
         raise SystemExit(f"unknown store {name!r}; pick from {', '.join(STORES)}")
@@ -258,6 +261,8 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     parser.add_argument("--stores", default=",".join(STORES), help=f"comma-separated, from {', '.join(STORES)}")
     parser.add_argument("--data", choices=("random", "clustered"), default="random")
     parser.add_argument("--ef-search", type=int, default=400, help="pgvector HNSW ef_search (at most 1000)")
+    parser.add_argument("--hnsw-m", type=int, default=16, help="pgvector HNSW m")
+    parser.add_argument("--hnsw-ef-construction", type=int, default=64, help="pgvector HNSW ef_construction")
     parser.add_argument("--refine-factor", type=int, default=5, help="LanceDB: candidates re-ranked, x top")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="2,000 x 32 and a few queries: checks that it runs")
