@@ -40,6 +40,7 @@ STORES = ("memory", "sqlite", "pgvector", "lancedb")
 TARGET_RECALL = 0.95
 TARGET_SPEEDUP = 10.0
 TARGET_INSERT_S = 60.0  # for 100,000 vectors, SQLite and LanceDB
+BLOCK = 25  # queries per block when alternating the numpy scan and a store
 
 
 @dataclass
@@ -102,18 +103,23 @@ Search = Callable[[Any], list[int]]
 def latencies(search: Search, queries: Any, truth: list[set[int]], k: int, baseline: Search) -> tuple[
         float, float, float, float]:
     """(p50 ms, p95 ms, recall@k, the numpy scan's p50 ms) over the queries, after one untimed
-    warm-up query. The scan runs just before each query, so that both see the same load on a
-    shared machine: their ratio holds where the milliseconds swing."""
+    warm-up query. The scan runs on the same queries in alternating blocks of `BLOCK`, so that both
+    see the same load on a shared machine (their ratio holds where the milliseconds swing); blocks,
+    not single queries, because BLAS threads spin for a while after a scan and would slow the
+    store's next query on a 2-core machine."""
     search(queries[0])
     times, scans, found = [], [], 0
-    for query, want in zip(queries, truth, strict=False):
-        started = time.perf_counter()
-        baseline(query)
-        scans.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        got = search(query)
-        times.append(time.perf_counter() - started)
-        found += len(set(got) & want)
+    for start in range(0, len(queries), BLOCK):
+        block = queries[start:start + BLOCK]
+        for query in block:
+            started = time.perf_counter()
+            baseline(query)
+            scans.append(time.perf_counter() - started)
+        for query, want in zip(block, truth[start:start + BLOCK], strict=False):
+            started = time.perf_counter()
+            got = search(query)
+            times.append(time.perf_counter() - started)
+            found += len(set(got) & want)
     p95 = statistics.quantiles(times, n=20, method="inclusive")[-1] if len(times) > 1 else times[0]
     return statistics.median(times) * 1000, p95 * 1000, found / (k * len(times)), statistics.median(scans) * 1000
 
