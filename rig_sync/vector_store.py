@@ -269,8 +269,14 @@ def _check_samples(_: Any, __: Any, value: Any) -> None:
 
 
 def _check_threshold(_: Any, __: Any, value: Any) -> None:
-    if value is not None and (value_kind(value) != "number" or not math.isfinite(value)):
-        raise InvalidRequestError(f"threshold must be a finite number or None, not {value!r}")
+    if value is None:
+        return
+    try:
+        finite = value_kind(value) == "number" and math.isfinite(value)
+    except OverflowError:  # an int past a float's range (10**400): no score reaches it
+        finite = False
+    if not finite:
+        raise InvalidRequestError(f"threshold must be a finite number a float can hold, or None, not {value!r:.60}")
 
 
 def _check_filter(_: Any, __: Any, value: Any) -> None:

@@ -26,7 +26,7 @@ from rig_sync import batch
 from rig_sync.agent import AgentBuilder
 from rig_sync.completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Document, Usage
 from rig_sync.embeddings import Embedding, EmbeddingsBuilder
-from rig_sync.errors import InvalidTypeError, RigError
+from rig_sync.errors import InvalidRequestError, InvalidTypeError, RigError
 from rig_sync.message import Text
 from rig_sync.streaming import StreamingCompletionResponse
 from rig_sync.vector_store import (
@@ -328,6 +328,13 @@ def test_thresholds_keep_scores_at_or_above(store: Any) -> None:
             assert all(score >= threshold for score, _, _ in got)
             compare(store, ref, query, 100, threshold=threshold, filter=Filter.eq("lang", "en"))
     assert len(store.search_vector(QUERIES[0], 100, threshold=-1.0)) == 54
+
+
+@pytest.mark.parametrize("threshold", [10 ** 400, -(10 ** 400), float("nan"), float("inf"), "0.5", True])
+def test_a_threshold_no_float_holds_is_refused(store: Any, threshold: Any) -> None:
+    store.insert_documents(corpus(5))
+    with pytest.raises(InvalidRequestError, match="threshold must be a finite number"):
+        store.search_vector(QUERIES[0], 3, threshold=threshold)
 
 
 # --- delete and replace -------------------------------------------------------------------------
