@@ -328,9 +328,9 @@ def test_bad_jobs_are_refused_before_sending(monkeypatch: pytest.MonkeyPatch) ->
     a = anthropic.Client("k").completion_model("claude-haiku-4-5")
     refused(c, [JobEntry("a", a.prepare(a.completion_request("hi").build()))], "one job holds one model")
     refused(c, one, "do not take embeddings", kind="embeddings", error=errors.UnsupportedFeature)
-    monkeypatch.setattr(_gemini_batch, "MAX_REQUESTS", 2)
+    monkeypatch.setattr(_gemini_batch.GeminiBatchJobs, "max_job_requests", 2)
     refused(c, entries(c, ["a", "b", "c"]), "at most 2 requests")
-    monkeypatch.setattr(_gemini_batch, "MAX_BYTES", 100)
+    monkeypatch.setattr(_gemini_batch.GeminiBatchJobs, "max_job_bytes", 100)
     refused(c, entries(c, ["a", "b"]), "at most 100 bytes")
 
 

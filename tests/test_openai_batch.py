@@ -480,10 +480,10 @@ def test_bad_jobs_are_refused_before_any_request(monkeypatch: pytest.MonkeyPatch
         refused(client, [one], "label must be", label="x" * 513)
         emb = client.embedding_model("text-embedding-3-small").prepare_embeddings(["x"])
         refused(client, [one, JobEntry("e", emb)], "one endpoint")
-        monkeypatch.setattr(_openai_batch, "MAX_FILE_BYTES", 300)
+        monkeypatch.setattr(_openai_batch.OpenAIBatchJobs, "max_job_bytes", 300)
         refused(client, chat_entries(client, ["a" * 100, "b" * 100, "c" * 100]), "300-byte limit at request 'i1'")
         monkeypatch.setattr(_openai_batch, "MAX_EMBEDDING_INPUTS", 2)
-        monkeypatch.setattr(_openai_batch, "MAX_FILE_BYTES", 10**6)
+        monkeypatch.setattr(_openai_batch.OpenAIBatchJobs, "max_job_bytes", 10**6)
         refused(client, [JobEntry("e", client.embedding_model("m").prepare_embeddings(["x", "y", "z"]))],
                 "3 texts to embed", kind="embeddings")
         bad = JobEntry("n", one.call._replace(body={**one.call.body, "user": "half \ud83d"}))

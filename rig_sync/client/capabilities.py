@@ -288,10 +288,15 @@ class BatchJobsClient:
 
     provider: ClassVar[str]
     job_kinds: ClassVar[tuple[JobKind, ...]] = ("completion",)  # what its jobs can hold
+    max_job_requests: ClassVar[int] = 0  # the provider's limits on one job (set by each adapter)
+    max_job_bytes: ClassVar[int] = 0
 
     def job_limits(self, kind: JobKind) -> JobLimits:
         """The most one job of `kind` may hold (`submit` splits larger inputs into several jobs)."""
-        raise NotImplementedError
+        from .jobs import JobLimits
+
+        self.check_job_kind(kind)
+        return JobLimits(max_requests=self.max_job_requests, max_bytes=self.max_job_bytes)
 
     def create_job(self, kind: JobKind, model: str, entries: Sequence[JobEntry], *, label: str) -> RemoteJob:
         """Create one job of `entries` (all for `model`), uploading its input first where the

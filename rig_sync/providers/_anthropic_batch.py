@@ -46,7 +46,7 @@ from ._job_results import (
 )
 
 if TYPE_CHECKING:
-    from ..client.jobs import JobEntry, JobKind, JobLimits, JobOutcome, RemoteJob
+    from ..client.jobs import JobEntry, JobKind, JobOutcome, RemoteJob
     from ..http import Transport
 
 __all__ = ["AnthropicBatchJobs", "ERROR_STATUS", "MAX_REQUESTS", "MAX_BYTES"]
@@ -83,11 +83,8 @@ class AnthropicBatchJobs(BatchJobsClient):
     transport: Transport
     job_kinds: ClassVar[tuple[JobKind, ...]] = ("completion",)
 
-    def job_limits(self, kind: JobKind) -> JobLimits:
-        from ..client.jobs import JobLimits
-
-        self.check_job_kind(kind)
-        return JobLimits(max_requests=MAX_REQUESTS, max_bytes=MAX_BYTES)
+    max_job_requests: ClassVar[int] = MAX_REQUESTS
+    max_job_bytes: ClassVar[int] = MAX_BYTES
 
     def create_job(self, kind: JobKind, model: str, entries: Sequence[JobEntry], *, label: str) -> RemoteJob:
         limits = self.job_limits(kind)

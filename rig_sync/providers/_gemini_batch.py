@@ -42,7 +42,7 @@ from ._job_results import (
 )
 
 if TYPE_CHECKING:
-    from ..client.jobs import JobEntry, JobKind, JobLimits, JobOutcome, JobState, RemoteJob
+    from ..client.jobs import JobEntry, JobKind, JobOutcome, JobState, RemoteJob
     from ..http import Transport
 
 __all__ = ["GeminiBatchJobs", "GRPC_STATUS", "MAX_REQUESTS", "MAX_BYTES", "MAX_OPERATION_BYTES"]
@@ -84,11 +84,8 @@ class GeminiBatchJobs(BatchJobsClient):
         def api_version(self) -> str: ...
     job_kinds: ClassVar[tuple[JobKind, ...]] = ("completion",)
 
-    def job_limits(self, kind: JobKind) -> JobLimits:
-        from ..client.jobs import JobLimits
-
-        self.check_job_kind(kind)
-        return JobLimits(max_requests=MAX_REQUESTS, max_bytes=MAX_BYTES)
+    max_job_requests: ClassVar[int] = MAX_REQUESTS
+    max_job_bytes: ClassVar[int] = MAX_BYTES
 
     def create_job(self, kind: JobKind, model: str, entries: Sequence[JobEntry], *, label: str) -> RemoteJob:
         from ._gemini_chat import model_path

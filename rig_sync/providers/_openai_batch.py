@@ -33,7 +33,7 @@ from ..client.capabilities import BatchJobsClient
 from ._job_results import BATCH_JOBS, NOT_JSON, Attribution, check_entries, count_of, item_error, job_path, json_lines
 
 if TYPE_CHECKING:
-    from ..client.jobs import JobEntry, JobKind, JobLimits, JobOutcome, JobState, RemoteJob
+    from ..client.jobs import JobEntry, JobKind, JobOutcome, JobState, RemoteJob
     from ..http import Transport
 
 __all__ = ["OpenAIBatchJobs", "LABEL_KEY", "MAX_REQUESTS", "MAX_FILE_BYTES", "MAX_EMBEDDING_INPUTS"]
@@ -74,11 +74,8 @@ class OpenAIBatchJobs(BatchJobsClient):
 
     # --- BatchJobsClient ----------------------------------------------------------------------
 
-    def job_limits(self, kind: JobKind) -> JobLimits:
-        from ..client.jobs import JobLimits
-
-        self.check_job_kind(kind)
-        return JobLimits(max_requests=MAX_REQUESTS, max_bytes=MAX_FILE_BYTES)
+    max_job_requests: ClassVar[int] = MAX_REQUESTS
+    max_job_bytes: ClassVar[int] = MAX_FILE_BYTES
 
     def create_job(self, kind: JobKind, model: str, entries: Sequence[JobEntry], *, label: str) -> RemoteJob:
         """Upload `entries` as a JSONL file and start a batch on it. If OpenAI refuses the batch,
@@ -181,10 +178,10 @@ class OpenAIBatchJobs(BatchJobsClient):
             line = self.transport.encode_json({"custom_id": cid, "method": "POST", "url": url, "body": entry.call.body})
             lines.append(line)
             size += len(line) + 1
-            if size > MAX_FILE_BYTES:
+            if size > self.max_job_bytes:
                 raise errors.InvalidRequestError(
-                    f"{self.provider}: the batch input file passes OpenAI's {MAX_FILE_BYTES:,}-byte limit at request "
-                    f"{cid!r} ({n + 1} of {len(entries)}); split the requests into smaller jobs")
+                    f"{self.provider}: the batch input file passes OpenAI's {self.max_job_bytes:,}-byte limit at "
+                    f"request {cid!r} ({n + 1} of {len(entries)}); split the requests into smaller jobs")
         if inputs > MAX_EMBEDDING_INPUTS:
             raise errors.InvalidRequestError(
                 f"{self.provider}: {inputs:,} texts to embed in one batch job; OpenAI takes at most "
