@@ -373,6 +373,7 @@ def test_bad_jobs_are_refused_before_sending(monkeypatch: pytest.MonkeyPatch) ->
     refused(c, entries(c, ["a", "b"]), "at most 100 bytes")
     lone = entries(c, ["half \ud800 a character"])
     refused(c, lone, "cannot be sent as JSON")
+    assert c.job_limits("completion") == JobLimits(max_requests=2, max_bytes=100)  # the limits it refused by
 
 
 def test_limits_are_anthropics() -> None:

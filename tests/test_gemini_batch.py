@@ -332,6 +332,7 @@ def test_bad_jobs_are_refused_before_sending(monkeypatch: pytest.MonkeyPatch) ->
     refused(c, entries(c, ["a", "b", "c"]), "at most 2 requests")
     monkeypatch.setattr(_gemini_batch.GeminiBatchJobs, "max_job_bytes", 100)
     refused(c, entries(c, ["a", "b"]), "at most 100 bytes")
+    assert c.job_limits("completion") == JobLimits(max_requests=2, max_bytes=100)  # the limits it refused by
 
 
 def test_limits() -> None:

@@ -438,6 +438,7 @@ def test_batches_give_the_same_store(store: Any) -> None:
     rows = corpus()
     store.insert_documents((row for row in rows), batch_size=7)  # a generator, read lazily
     ref = reference(rows)
+    assert len(store) == len(ref) == 54
     for query in QUERIES[:2]:
         compare(store, ref, query, 100)
 
