@@ -33,9 +33,6 @@ __all__ = ["EmbeddingModel", "TranscriptionModel", "ImageGenerationModel", "Audi
 
 converter = _wire.make_converter()
 
-# Known vector sizes, so `ndims` is right before the first request.
-
-
 def decode_vector(value: Any) -> list[float]:
     """A vector from base64 little-endian float32 (what we ask for) or a JSON list of numbers."""
     if isinstance(value, str):
