@@ -31,6 +31,7 @@ import pytest
 import responses
 
 from rig_sync import errors
+from rig_sync.auth import BearerAuth
 from rig_sync.completion import CompletionRequest, ToolChoice, ToolDefinition
 from rig_sync.message import Message, Reasoning, Text, ToolCall
 from rig_sync.providers import bedrock
@@ -689,6 +690,14 @@ def test_the_bearer_key_from_the_environment(monkeypatch: pytest.MonkeyPatch, mo
                body=load_bytes("bedrock/converse.text.nova_micro.json"))
     bedrock.Client.from_env().completion_model("m").completion(request("hi"))
     assert mocked.calls[0].request.headers["Authorization"] == "Bearer ABSKfromenv123"
+
+
+def test_signing_keys_passed_outrank_a_bearer_key_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "ABSKfromenv123")
+    signing = bedrock.Client(region="us-east-1", aws_access_key_id=KEY_ID, aws_secret_access_key=SECRET)
+    assert isinstance(signing.transport.auth, bedrock.AwsSigV4Auth)
+    assert "ABSKfromenv123" not in signing.transport.auth.secrets()  # the variable was not read
+    assert isinstance(bedrock.Client(region="us-east-1").transport.auth, BearerAuth)  # nothing passed: it is
 
 
 def test_one_kind_of_credentials_at_a_time() -> None:

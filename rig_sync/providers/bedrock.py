@@ -41,7 +41,7 @@ import attrs
 from .. import _wire
 from .._checks import whole
 from ..auth import Auth, BearerAuth
-from ..client import Access, CompletionClient, EmbeddingsClient, ProviderClient, ProviderOptions, option
+from ..client import Access, CompletionClient, EmbeddingsClient, ProviderClient, ProviderOptions, env_value, option
 from ..completion import BaseCompletionModel, CompletionRequest, CompletionResponse, Usage
 from ..embeddings import BaseEmbeddingModel
 from ..errors import ClientBuildError, InvalidRequestError, UnsupportedFeature
@@ -214,7 +214,10 @@ class Client(ProviderClient, CompletionClient, EmbeddingsClient):
                                        ("auth=", auth is not None)) if on]
         if len(given) > 1:
             raise ClientBuildError(f"bedrock: pass one kind of credentials, not {' and '.join(given)}")
-        api_key, base_url, auth = super().resolve_access(api_key if given else None, base_url, auth)
+        if not given:  # nothing passed: a Bedrock API key from the environment, else botocore's chain
+            api_key = env_value(self.env_api_key)
+        if base_url is None:
+            base_url = env_value(self.env_base_url) or self.default_base_url
         region = options.region
         if region is None and base_url != self.default_base_url:
             found = _REGION_IN_HOST.search(base_url)
