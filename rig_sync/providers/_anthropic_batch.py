@@ -81,7 +81,6 @@ class AnthropicBatchJobs(BatchJobsClient):
 
     provider: ClassVar[str]
     transport: Transport
-    job_kinds: ClassVar[tuple[JobKind, ...]] = ("completion",)
 
     max_job_requests: ClassVar[int] = MAX_REQUESTS
     max_job_bytes: ClassVar[int] = MAX_BYTES

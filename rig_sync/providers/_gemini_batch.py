@@ -82,7 +82,6 @@ class GeminiBatchJobs(BatchJobsClient):
     if TYPE_CHECKING:
         @property
         def api_version(self) -> str: ...
-    job_kinds: ClassVar[tuple[JobKind, ...]] = ("completion",)
 
     max_job_requests: ClassVar[int] = MAX_REQUESTS
     max_job_bytes: ClassVar[int] = MAX_BYTES
